@@ -1,0 +1,8 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// extraCommands lists the subcommands. Each lives in its own file.
+func extraCommands() []*cobra.Command {
+	return []*cobra.Command{}
+}
