@@ -1,0 +1,428 @@
+// Package register reads the register of recipient addresses, the input of
+// `tlsready scan`, as a stream: one entry per line, in constant memory
+// whatever the file's size.
+//
+// # Formats
+//
+// The format is detected from the first line that is neither blank nor a
+// comment. If that line parses as a CSV header (encoding/csv; comma, semicolon
+// or tab separated, tried in that order) with a column named "email"
+// (case-insensitive, surrounding spaces ignored), the file is CSV: the "email"
+// column holds the address and an optional "id" column the entry's ID; other
+// columns are ignored. Otherwise the file has one address per line, and that
+// first line is data too.
+//
+// In both formats a UTF-8 byte order mark at the start of the file, CRLF line
+// ends and blank lines (skipped, not bad) are accepted, as are lines starting
+// with '#' before the CSV header is found (comments). In the one-address
+// format every line starting with '#' is a comment. A CSV record must fit on
+// one physical line: quoted fields spanning lines are not supported, and a
+// quote left open at the end of a line makes the line bad ("csv-malformed").
+//
+// # Bad lines
+//
+// Lines that do not yield an entry are skipped and counted in Stats by one
+// of these stable reasons (the Reason constants):
+//
+//	no-at                no '@' in the address
+//	empty-local          nothing before the last '@'
+//	empty-domain         nothing (or only a dot) after the last '@'
+//	local-too-long       local part over 64 octets (RFC 5321 §4.5.3.1.1)
+//	invalid-domain       the domain fails IDNA Lookup validation or DNS lengths
+//	address-literal      an address literal ("user@[192.0.2.1]") or a bare IP
+//	invalid-utf8         the line is not valid UTF-8
+//	too-long             the line exceeds Options.MaxLineBytes
+//	csv-malformed        encoding/csv rejects the record (bare or unclosed quote)
+//	missing-email-field  a CSV record without (or with an empty) email column
+//
+// Duplicates are not detected here; the store removes them. Nothing this
+// package returns, counts or reports contains line content: only line numbers.
+package register
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Bad-line reasons: stable kebab-case words, see the package documentation.
+const (
+	ReasonNoAt              = "no-at"
+	ReasonEmptyLocal        = "empty-local"
+	ReasonEmptyDomain       = "empty-domain"
+	ReasonLocalTooLong      = "local-too-long"
+	ReasonInvalidDomain     = "invalid-domain"
+	ReasonAddressLiteral    = "address-literal"
+	ReasonInvalidUTF8       = "invalid-utf8"
+	ReasonTooLong           = "too-long"
+	ReasonCSVMalformed      = "csv-malformed"
+	ReasonMissingEmailField = "missing-email-field"
+)
+
+// Reasons lists every bad-line reason.
+var Reasons = []string{
+	ReasonNoAt, ReasonEmptyLocal, ReasonEmptyDomain, ReasonLocalTooLong,
+	ReasonInvalidDomain, ReasonAddressLiteral, ReasonInvalidUTF8, ReasonTooLong,
+	ReasonCSVMalformed, ReasonMissingEmailField,
+}
+
+// Options configure a Reader. The zero value is ready to use.
+type Options struct {
+	// KeepAddresses keeps the normalised address in Entry.Address. By
+	// default the local part is never retained.
+	KeepAddresses bool
+	// MaxLineBytes bounds a line, without its line end; <= 0 means 4096.
+	// Longer lines are bad ("too-long") and skipped without being buffered
+	// whole.
+	MaxLineBytes int
+	// MaxBadLineNumbers is how many line numbers Stats.BadLines keeps per
+	// reason; 0 means 100, < 0 keeps none.
+	MaxBadLineNumbers int
+}
+
+const (
+	defaultMaxLineBytes      = 4096
+	defaultMaxBadLineNumbers = 100
+	readBufferSize           = 64 << 10
+)
+
+// Entry is one good line of the register.
+type Entry struct {
+	Line    int64  // 1-based physical line number
+	ID      string // the CSV id column when present and not empty, else Line in decimal
+	Domain  string // A-label (punycode) form, lower case, no trailing dot: used for DNS
+	Unicode string // U-label form for display; "" when the same as Domain
+	Address string // local@Domain (local part unchanged) when KeepAddresses; else ""
+}
+
+// Stats count what a Reader has read so far. Lines == OK + Bad + Skipped.
+type Stats struct {
+	Lines    int64              // physical lines read, including blank, comment and header lines
+	OK       int64              // lines returned as entries
+	Bad      int64              // lines skipped as bad, by reason in ByReason
+	Skipped  int64              // blank lines, comment lines and the CSV header
+	ByReason map[string]int64   // reason -> count
+	BadLines map[string][]int64 // reason -> the first MaxBadLineNumbers line numbers, ascending
+	CSV      bool               // the input was detected as CSV
+}
+
+// ErrRead wraps an error of the underlying stream returned by Reader.Next.
+var ErrRead = errors.New("register: reading input")
+
+type mode int
+
+const (
+	modeUnknown mode = iota // no data line seen yet
+	modePlain
+	modeCSV
+)
+
+// Reader reads entries from a register. It is not safe for concurrent use.
+type Reader struct {
+	opts    Options
+	maxLine int
+	maxBad  int
+	br      *bufio.Reader
+	long    []byte // accumulates a line longer than br's buffer
+	err     error  // sticky: io.EOF or a wrapped read error
+
+	mode     mode
+	csv      *csv.Reader
+	feed     lineFeed
+	emailCol int
+	idCol    int // -1: no id column
+
+	cache *domainCache
+	st    Stats
+}
+
+// NewReader returns a Reader over r. It buffers r itself.
+func NewReader(r io.Reader, opts Options) *Reader {
+	rd := &Reader{
+		opts:    opts,
+		maxLine: opts.MaxLineBytes,
+		maxBad:  opts.MaxBadLineNumbers,
+		br:      bufio.NewReaderSize(r, readBufferSize),
+		cache:   newDomainCache(),
+		idCol:   -1,
+	}
+	if rd.maxLine <= 0 {
+		rd.maxLine = defaultMaxLineBytes
+	}
+	if rd.maxBad == 0 {
+		rd.maxBad = defaultMaxBadLineNumbers
+	}
+	rd.st.ByReason = make(map[string]int64)
+	rd.st.BadLines = make(map[string][]int64)
+	return rd
+}
+
+// Stats returns a copy of the counts so far.
+func (r *Reader) Stats() Stats {
+	st := r.st
+	st.ByReason = maps.Clone(r.st.ByReason)
+	st.BadLines = make(map[string][]int64, len(r.st.BadLines))
+	for k, v := range r.st.BadLines {
+		st.BadLines[k] = slices.Clone(v)
+	}
+	return st
+}
+
+// Next returns the next good entry. It returns io.EOF at the end of the
+// input. Bad lines are skipped and counted, never returned as errors. An error
+// of the underlying stream (a truncated gzip file, say) is returned wrapped in
+// ErrRead, and again on every later call.
+func (r *Reader) Next() (Entry, error) {
+	for r.err == nil {
+		line, tooLong, err := r.readLine()
+		if err != nil {
+			if err == io.EOF {
+				r.err = io.EOF
+			} else {
+				r.err = fmt.Errorf("%w: line %d: %w", ErrRead, r.st.Lines+1, err)
+			}
+			break
+		}
+		r.st.Lines++
+		if tooLong {
+			r.bad(ReasonTooLong)
+			continue
+		}
+		if r.st.Lines == 1 {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		}
+		line = trimSpace(line)
+		if len(line) == 0 {
+			r.st.Skipped++
+			continue
+		}
+		if !utf8.Valid(line) {
+			r.bad(ReasonInvalidUTF8)
+			continue
+		}
+		if r.mode == modeUnknown {
+			if r.detectHeader(line) {
+				r.st.Skipped++
+				continue
+			}
+			if line[0] == '#' {
+				r.st.Skipped++ // a comment before the header or the first address
+				continue
+			}
+			r.mode = modePlain
+		}
+		var (
+			e      Entry
+			reason string
+		)
+		if r.mode == modeCSV {
+			e, reason = r.csvEntry(line)
+		} else {
+			if line[0] == '#' {
+				r.st.Skipped++
+				continue
+			}
+			e, reason = entryOf(r, line)
+			if reason == "" {
+				e.ID = strconv.FormatInt(r.st.Lines, 10)
+			}
+		}
+		if reason != "" {
+			r.bad(reason)
+			continue
+		}
+		e.Line = r.st.Lines
+		r.st.OK++
+		return e, nil
+	}
+	return Entry{}, r.err
+}
+
+// entryOf parses one address (bytes of a plain line, or a CSV field).
+func entryOf[T string | []byte](r *Reader, addr T) (Entry, string) {
+	local, dom, reason := splitAddress(addr)
+	if reason != "" {
+		return Entry{}, reason
+	}
+	d := cachedDomain(r.cache, dom)
+	if d.reason != "" {
+		return Entry{}, d.reason
+	}
+	e := Entry{Domain: d.ascii, Unicode: d.unicode}
+	if r.opts.KeepAddresses {
+		e.Address = string(local) + "@" + d.ascii
+	}
+	return e, ""
+}
+
+// csvEntry parses one CSV record on one line.
+func (r *Reader) csvEntry(line []byte) (Entry, string) {
+	r.feed.set(line)
+	rec, err := r.csv.Read()
+	r.feed.set(nil)
+	if err != nil {
+		// A *csv.ParseError, or io.EOF with a record: encoding/csv accepts
+		// a quote left open at the end of its input, and the end of the
+		// line is the end of its input here.
+		return Entry{}, ReasonCSVMalformed
+	}
+	if r.emailCol >= len(rec) {
+		return Entry{}, ReasonMissingEmailField
+	}
+	addr := strings.TrimSpace(rec[r.emailCol])
+	if addr == "" {
+		return Entry{}, ReasonMissingEmailField
+	}
+	e, reason := entryOf(r, addr)
+	if reason != "" {
+		return Entry{}, reason
+	}
+	if r.idCol >= 0 && r.idCol < len(rec) {
+		e.ID = strings.TrimSpace(rec[r.idCol])
+	}
+	if e.ID == "" {
+		e.ID = strconv.FormatInt(r.st.Lines, 10)
+	}
+	return e, ""
+}
+
+// detectHeader reports whether line is a CSV header with an email column,
+// and if so switches to CSV mode.
+func (r *Reader) detectHeader(line []byte) bool {
+	for _, comma := range []rune{',', ';', '\t'} {
+		if comma != ',' && bytes.IndexRune(line, comma) < 0 {
+			continue
+		}
+		cr := csv.NewReader(bytes.NewReader(line))
+		cr.Comma = comma
+		cr.FieldsPerRecord = -1
+		cr.TrimLeadingSpace = true
+		rec, err := cr.Read()
+		if err != nil {
+			continue
+		}
+		email, id := -1, -1
+		for i, f := range rec {
+			f = strings.TrimSpace(f)
+			if email < 0 && strings.EqualFold(f, "email") {
+				email = i
+			}
+			if id < 0 && strings.EqualFold(f, "id") {
+				id = i
+			}
+		}
+		if email < 0 {
+			continue
+		}
+		r.mode, r.emailCol, r.idCol = modeCSV, email, id
+		r.csv = csv.NewReader(&r.feed)
+		r.csv.Comma = comma
+		r.csv.FieldsPerRecord = -1
+		r.csv.ReuseRecord = true
+		r.csv.TrimLeadingSpace = true // `1, "a@example.org"` is not malformed
+		r.st.CSV = true
+		return true
+	}
+	return false
+}
+
+// bad counts the current line as bad.
+func (r *Reader) bad(reason string) {
+	r.st.Bad++
+	r.st.ByReason[reason]++
+	if l := r.st.BadLines[reason]; len(l) < r.maxBad {
+		r.st.BadLines[reason] = append(l, r.st.Lines)
+	}
+}
+
+// readLine returns the next line without its line end ("\n" or "\r\n"). A
+// line longer than maxLine is reported as tooLong and its bytes are
+// discarded as they are read: memory stays bounded by the buffer and maxLine.
+// The last line may lack a line end. At the end of input it returns io.EOF.
+// The returned slice is valid until the next call.
+func (r *Reader) readLine() (line []byte, tooLong bool, err error) {
+	buf, err := r.br.ReadSlice('\n')
+	switch {
+	case err == nil || (err == io.EOF && len(buf) > 0):
+		line = trimEOL(buf)
+		return line, len(line) > r.maxLine, nil
+	case err != bufio.ErrBufferFull:
+		return nil, false, err // io.EOF at the end, or a read error
+	}
+	// A line longer than the buffer: keep it only while it can still fit.
+	limit := r.maxLine + 2 // room for "\r\n"
+	r.long = r.long[:0]
+	for {
+		if !tooLong {
+			if len(r.long)+len(buf) > limit {
+				tooLong = true
+				r.long = r.long[:0]
+			} else {
+				r.long = append(r.long, buf...)
+			}
+		}
+		if err == nil || err == io.EOF {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			return nil, false, err
+		}
+		buf, err = r.br.ReadSlice('\n')
+	}
+	if tooLong {
+		return nil, true, nil
+	}
+	line = trimEOL(r.long)
+	return line, len(line) > r.maxLine, nil
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+// trimSpace trims ASCII white space (UTF-8 is checked later).
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// lineFeed is the io.Reader under the CSV reader: it yields one line at a
+// time, then io.EOF until the next line is set.
+type lineFeed struct {
+	b  []byte
+	nl bool // the "\n" after b is still to be read
+}
+
+func (f *lineFeed) set(b []byte) { f.b, f.nl = b, b != nil }
+
+func (f *lineFeed) Read(p []byte) (int, error) {
+	if len(f.b) == 0 && !f.nl {
+		return 0, io.EOF
+	}
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	if len(f.b) == 0 && f.nl && n < len(p) {
+		p[n] = '\n'
+		n++
+		f.nl = false
+	}
+	return n, nil
+}
