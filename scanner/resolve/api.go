@@ -20,8 +20,8 @@ const (
 	StatusNoData   Status = "nodata"   // the name exists, no records of the type
 	StatusServfail Status = "servfail" // includes DNSSEC validation failure reported by the resolver
 	StatusRefused  Status = "refused"
-	StatusTimeout  Status = "timeout"  // no answer after all attempts
-	StatusError    Status = "error"    // anything else (FORMERR, bad reply, CNAME loop, ...)
+	StatusTimeout  Status = "timeout" // no answer after all attempts
+	StatusError    Status = "error"   // anything else (FORMERR, bad reply, CNAME loop, ...)
 )
 
 // Temporary reports whether the status means "could not find out" (retry next run).
