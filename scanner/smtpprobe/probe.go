@@ -1,0 +1,459 @@
+package smtpprobe
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
+)
+
+// Defaults of the zero Config fields.
+const (
+	DefaultPort           = 25
+	DefaultHELO           = "tlsready.invalid"
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultBannerTimeout  = 30 * time.Second
+	DefaultCommandTimeout = 30 * time.Second
+	DefaultTimeout        = 90 * time.Second
+
+	// quitTimeout bounds the goodbye (QUIT and its reply).
+	quitTimeout = 2 * time.Second
+)
+
+// Validate reports what is wrong with c, if anything. Probe does not dial
+// with an invalid Config.
+func (c Config) Validate() error {
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("smtpprobe: port %d out of range", c.Port)
+	}
+	if c.HELO != "" && !validHELO(c.HELO) {
+		return errors.New("smtpprobe: HELO must be a domain name or address literal without spaces or control characters")
+	}
+	if c.ConnectTimeout < 0 || c.BannerTimeout < 0 || c.CommandTimeout < 0 || c.Timeout < 0 {
+		return errors.New("smtpprobe: negative timeout")
+	}
+	return nil
+}
+
+func validHELO(s string) bool {
+	if len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (c Config) withDefaults() Config {
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.HELO == "" {
+		c.HELO = DefaultHELO
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.BannerTimeout == 0 {
+		c.BannerTimeout = DefaultBannerTimeout
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = DefaultCommandTimeout
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Dialer == nil {
+		c.Dialer = &net.Dialer{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Probe probes one MX IP: banner, EHLO (HELO when EHLO is rejected),
+// STARTTLS when the EHLO reply lists it, the TLS handshake with sni (the MX
+// host name, no trailing dot) as SNI, EHLO again over TLS, QUIT. It never
+// sends MAIL, RCPT or DATA, and never returns nil: the result is filled as far
+// as the probe got, with a Status and, unless ok, a short Error.
+//
+// When the handshake fails (other than by the probe's own deadline) and
+// cfg.NoLegacyRetry is false, the whole dialogue is repeated once, after the
+// first connection is closed, with conservative TLS settings; Retried says so,
+// and TLS.Legacy when only that attempt worked.
+//
+// Every step has its own absolute deadline (BannerTimeout, CommandTimeout),
+// the probe as a whole is bounded by cfg.Timeout and ctx; every reply is
+// bounded to MaxReplyLines lines of MaxLineLen bytes.
+func Probe(ctx context.Context, cfg Config, sni string, ip netip.Addr) *result.Probe {
+	start := time.Now()
+	cfg = cfg.withDefaults()
+	sni = strings.TrimSuffix(sni, ".")
+	p := &result.Probe{IP: ip, SNI: sni, StartedAt: cfg.Now()}
+	defer func() { p.Duration = time.Since(start) }()
+	if err := cfg.Validate(); err != nil {
+		p.Status = result.ProbeConnectFailed
+		p.Error = "invalid config: " + err.Error()
+		return p
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+
+	retry := attempt(ctx, &cfg, p, false)
+	if !retry || cfg.NoLegacyRetry || expired(ctx) != nil {
+		return p
+	}
+	q := &result.Probe{IP: ip, SNI: sni, StartedAt: p.StartedAt}
+	attempt(ctx, &cfg, q, true)
+	if q.Status == result.ProbeOK {
+		q.TLS.Legacy = true
+		q.Retried = true
+		q.Alert = p.Alert // why the first attempt failed
+		*p = *q
+		return p
+	}
+	p.Retried = true
+	if q.Error != "" {
+		p.Error += " (retry: " + q.Error + ")"
+	}
+	return p
+}
+
+// session is one connection's dialogue.
+type session struct {
+	ctx  context.Context
+	cfg  *Config
+	p    *result.Probe
+	conn *guardedConn
+	br   *bufio.Reader
+	w    io.Writer // conn, or the TLS connection after STARTTLS
+}
+
+// attempt runs one dialogue on a new connection, filling p. It reports
+// whether the TLS handshake failed in a way a conservative retry might fix.
+func attempt(ctx context.Context, cfg *Config, p *result.Probe, legacy bool) (retry bool) {
+	if cfg.OnConnect != nil {
+		cfg.OnConnect()
+	}
+	dctx, dcancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	raw, err := cfg.Dialer.DialContext(dctx, "tcp", netip.AddrPortFrom(p.IP.Unmap(), uint16(cfg.Port)).String())
+	dcancel()
+	if err != nil {
+		p.Status = result.ProbeConnectFailed
+		p.Error = "connect: " + reason(ctx, err)
+		return false
+	}
+	conn := &guardedConn{Conn: raw}
+	stop := context.AfterFunc(ctx, conn.stop)
+	defer func() {
+		stop()
+		conn.Close()
+	}()
+	s := &session{ctx: ctx, cfg: cfg, p: p, conn: conn, br: bufio.NewReader(conn), w: conn}
+	return s.run(legacy)
+}
+
+func (s *session) run(legacy bool) (retry bool) {
+	p := s.p
+
+	// Banner (RFC 5321 §4.3.1: 220, or 554/4xx refusing service).
+	code, lines, err := s.reply(s.cfg.BannerTimeout)
+	if err != nil {
+		switch {
+		case isTimeout(err) || expired(s.ctx) != nil:
+			p.Status = result.ProbeTimeout
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err):
+			p.Status = result.ProbeConnectFailed // accepted, but no SMTP server spoke
+		default:
+			p.Status = result.ProbeProtocolError
+		}
+		p.Error = "banner: " + reason(s.ctx, err)
+		if p.Status == result.ProbeProtocolError {
+			s.quit(false) // not SMTP, or not in bounds: goodbye without waiting
+		}
+		return false
+	}
+	p.BannerCode = code
+	p.Banner = sanitize(strconv.Itoa(code)+" "+lines[0], maxStoredLen)
+	switch {
+	case code == 220:
+		p.Reachable = true
+	case code >= 400:
+		p.Status = result.ProbeBannerRefused
+		p.Error = "banner refused"
+		s.quit(true)
+		return false
+	default:
+		p.Status = result.ProbeProtocolError
+		p.Error = "banner: unexpected code " + strconv.Itoa(code)
+		s.quit(true)
+		return false
+	}
+
+	// EHLO, or HELO when EHLO is not understood (RFC 5321 §3.2).
+	code, lines, err = s.command("EHLO "+s.cfg.HELO, s.cfg.CommandTimeout)
+	if err != nil {
+		s.fail("EHLO", err)
+		return false
+	}
+	switch {
+	case code == 250:
+		p.EHLO = ParseEHLO(lines)
+	case code >= 500:
+		code, lines, err = s.command("HELO "+s.cfg.HELO, s.cfg.CommandTimeout)
+		if err != nil {
+			s.fail("HELO", err)
+			return false
+		}
+		if code != 250 {
+			s.refused("HELO", code, lines)
+			return false
+		}
+	default:
+		s.refused("EHLO", code, lines)
+		return false
+	}
+
+	// STARTTLS (RFC 3207) only when listed as a keyword.
+	p.STARTTLSOffered = slices.Contains(p.EHLO, "STARTTLS")
+	if !p.STARTTLSOffered {
+		p.Status = result.ProbeNoSTARTTLS
+		if p.EHLO == nil {
+			p.Error = "EHLO rejected; HELO accepted"
+		} else {
+			p.Error = "STARTTLS not in EHLO reply"
+		}
+		s.quit(true)
+		return false
+	}
+	code, lines, err = s.command("STARTTLS", s.cfg.CommandTimeout)
+	if err != nil {
+		s.fail("STARTTLS", err)
+		return false
+	}
+	p.STARTTLSReply = sanitize(strconv.Itoa(code)+" "+lines[0], maxStoredLen)
+	if code != 220 {
+		p.Status = result.ProbeSTARTTLSRefused
+		p.Error = "STARTTLS refused"
+		s.quit(true)
+		return false
+	}
+
+	// TLS handshake. Bytes the server sent after its 220 are still in br
+	// and go to TLS, which then fails on them as a handshake error.
+	tc := tls.Client(&bufferedConn{Conn: s.conn, r: s.br}, tlsConfig(p.SNI, legacy))
+	s.conn.step(s.deadline(s.cfg.CommandTimeout))
+	if err := tc.Handshake(); err != nil {
+		if expired(s.ctx) != nil {
+			p.Status = result.ProbeTimeout
+		} else {
+			p.Status = result.ProbeHandshakeFailed
+			retry = true
+		}
+		if a, ok := remoteAlert(err); ok {
+			p.Alert = alertName(a)
+		}
+		p.Error = "TLS handshake: " + reason(s.ctx, err)
+		return retry
+	}
+	p.Status = result.ProbeOK
+	p.TLS = tlsInfo(tc.ConnectionState(), s.cfg.RootCAs, s.cfg.Now())
+
+	// RFC 3207 §4.2: the client SHOULD send EHLO again; then say goodbye.
+	// Failures here do not change the outcome.
+	s.br = bufio.NewReader(tc)
+	s.w = tc
+	if _, _, err := s.command("EHLO "+s.cfg.HELO, s.cfg.CommandTimeout); err == nil {
+		s.quit(true)
+	} else if !isTimeout(err) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		s.quit(false)
+	}
+	s.conn.step(s.deadline(quitTimeout))
+	tc.Close() // close_notify
+	return false
+}
+
+// fail records a failed command or reply after the banner and says goodbye
+// when the dialogue is still in a state for it.
+func (s *session) fail(step string, err error) {
+	p := s.p
+	p.Error = step + ": " + reason(s.ctx, err)
+	switch {
+	case isTimeout(err) || expired(s.ctx) != nil:
+		p.Status = result.ProbeTimeout
+		if expired(s.ctx) == nil {
+			s.quit(false)
+		}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err):
+		p.Status = result.ProbeProtocolError
+	default: // garbage, overlong
+		p.Status = result.ProbeProtocolError
+		s.quit(false)
+	}
+}
+
+// refused records a 4xx (or unexpected) reply to EHLO or HELO: the server
+// refuses the session after its greeting, which is reported like a refused
+// banner (temporary or policy, not a statement about TLS).
+func (s *session) refused(step string, code int, lines []string) {
+	if code >= 400 {
+		s.p.Status = result.ProbeBannerRefused
+	} else {
+		s.p.Status = result.ProbeProtocolError
+	}
+	s.p.Error = step + " refused: " + sanitize(strconv.Itoa(code)+" "+lines[0], maxStoredLen)
+	s.quit(true)
+}
+
+// command sends one command line and reads its reply within timeout.
+func (s *session) command(cmd string, timeout time.Duration) (int, []string, error) {
+	s.conn.step(s.deadline(timeout))
+	if _, err := io.WriteString(s.w, cmd+"\r\n"); err != nil {
+		return 0, nil, err
+	}
+	return ReadReply(s.br, MaxReplyLines, MaxLineLen)
+}
+
+// reply reads one reply within timeout.
+func (s *session) reply(timeout time.Duration) (int, []string, error) {
+	s.conn.step(s.deadline(timeout))
+	return ReadReply(s.br, MaxReplyLines, MaxLineLen)
+}
+
+// quit sends QUIT (RFC 5321 §4.1.1.10) within a short deadline and, when
+// wait is set, reads the reply; errors are ignored.
+func (s *session) quit(wait bool) {
+	s.conn.step(s.deadline(quitTimeout))
+	if _, err := io.WriteString(s.w, "QUIT\r\n"); err != nil || !wait {
+		return
+	}
+	_, _, _ = ReadReply(s.br, MaxReplyLines, MaxLineLen)
+}
+
+// deadline is now+d, but never after the probe's deadline.
+func (s *session) deadline(d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if pd, ok := s.ctx.Deadline(); ok && pd.Before(t) {
+		return pd
+	}
+	return t
+}
+
+// guardedConn sets per-step deadlines that ctx cancellation overrides: once
+// stopped, every deadline is in the past, so blocked I/O returns at once.
+type guardedConn struct {
+	net.Conn
+	mu      sync.Mutex
+	stopped bool
+}
+
+var longAgo = time.Unix(1, 0)
+
+func (g *guardedConn) step(t time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		t = longAgo
+	}
+	_ = g.Conn.SetDeadline(t)
+}
+
+func (g *guardedConn) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopped = true
+	_ = g.Conn.SetDeadline(longAgo)
+}
+
+// bufferedConn reads through the SMTP reader first, so no byte the server
+// sent is lost when TLS takes over the connection.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// expired returns ctx's error, or context.DeadlineExceeded once its deadline
+// has passed even if ctx's timer has not fired yet (a connection deadline set
+// to the same instant may fire first).
+func expired(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// reason is a short human reason for err, classified by type.
+func reason(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(err, ErrLineTooLong):
+		return "reply line too long"
+	case errors.Is(err, ErrTooManyLines):
+		return "too many reply lines"
+	case errors.Is(err, ErrMalformedReply):
+		return "malformed reply"
+	case errors.Is(err, context.Canceled) || errors.Is(expired(ctx), context.Canceled):
+		return "canceled"
+	case errors.Is(expired(ctx), context.DeadlineExceeded):
+		return "probe timeout"
+	case isTimeout(err) || errors.Is(err, syscall.ETIMEDOUT):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED):
+		return "connection reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken pipe"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	}
+	if a, ok := remoteAlert(err); ok {
+		return "server sent alert " + alertName(a)
+	}
+	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		return "server did not speak TLS"
+	}
+	if errno, ok := errors.AsType[syscall.Errno](err); ok {
+		return errno.Error()
+	}
+	// An error crypto/tls has no type for (e.g. no common version or
+	// suite): its own text, bounded.
+	return sanitize(err.Error(), 120)
+}
