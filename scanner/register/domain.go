@@ -23,6 +23,11 @@ const (
 	maxLocalOctets  = 64
 	maxDomainOctets = 253 // without the root label's trailing dot
 	maxLabelOctets  = 63
+
+	// maxInputOctets bounds the text given to IDNA. A valid domain's
+	// U-label form is under 1000 octets: 253 octets of A-labels, each
+	// code point at least one octet of punycode and at most four of UTF-8.
+	maxInputOctets = 1024
 )
 
 // NormalizeDomain returns the A-label (punycode, lower case, no trailing dot)
@@ -32,7 +37,8 @@ const (
 // It trims surrounding white space and strips one trailing dot, then maps and
 // validates with the IDNA Lookup profile (UTS #46 mapping and lower-casing,
 // STD3 rules, hyphen and joiner checks, the bidi rule; RFC 5891 §5). It then
-// requires 1–63 octets per A-label and at most 253 octets in all. Address
+// requires 1–63 octets per A-label and at most 253 octets in all (and at
+// most 1024 octets of input, before IDNA processing). Address
 // literals ("[192.0.2.1]", "[IPv6:…]") and bare IP addresses fail with
 // ErrAddressLiteral; a top-level label of digits only fails with
 // ErrInvalidDomain (RFC 3696 §2). Errors are the package's sentinels and never
@@ -44,6 +50,9 @@ func NormalizeDomain(s string) (ascii, unicode string, err error) {
 	}
 	if !utf8.ValidString(s) {
 		return "", "", ErrInvalidUTF8
+	}
+	if len(s) > maxInputOctets {
+		return "", "", ErrDomainTooLong
 	}
 	if s[0] == '[' {
 		return "", "", ErrAddressLiteral // RFC 5321 §4.1.3

@@ -44,6 +44,8 @@ func TestNormalizeDomain(t *testing.T) {
 		{in: ".", err: ErrEmptyDomain},
 		{in: "。", err: ErrEmptyDomain},
 		{in: d254, err: ErrDomainTooLong},
+		{in: strings.Repeat("\u00ad", 600) + "example.org", err: ErrDomainTooLong}, // ignorable, but over 1024 octets
+		{in: strings.Repeat("\u00ad", 400) + "example.org", ascii: "example.org"},
 		{in: "a" + label63 + ".example", err: ErrInvalidDomain},
 		{in: "-example.org", err: ErrInvalidDomain},
 		{in: "example-.org", err: ErrInvalidDomain},

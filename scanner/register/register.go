@@ -4,8 +4,8 @@
 //
 // # Formats
 //
-// The format is detected from the first line that is neither blank nor a
-// comment. If that line parses as a CSV header (encoding/csv; comma, semicolon
+// The format is detected from the first line that is neither blank, nor a
+// comment, nor bad for its length or encoding. If that line parses as a CSV header (encoding/csv; comma, semicolon
 // or tab separated, tried in that order) with a column named "email"
 // (case-insensitive, surrounding spaces ignored), the file is CSV: the "email"
 // column holds the address and an optional "id" column the entry's ID; other
@@ -286,7 +286,8 @@ func (r *Reader) csvEntry(line []byte) (Entry, string) {
 		return Entry{}, reason
 	}
 	if r.idCol >= 0 && r.idCol < len(rec) {
-		e.ID = strings.TrimSpace(rec[r.idCol])
+		// A copy: a slice would pin the whole record's string.
+		e.ID = strings.Clone(strings.TrimSpace(rec[r.idCol]))
 	}
 	if e.ID == "" {
 		e.ID = strconv.FormatInt(r.st.Lines, 10)
