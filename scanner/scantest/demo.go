@@ -1,0 +1,258 @@
+package scantest
+
+import (
+	"crypto/tls"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"golang.org/x/net/idna"
+
+	"github.com/tlsready/tlsready/scanner/result"
+)
+
+// policyMaxAge is the max_age of the demo's MTA-STS policies (one week).
+const policyMaxAge = 7 * 24 * time.Hour
+
+// demoDomain is one domain of the demo world.
+type demoDomain struct {
+	name     string // as citizens write it (U-label for IDN)
+	verdict  result.Verdict
+	citizens int
+	build    func(b *Builder, d string) // d is the A-label
+}
+
+// Demo returns the built-in demo world: a few dozen domains covering every
+// verdict of VERDICTS.md and its edge cases, a big provider shared by many
+// municipal domains, a DANE provider, implicit MX, CNAMEd MX hosts and
+// Japanese IDN domains; the register of 3,000-odd fake citizens
+// ("citizen0001@domain" lines, most of them at the big providers, IDN
+// domains in Unicode form, a few domains in mixed case); and the expected
+// verdict of every domain, keyed by lower-case A-label without trailing dot.
+// Everything except the keys and certificates is deterministic.
+//
+// Certificates come from ca (nil: a new CA, in sc.CA).
+func Demo(ca *CA) (sc Scenario, register []string, expected map[string]result.Verdict, err error) {
+	b := NewBuilder(ca)
+	enforce := func(mx ...string) HTTPSHost { return HTTPSHost{Body: Policy("enforce", policyMaxAge, mx...)} }
+
+	// The big provider: two MX hosts with two IPs each.
+	for _, h := range []string{"mx1.bigmail.test", "mx2.bigmail.test"} {
+		b.Host(h, SMTPHost{})
+		b.Host(h, SMTPHost{})
+	}
+	big := func(b *Builder, d string) {
+		b.MX(d, "mx1.bigmail.test", "mx2.bigmail.test")
+		b.TLSRPT(d, "mailto:tlsrpt@bigmail.test")
+	}
+	bigSTS := func(b *Builder, d string) {
+		big(b, d)
+		b.MTASTS(d, enforce("*.bigmail.test"), "20240401T000000")
+	}
+	// The DANE provider: a signed zone, TLSA 3 1 1 for each MX host.
+	b.Secure("securepost.test")
+	for _, h := range []string{"mx1.securepost.test", "mx2.securepost.test"} {
+		b.Host(h, SMTPHost{})
+		b.DANE(h, 3, 1, 1)
+	}
+	securePost := func(b *Builder, d string) {
+		b.Secure(d)
+		b.MX(d, "mx1.securepost.test", "mx2.securepost.test")
+	}
+	// A small provider with self-signed certificates.
+	b.Host("mail.oldhost.test", SMTPHost{Cert: CertSelfSigned})
+	oldHost := func(b *Builder, d string) { b.MX(d, "mail.oldhost.test") }
+
+	own := func(hosts ...SMTPHost) func(*Builder, string) {
+		return func(b *Builder, d string) { b.MailDomain(d, hosts...) }
+	}
+	mail := func(d string) string { return "mail." + d }
+
+	domains := []demoDomain{
+		// Big provider customers.
+		{"bigmail.test", result.Verified, 900, big},
+		{"kita-city.test", result.Verified, 300, big},
+		{"minami-town.test", result.Verified, 200, big},
+		{"nishi-city.test", result.Verified, 150, big},
+		{"higashi-village.test", result.Verified, 120, big},
+		{"chuo-ward.test", result.Verified, 100, big},
+		{"umi-city.test", result.Verified, 80, big},
+		{"yama-town.test", result.Verified, 60, big},
+		{"kawa-village.test", result.Verified, 40, big},
+		{"さくら市.test", result.Verified, 50, big},
+		{"みどり町.test", result.Verified, 30, big},
+		{"hoshi-city.test", result.MTASTS, 120, bigSTS},
+		{"tsuki-town.test", result.MTASTS, 60, bigSTS},
+		// DANE provider customers.
+		{"dane-city.test", result.DANE, 250, securePost},
+		{"dane-village.test", result.DANE, 80, securePost},
+		// Self-signed provider customers.
+		{"old-town.test", result.Encrypted, 60, oldHost},
+		{"furui-village.test", result.Encrypted, 25, oldHost},
+
+		// dane: TLSA 3 1 1; 2 1 1 via the intermediate; 3 1 1 on a
+		// self-signed certificate (DANE-EE ignores names and issuer); DANE
+		// and MTA-STS together.
+		{"dane.test", result.DANE, 20, func(b *Builder, d string) {
+			b.Secure(d)
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.DANE(mail(d), 3, 1, 1)
+		}},
+		{"dane-ta.test", result.DANE, 10, func(b *Builder, d string) {
+			b.Secure(d)
+			own(SMTPHost{Name: mail(d), Cert: CertChain})(b, d)
+			b.DANE(mail(d), 2, 1, 1)
+		}},
+		{"dane-selfsigned.test", result.DANE, 5, func(b *Builder, d string) {
+			b.Secure(d)
+			own(SMTPHost{Name: mail(d), Cert: CertSelfSigned})(b, d)
+			b.DANE(mail(d), 3, 1, 1)
+		}},
+		{"dane-sts.test", result.DANE, 8, func(b *Builder, d string) {
+			b.Secure(d)
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.DANE(mail(d), 3, 1, 1)
+			b.MTASTS(d, enforce(mail(d)), "1")
+		}},
+		// A matching TLSA RRset in an unsigned zone does not count.
+		{"dane-insecure.test", result.Verified, 6, func(b *Builder, d string) {
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.DANE(mail(d), 3, 1, 1)
+		}},
+
+		// mta-sts.
+		{"sts.test", result.MTASTS, 15, func(b *Builder, d string) {
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.MTASTS(d, enforce(mail(d)), "20240101")
+		}},
+		{"sts-wildcard.test", result.MTASTS, 12, func(b *Builder, d string) {
+			own(SMTPHost{}, SMTPHost{})(b, d)
+			b.MTASTS(d, enforce("*."+d), "2024a")
+		}},
+		{"sts-lf.test", result.MTASTS, 7, func(b *Builder, d string) {
+			own(SMTPHost{Name: mail(d)})(b, d)
+			p := strings.ReplaceAll(Policy("enforce", policyMaxAge, mail(d)), "\r\n", "\n")
+			b.MTASTS(d, HTTPSHost{Body: p, ContentType: "text/plain; charset=utf-8"}, "lf1")
+		}},
+		{"sts-testing.test", result.Verified, 9, func(b *Builder, d string) {
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.MTASTS(d, HTTPSHost{Body: Policy("testing", policyMaxAge, mail(d))}, "t1")
+		}},
+		// An unfetchable policy is absent, never broken.
+		{"sts-badcert.test", result.Verified, 4, func(b *Builder, d string) {
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.MTASTS(d, HTTPSHost{Body: Policy("enforce", policyMaxAge, mail(d)), Cert: CertSelfSigned}, "b1")
+		}},
+
+		// verified.
+		{"verified.test", result.Verified, 25, own(SMTPHost{})},
+		{"chain.test", result.Verified, 12, own(SMTPHost{Cert: CertChain})},
+		{"tls12.test", result.Verified, 6, own(SMTPHost{MaxVersion: tls.VersionTLS12})},
+		{"implicit.test", result.Verified, 10, func(b *Builder, d string) { b.Host(d, SMTPHost{}) }},
+		{"mx-cname.test", result.Verified, 8, func(b *Builder, d string) {
+			target := "smtp.hosting-cname.test"
+			cert, err := b.ca.Issue(CertOptions{Names: []string{mail(d), target}})
+			if err != nil && b.err == nil {
+				b.err = err
+			}
+			b.Host(target, SMTPHost{Certificate: &cert})
+			b.Zone(fmt.Sprintf("%s %d IN CNAME %s", fqdn(mail(d)), TTL, fqdn(target)))
+			b.MX(d, mail(d))
+		}},
+		{"ふじ村.test", result.Verified, 20, func(b *Builder, d string) { own(SMTPHost{Name: mail(d)})(b, d) }},
+
+		// encrypted.
+		{"selfsigned.test", result.Encrypted, 15, own(SMTPHost{Cert: CertSelfSigned})},
+		{"expired.test", result.Encrypted, 12, own(SMTPHost{Cert: CertExpired})},
+		{"wrongname.test", result.Encrypted, 9, own(SMTPHost{Cert: CertWrongName})},
+		{"untrusted.test", result.Encrypted, 7, own(SMTPHost{Cert: CertUntrusted})},
+
+		// partial.
+		{"partial.test", result.Partial, 14, own(SMTPHost{}, SMTPHost{NoSTARTTLS: true})},
+		{"partial-454.test", result.Partial, 6, own(SMTPHost{}, SMTPHost{STARTTLSReply: "454 4.7.0 TLS not available due to local problem"})},
+
+		// plaintext (an unreachable MX does not count).
+		{"plaintext.test", result.Plaintext, 18, own(SMTPHost{NoSTARTTLS: true})},
+		{"plaintext-dead.test", result.Plaintext, 5, own(SMTPHost{NoSTARTTLS: true}, SMTPHost{Down: true})},
+
+		// broken.
+		{"broken-dane.test", result.Broken, 6, func(b *Builder, d string) {
+			b.Secure(d)
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.BadTLSA(mail(d))
+		}},
+		{"broken-sts.test", result.Broken, 5, func(b *Builder, d string) {
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.MTASTS(d, enforce("mail.elsewhere.test"), "x1")
+		}},
+		{"broken-sts-cert.test", result.Broken, 4, func(b *Builder, d string) {
+			own(SMTPHost{Name: mail(d), Cert: CertSelfSigned})(b, d)
+			b.MTASTS(d, enforce(mail(d)), "x2")
+		}},
+
+		// no-mail.
+		{"nxdomain.test", result.NoMail, 6, func(*Builder, string) {}},
+		{"nullmx.test", result.NoMail, 3, func(b *Builder, d string) { b.NullMX(d) }},
+		{"nomx.test", result.NoMail, 3, func(b *Builder, d string) {
+			b.Zone(fmt.Sprintf(`%s %d IN TXT "v=spf1 -all"`, fqdn(d), TTL))
+		}},
+
+		// unreachable.
+		{"unreachable.test", result.Unreachable, 8, own(SMTPHost{Down: true})},
+		{"banner554.test", result.Unreachable, 4, own(SMTPHost{BannerCode: 554, Banner: "5.3.2 No SMTP service here"})},
+		{"dangling.test", result.Unreachable, 3, func(b *Builder, d string) { b.MX(d, mail(d)) }},
+
+		// dns-error.
+		{"servfail.test", result.DNSError, 7, func(b *Builder, d string) {
+			b.MX(d, "mx1.bigmail.test")
+			b.Fault(d, FaultServfail)
+		}},
+		{"refused.test", result.DNSError, 3, func(b *Builder, d string) {
+			b.MX(d, "mx1.bigmail.test")
+			b.Fault(d, FaultRefused)
+		}},
+		// A TLSA SERVFAIL for an otherwise secure domain (RFC 7672 §2.2).
+		{"tlsa-servfail.test", result.DNSError, 3, func(b *Builder, d string) {
+			b.Secure(d)
+			own(SMTPHost{Name: mail(d)})(b, d)
+			b.Fault("_25._tcp."+mail(d), FaultServfail)
+		}},
+	}
+
+	expected = make(map[string]result.Verdict, len(domains))
+	rng := rand.New(rand.NewPCG(2024, 1))
+	var n int
+	for _, dd := range domains {
+		a, err := idna.Lookup.ToASCII(dd.name)
+		if err != nil {
+			return Scenario{}, nil, nil, fmt.Errorf("scantest: demo domain %d: %w", len(expected), err)
+		}
+		dd.build(b, a)
+		expected[a] = dd.verdict
+		for range dd.citizens {
+			n++
+			domain := dd.name
+			if rng.IntN(40) == 0 && domain == a {
+				domain = mixedCase(domain)
+			}
+			register = append(register, fmt.Sprintf("citizen%04d@%s", n, domain))
+		}
+	}
+	rng.Shuffle(len(register), func(i, j int) { register[i], register[j] = register[j], register[i] })
+	if sc, err = b.Scenario(); err != nil {
+		return Scenario{}, nil, nil, err
+	}
+	return sc, register, expected, nil
+}
+
+// mixedCase upper-cases the first letter of each label: "Kita-city.Test".
+func mixedCase(domain string) string {
+	labels := strings.Split(domain, ".")
+	for i, l := range labels {
+		if l != "" {
+			labels[i] = strings.ToUpper(l[:1]) + l[1:]
+		}
+	}
+	return strings.Join(labels, ".")
+}
