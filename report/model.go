@@ -1,0 +1,436 @@
+// Package report turns a finished scan run into what the portal's policy
+// analysts read: a self-contained HTML report (Japanese or English), terminal
+// tables, and per-domain CSV and JSON exports.
+//
+// Load builds a bounded Model from the store: aggregates are computed while
+// streaming the run's per-domain history (store.RunDomains), and only the
+// top N domains are loaded in full (store.Lookup), so a run with a million
+// domains costs memory proportional to N plus a small fixed-size record per
+// domain of the previous run (for the change comparison). The CSV and JSON
+// exports stream one row per domain straight from the store to the writer.
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+)
+
+// Sentinel errors.
+var (
+	ErrNoRun          = errors.New("report: no finished run in the database")
+	ErrRunNotFinished = errors.New("report: run is not finished")
+)
+
+// LoadOptions tune Load. The zero value is usable.
+type LoadOptions struct {
+	TopN       int              // domains loaded in full for the HTML table; 0: 500
+	TopCharted int              // domains in the "top domains at risk" chart; 0: 15
+	TrendRuns  int              // finished runs in the trend, this one included; 0: 12, <0: none
+	TopChanges int              // domains listed per direction in the changes; 0: 50
+	MaxFlags   int              // distinct flags counted; the rest go to "other"; 0: 256
+	Now        func() time.Time // nil: time.Now
+}
+
+func (o *LoadOptions) defaults() {
+	if o.TopN <= 0 {
+		o.TopN = 500
+	}
+	if o.TopCharted <= 0 {
+		o.TopCharted = 15
+	}
+	if o.TrendRuns == 0 {
+		o.TrendRuns = 12
+	}
+	if o.TopChanges <= 0 {
+		o.TopChanges = 50
+	}
+	if o.MaxFlags <= 0 {
+		o.MaxFlags = 256
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// nBuckets is the number of verdict buckets: the ten verdicts and Unknown.
+var nBuckets = len(result.Verdicts) + 1
+
+// Buckets lists the verdicts as counted in a report: the ten verdicts, best
+// first, then result.Unknown (a domain of the run without a known verdict).
+func Buckets() []result.Verdict {
+	return append(slices.Clone(result.Verdicts), result.Unknown)
+}
+
+// bucketList is Buckets(), read-only.
+var bucketList = Buckets()
+
+// bucket maps a verdict to its index in Buckets (Unknown for anything invalid).
+func bucket(v result.Verdict) int { return v.Rank() }
+
+// Count is a number of citizens and of domains.
+type Count struct {
+	Citizens int64 `json:"citizens"`
+	Domains  int64 `json:"domains"`
+}
+
+func (c *Count) add(citizens int64) {
+	c.Citizens += citizens
+	c.Domains++
+}
+
+// VerdictCount is the count of one verdict bucket.
+type VerdictCount struct {
+	Verdict result.Verdict `json:"verdict"`
+	Count
+}
+
+// FlagCount counts the domains (and their citizens) that carry one flag.
+type FlagCount struct {
+	Flag string `json:"flag"` // "other" collects flags beyond LoadOptions.MaxFlags
+	Count
+}
+
+// DomainRow is one domain of the run with its run snapshot (verdict, flags,
+// citizens) and, for the top N, the latest full result.
+type DomainRow struct {
+	Rank     int            `json:"rank"` // 1 = most citizens
+	Domain   string         `json:"domain"`
+	Citizens int64          `json:"citizens"`
+	Verdict  result.Verdict `json:"verdict"`
+	Flags    []string       `json:"flags"`
+	Result   *result.Result `json:"result,omitempty"` // nil when no result is stored
+}
+
+// TrendPoint is one finished run's verdict distribution.
+type TrendPoint struct {
+	Run      store.Run `json:"run"`
+	Total    Count     `json:"total"`
+	Verdicts []Count   `json:"verdicts"` // indexed like Buckets()
+}
+
+// Change is one domain whose verdict changed since the previous run.
+type Change struct {
+	Domain   string         `json:"domain"`
+	From     result.Verdict `json:"from"`
+	To       result.Verdict `json:"to"`
+	Citizens int64          `json:"citizens"` // citizens in this run
+}
+
+// Changes compares the run with the previous finished run. Changes to or
+// from a temporary verdict (unreachable, dns-error) or unknown say nothing
+// about TLS: they are counted apart as NotComparable, never as better/worse.
+type Changes struct {
+	Previous      store.Run `json:"previous"`
+	Better        Count     `json:"better"`
+	Worse         Count     `json:"worse"`
+	Unchanged     Count     `json:"unchanged"`
+	NotComparable Count     `json:"not_comparable"`
+	New           Count     `json:"new"`  // domains not in the previous run (citizens now)
+	Gone          Count     `json:"gone"` // domains of the previous run not in this one (citizens then)
+	TopBetter     []Change  `json:"top_better"`
+	TopWorse      []Change  `json:"top_worse"`
+	// PlaintextDelta is the change in citizens at plaintext domains.
+	PlaintextDelta int64 `json:"plaintext_delta"`
+}
+
+// Model is everything the HTML report and the terminal table show. Its size
+// is bounded by LoadOptions, not by the number of domains.
+type Model struct {
+	GeneratedAt time.Time      `json:"generated_at"`
+	Run         store.Run      `json:"run"`
+	Total       Count          `json:"total"`
+	Verdicts    []VerdictCount `json:"verdicts"` // Buckets() order
+	WhatIf      WhatIf         `json:"what_if"`
+	Flags       []FlagCount    `json:"flags"` // most citizens first
+	Top         []DomainRow    `json:"top"`   // the TopN domains with most citizens
+	AtRisk      []DomainRow    `json:"at_risk"`
+	Tail        TailSummary    `json:"tail"`
+	Trend       []TrendPoint   `json:"trend"`             // oldest first, this run last
+	Changes     *Changes       `json:"changes,omitempty"` // nil without a previous finished run
+}
+
+// TailSummary summarises the domains beyond the top N (the full list is in
+// the CSV export).
+type TailSummary struct {
+	Total    Count   `json:"total"`
+	Verdicts []Count `json:"verdicts"` // indexed like Buckets()
+}
+
+// Verdict returns the count of one verdict bucket.
+func (m *Model) Verdict(v result.Verdict) Count { return m.Verdicts[bucket(v)].Count }
+
+// AtRiskVerdicts are the verdicts whose citizens may receive plaintext mail
+// today: the domains the "top domains at risk" chart ranks.
+var AtRiskVerdicts = []result.Verdict{result.Plaintext, result.Partial}
+
+// Load builds the report model of a finished run (runID 0: the latest
+// finished run).
+func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (*Model, error) {
+	opts.defaults()
+	run, finished, err := resolveRun(ctx, st, runID)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{GeneratedAt: opts.Now().UTC(), Run: run}
+
+	// The previous finished run: its per-domain verdicts, compactly, for the
+	// change comparison; its aggregates for the trend.
+	var prev *verdictIndex
+	var prevRun *store.Run
+	var prevPoint *TrendPoint
+	if i := slices.IndexFunc(finished, func(r store.Run) bool { return r.ID == run.ID }); i > 0 {
+		pr := finished[i-1]
+		prevRun = &pr
+		prev, prevPoint, err = loadPrevious(ctx, st, pr)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// Stream this run.
+	counts := make([]Count, nBuckets)
+	tail := TailSummary{Verdicts: make([]Count, nBuckets)}
+	flags := map[string]*FlagCount{}
+	var ch *Changes
+	if prev != nil {
+		ch = &Changes{Previous: *prevRun}
+	}
+	var total Count
+	err = st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
+		b := bucket(d.Verdict)
+		counts[b].add(d.Citizens)
+		total.add(d.Citizens)
+		for _, f := range d.Flags {
+			fc := flags[f]
+			if fc == nil {
+				if len(flags) >= opts.MaxFlags {
+					f = "other"
+					fc = flags[f]
+				}
+				if fc == nil {
+					fc = &FlagCount{Flag: f}
+					flags[f] = fc
+				}
+			}
+			fc.add(d.Citizens)
+		}
+		if len(m.Top) < opts.TopN {
+			m.Top = append(m.Top, DomainRow{Rank: len(m.Top) + 1, Domain: d.Domain, Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
+		} else {
+			tail.Total.add(d.Citizens)
+			tail.Verdicts[b].add(d.Citizens)
+		}
+		if len(m.AtRisk) < opts.TopCharted && slices.Contains(AtRiskVerdicts, d.Verdict) {
+			m.AtRisk = append(m.AtRisk, DomainRow{Rank: int(total.Domains), Domain: d.Domain, Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
+		}
+		if ch != nil {
+			ch.compare(prev, d, opts.TopChanges)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("report: run %d: %w", run.ID, err)
+	}
+	m.Total = total
+	m.Tail = tail
+	for i, v := range Buckets() {
+		m.Verdicts = append(m.Verdicts, VerdictCount{Verdict: v, Count: counts[i]})
+	}
+	m.WhatIf = computeWhatIf(counts)
+	for _, fc := range flags {
+		m.Flags = append(m.Flags, *fc)
+	}
+	sort.Slice(m.Flags, func(i, j int) bool {
+		a, b := m.Flags[i], m.Flags[j]
+		if a.Citizens != b.Citizens {
+			return a.Citizens > b.Citizens
+		}
+		return a.Flag < b.Flag
+	})
+	if ch != nil {
+		for i, n := range prev.entries {
+			if !n.seen {
+				ch.Gone.add(prev.entries[i].citizens)
+			}
+		}
+		ch.PlaintextDelta = counts[bucket(result.Plaintext)].Citizens - prevPoint.Verdicts[bucket(result.Plaintext)].Citizens
+		m.Changes = ch
+	}
+
+	// Full results of the top domains (also shared by the at-risk chart).
+	full := make(map[string]*result.Result, len(m.Top))
+	for i := range m.Top {
+		r, err := st.Lookup(ctx, m.Top[i].Domain)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("report: lookup: %w", err)
+		}
+		m.Top[i].Result = &r
+		full[r.Domain] = &r
+	}
+	for i := range m.AtRisk {
+		m.AtRisk[i].Result = full[m.AtRisk[i].Domain]
+	}
+
+	// The trend: older runs, aggregates only.
+	if opts.TrendRuns > 0 {
+		m.Trend, err = loadTrend(ctx, st, finished, run, opts.TrendRuns, prevPoint, total, counts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// resolveRun finds the run to report on and the finished runs, oldest first.
+func resolveRun(ctx context.Context, st *store.Store, runID int64) (store.Run, []store.Run, error) {
+	runs, err := st.Runs(ctx)
+	if err != nil {
+		return store.Run{}, nil, fmt.Errorf("report: runs: %w", err)
+	}
+	var finished []store.Run
+	for _, r := range runs {
+		if r.Status == "finished" {
+			finished = append(finished, r)
+		}
+	}
+	if runID == 0 {
+		if len(finished) == 0 {
+			return store.Run{}, nil, ErrNoRun
+		}
+		return finished[len(finished)-1], finished, nil
+	}
+	i := slices.IndexFunc(runs, func(r store.Run) bool { return r.ID == runID })
+	if i < 0 {
+		return store.Run{}, nil, fmt.Errorf("report: run %d: %w", runID, store.ErrNotFound)
+	}
+	if runs[i].Status != "finished" {
+		return store.Run{}, nil, fmt.Errorf("%w: run %d is %s", ErrRunNotFinished, runID, runs[i].Status)
+	}
+	return runs[i], finished, nil
+}
+
+// loadTrend computes the distribution of up to n finished runs ending with run.
+func loadTrend(ctx context.Context, st *store.Store, finished []store.Run, run store.Run, n int, prevPoint *TrendPoint, total Count, counts []Count) ([]TrendPoint, error) {
+	end := slices.IndexFunc(finished, func(r store.Run) bool { return r.ID == run.ID })
+	start := max(0, end+1-n)
+	var trend []TrendPoint
+	for i := start; i < end; i++ {
+		if prevPoint != nil && finished[i].ID == prevPoint.Run.ID {
+			trend = append(trend, *prevPoint)
+			continue
+		}
+		p := TrendPoint{Run: finished[i], Verdicts: make([]Count, nBuckets)}
+		err := st.RunDomains(ctx, finished[i].ID, func(d store.RunDomain) error {
+			p.Total.add(d.Citizens)
+			p.Verdicts[bucket(d.Verdict)].add(d.Citizens)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("report: trend run %d: %w", finished[i].ID, err)
+		}
+		trend = append(trend, p)
+	}
+	return append(trend, TrendPoint{Run: run, Total: total, Verdicts: slices.Clone(counts)}), nil
+}
+
+// verdictIndex is a compact, sorted record of a run's domains: a 64-bit hash
+// of the name, the citizens and the verdict bucket (about 24 bytes per domain).
+type verdictIndex struct {
+	seed    maphash.Seed
+	entries []indexEntry
+}
+
+type indexEntry struct {
+	h        uint64
+	citizens int64
+	bucket   uint8
+	seen     bool
+}
+
+func newVerdictIndex() *verdictIndex { return &verdictIndex{seed: maphash.MakeSeed()} }
+
+func (x *verdictIndex) add(domain string, citizens int64, v result.Verdict) {
+	x.entries = append(x.entries, indexEntry{h: maphash.String(x.seed, domain), citizens: citizens, bucket: uint8(bucket(v))})
+}
+
+func (x *verdictIndex) sort() {
+	slices.SortFunc(x.entries, func(a, b indexEntry) int {
+		switch {
+		case a.h < b.h:
+			return -1
+		case a.h > b.h:
+			return 1
+		}
+		return 0
+	})
+}
+
+// find returns the entry of domain or nil.
+func (x *verdictIndex) find(domain string) *indexEntry {
+	h := maphash.String(x.seed, domain)
+	i := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].h >= h })
+	if i < len(x.entries) && x.entries[i].h == h {
+		return &x.entries[i]
+	}
+	return nil
+}
+
+func loadPrevious(ctx context.Context, st *store.Store, run store.Run) (*verdictIndex, *TrendPoint, error) {
+	x := newVerdictIndex()
+	p := &TrendPoint{Run: run, Verdicts: make([]Count, nBuckets)}
+	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
+		x.add(d.Domain, d.Citizens, d.Verdict)
+		p.Total.add(d.Citizens)
+		p.Verdicts[bucket(d.Verdict)].add(d.Citizens)
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("report: previous run %d: %w", run.ID, err)
+	}
+	x.sort()
+	return x, p, nil
+}
+
+// comparable reports whether a verdict says something about TLS that can be
+// compared across runs.
+func comparable(v result.Verdict) bool { return v.Valid() && !v.Temporary() }
+
+func (c *Changes) compare(prev *verdictIndex, d store.RunDomain, top int) {
+	e := prev.find(d.Domain)
+	if e == nil {
+		c.New.add(d.Citizens)
+		return
+	}
+	if e.seen { // a hash collision or a duplicate row: count once
+		return
+	}
+	e.seen = true
+	from := bucketList[e.bucket]
+	switch {
+	case from == d.Verdict:
+		c.Unchanged.add(d.Citizens)
+	case !comparable(from) || !comparable(d.Verdict):
+		c.NotComparable.add(d.Citizens)
+	case d.Verdict.Rank() < from.Rank():
+		c.Better.add(d.Citizens)
+		if len(c.TopBetter) < top {
+			c.TopBetter = append(c.TopBetter, Change{Domain: d.Domain, From: from, To: d.Verdict, Citizens: d.Citizens})
+		}
+	default:
+		c.Worse.add(d.Citizens)
+		if len(c.TopWorse) < top {
+			c.TopWorse = append(c.TopWorse, Change{Domain: d.Domain, From: from, To: d.Verdict, Citizens: d.Citizens})
+		}
+	}
+}
