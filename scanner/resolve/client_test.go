@@ -560,6 +560,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	wg.Wait()
 	n := len(z.queries())
+	t.Logf("server saw %d queries", n)
 	if n < 5 || n > 30 {
 		t.Fatalf("server saw %d queries in 500ms at 5/200ms", n)
 	}
