@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,8 @@ type httpsServer struct {
 	srv   *http.Server
 	t     tracker // handlers and connections
 	serve chan error
+	// onRequest, when set (by tests), is called as each request starts.
+	onRequest atomic.Pointer[func()]
 }
 
 // httpsIP holds the hosts at one IP, by lower-case name.
@@ -128,6 +131,9 @@ func (s *httpsServer) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.t.leave()
 	s.n.stats.httpsRequests.Add(1)
+	if f := s.onRequest.Load(); f != nil {
+		(*f)()
+	}
 	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	sni := ""
 	if r.TLS != nil {

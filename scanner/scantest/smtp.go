@@ -190,10 +190,14 @@ func (s *smtpSession) run() {
 	}
 	for {
 		line, err := s.readLine()
-		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				_ = s.write("500 5.5.2 Line too long\r\n")
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Like Postfix: drop the rest of the line (bounded), complain, go on.
+			if s.skipLine(1<<20) != nil || s.write("500 5.5.2 Line too long\r\n") != nil {
+				return
 			}
+			continue
+		}
+		if err != nil {
 			return
 		}
 		verb, arg := parseCommand(line)
@@ -383,6 +387,22 @@ func (s *smtpSession) readLine() (string, error) {
 		return "", err
 	}
 	return strings.TrimRight(string(line), "\r\n"), nil
+}
+
+// skipLine discards input up to and including the next LF, at most limit bytes.
+func (s *smtpSession) skipLine(limit int) error {
+	for limit > 0 {
+		_ = s.raw.SetReadDeadline(time.Now().Add(s.n.idle))
+		chunk, err := s.br.ReadSlice('\n')
+		limit -= len(chunk)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+	}
+	return bufio.ErrBufferFull
 }
 
 // parseCommand splits an SMTP command line into its upper-case verb and
