@@ -224,7 +224,7 @@ type domainCache struct {
 }
 
 const (
-	cacheEntries   = 8192
+	cacheEntries   = 1 << 15
 	cacheMaxKeyLen = 256 // longer inputs are rare (and mostly invalid): not cached
 )
 

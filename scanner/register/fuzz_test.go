@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -76,15 +77,24 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte("\xef\xbb\xbfid,email\n1,a@example.org\n2,\"b@example.org\n3,c\"@x.org\n,d@example.org\n4\n"), uint16(0), true)
 	f.Add([]byte("Email;ID\r\nx@example.org;7\r\n"), uint16(20), true)
 	f.Add([]byte(strings.Repeat("x", 300)+"\na@example.org"), uint16(100), false)
+	f.Add([]byte("id,email\n 7 ,\u00a0a@example.org\u00a0, x\n,b@example.org\n8\n9,,\n\"1\",c@example.org\n"), uint16(0), true)
 	f.Fuzz(func(t *testing.T, data []byte, maxLine uint16, keep bool) {
-		rd := NewReader(bytes.NewReader(data), Options{
+		opts := Options{
 			KeepAddresses:     keep,
 			MaxLineBytes:      int(maxLine),
 			MaxBadLineNumbers: 5,
-		})
+		}
+		rd := NewReader(bytes.NewReader(data), opts)
+		// The same input with every CSV line through encoding/csv.
+		slow := NewReader(bytes.NewReader(data), opts)
+		slow.slowCSV = true
 		var n, last int64
 		for {
 			e, err := rd.Next()
+			e2, err2 := slow.Next()
+			if e != e2 || err != err2 {
+				t.Fatalf("CSV fast path %+v, %v; encoding/csv %+v, %v", e, err, e2, err2)
+			}
 			if err == io.EOF {
 				break
 			}
@@ -105,6 +115,9 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 		st := rd.Stats()
+		if st2 := slow.Stats(); !reflect.DeepEqual(st, st2) {
+			t.Fatalf("CSV fast path stats %+v; encoding/csv %+v", st, st2)
+		}
 		lines := int64(bytes.Count(data, []byte("\n")))
 		if len(data) > 0 && data[len(data)-1] != '\n' {
 			lines++

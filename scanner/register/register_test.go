@@ -238,6 +238,21 @@ func TestReaderCSV(t *testing.T) {
 				bad += int64(len(l))
 			}
 			wantStats(t, st, tt.lines, int64(len(tt.want)), bad, tt.skipped, tt.badLines)
+
+			// Every line through encoding/csv gives the same.
+			slow := NewReader(strings.NewReader(tt.in), Options{})
+			slow.slowCSV = true
+			var slowEntries []Entry
+			for {
+				e, err := slow.Next()
+				if err != nil {
+					break
+				}
+				slowEntries = append(slowEntries, e)
+			}
+			if !slices.Equal(slowEntries, entries) || !reflect.DeepEqual(slow.Stats(), st) {
+				t.Errorf("encoding/csv on every line: %+v, %+v", slowEntries, slow.Stats())
+			}
 		})
 	}
 }
