@@ -1,0 +1,395 @@
+// Package gateway answers a mail gateway, from memory, what a recipient
+// domain's mail TLS supports: the JSON HTTP API of `tlsready serve` and a
+// Postfix socketmap (socketmap_table(5)) that maps verdicts to Postfix TLS
+// policies for smtp_tls_policy_maps (postconf(5)).
+//
+// The answers come from an in-memory snapshot of the store's latest results,
+// reloaded in the background when store.DataVersion changes; lookups never
+// touch SQLite and the socketmap never scans. Optional live checks
+// (HTTP ?live=1) scan a domain the cache does not know, bounded by a timeout
+// and a rate limit, and save the result.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
+
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+)
+
+// Checker scans one domain live (the scanner implements it). Check must be
+// safe for concurrent use, honour ctx (return promptly once it is done) and
+// return a result for the domain with a valid verdict, or an error.
+type Checker interface {
+	Check(ctx context.Context, domain string) (result.Result, error)
+}
+
+// Defaults for the zero values of Config.
+const (
+	// DefaultStaleAfter: results older than this are answered as unknown by
+	// the socketmap. Four days stays below Postfix's default
+	// maximal_queue_lifetime (5d): mail deferred because a domain broke what
+	// we enforce is delivered under the default policy once the entry goes
+	// stale, before Postfix would bounce it. It assumes a daily batch scan
+	// and tolerates a few missed runs.
+	DefaultStaleAfter      = 96 * time.Hour
+	DefaultLiveTimeout     = 30 * time.Second
+	DefaultLiveRate        = 1.0 // live checks per second, all clients together
+	DefaultMaxBatch        = 1000
+	DefaultMaxConns        = 512
+	DefaultRefreshInterval = time.Second
+	DefaultIdleTimeout     = 60 * time.Second // socketmap connections; Postfix closes its own after ~10 s
+	maxOverlay             = 10000            // live results kept beside the snapshot
+)
+
+// Config configures a Server. Zero values take the documented defaults.
+type Config struct {
+	Store           *store.Store     // required; read-only is enough unless Live is set
+	Live            Checker          // nil: live checks disabled (?live=1 answers 403)
+	StaleAfter      time.Duration    // 0: DefaultStaleAfter
+	VerifiedPolicy  string           // Postfix level for "verified": "verify" (default) or "may"
+	EncryptedPolicy string           // Postfix level for "encrypted": "encrypt" (default) or "may"
+	Token           []byte           // nil: no authentication; else every HTTP request needs "Authorization: Bearer <Token>"
+	LiveTimeout     time.Duration    // 0: DefaultLiveTimeout
+	LiveRate        float64          // live checks per second (burst 1); 0: DefaultLiveRate
+	MaxBatch        int              // most domains plus recipients in one POST /v1/lookup; 0: DefaultMaxBatch
+	MaxConns        int              // open connections per listener; 0: DefaultMaxConns
+	RefreshInterval time.Duration    // how often DataVersion is polled; 0: DefaultRefreshInterval
+	IdleTimeout     time.Duration    // idle socketmap and HTTP keep-alive connections; 0: DefaultIdleTimeout
+	Logger          *slog.Logger     // nil: discard; debug level only, never addresses
+	Now             func() time.Time // nil: time.Now
+}
+
+// Validate reports what is wrong with the configuration (after defaults).
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("gateway: Config.Store is required"))
+	}
+	if c.VerifiedPolicy != PolicyVerify && c.VerifiedPolicy != PolicyMay {
+		errs = append(errs, fmt.Errorf("gateway: verified policy %q: want %q or %q", c.VerifiedPolicy, PolicyVerify, PolicyMay))
+	}
+	if c.EncryptedPolicy != PolicyEncrypt && c.EncryptedPolicy != PolicyMay {
+		errs = append(errs, fmt.Errorf("gateway: encrypted policy %q: want %q or %q", c.EncryptedPolicy, PolicyEncrypt, PolicyMay))
+	}
+	if c.StaleAfter < 0 || c.LiveTimeout < 0 || c.LiveRate < 0 || c.MaxBatch < 0 || c.MaxConns < 0 ||
+		c.RefreshInterval < 0 || c.IdleTimeout < 0 {
+		errs = append(errs, errors.New("gateway: negative durations, rates or limits"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) setDefaults() {
+	if c.StaleAfter == 0 {
+		c.StaleAfter = DefaultStaleAfter
+	}
+	if c.VerifiedPolicy == "" {
+		c.VerifiedPolicy = PolicyVerify
+	}
+	if c.EncryptedPolicy == "" {
+		c.EncryptedPolicy = PolicyEncrypt
+	}
+	if c.LiveTimeout == 0 {
+		c.LiveTimeout = DefaultLiveTimeout
+	}
+	if c.LiveRate == 0 {
+		c.LiveRate = DefaultLiveRate
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Server answers lookups from the cache. Create it with New, keep the cache
+// fresh with Watch, and serve with ServeHTTP / ServeSocketmap (or Handler).
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	snap atomic.Pointer[table] // nil until the first load
+
+	ovMu    sync.Mutex
+	overlay map[string]overlayEntry // live results not (yet) in the snapshot
+	ovLen   atomic.Int32
+
+	reloadMu sync.Mutex // one reload at a time
+
+	limiter *rate.Limiter
+	flMu    sync.Mutex
+	flights map[string]*flight
+
+	reg *prometheus.Registry
+	m   metrics
+
+	// test hooks (set only by this package's tests, before serving)
+	afterReload func(*table)
+	liveJoined  func(domain string)
+}
+
+type overlayEntry struct {
+	rec       record
+	savedAt   time.Time
+	persisted bool // saved to the store: the next snapshot read after savedAt decides
+}
+
+// New validates cfg and returns a Server with an empty cache (not ready:
+// lookups answer 503 / TEMP until the first load; see Watch and Refresh).
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		overlay: map[string]overlayEntry{},
+		limiter: rate.NewLimiter(rate.Limit(cfg.LiveRate), 1),
+		flights: map[string]*flight{},
+		reg:     prometheus.NewRegistry(),
+	}
+	s.m = newMetrics(s)
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s, nil
+}
+
+// Ready reports whether the first cache load has completed.
+func (s *Server) Ready() bool { return s.snap.Load() != nil }
+
+// Refresh reloads the cache from the store when the store's DataVersion
+// differs from the snapshot's (or when there is no snapshot yet). The new
+// snapshot replaces the old one atomically; lookups continue meanwhile.
+func (s *Server) Refresh(ctx context.Context) (reloaded bool, err error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	v, err := s.cfg.Store.DataVersion(ctx)
+	if err != nil {
+		s.m.reloads.WithLabelValues("error").Inc()
+		return false, err
+	}
+	if cur := s.snap.Load(); cur != nil && cur.version == v {
+		return false, nil
+	}
+	if err := s.load(ctx, v); err != nil {
+		s.m.reloads.WithLabelValues("error").Inc()
+		return false, err
+	}
+	s.m.reloads.WithLabelValues("ok").Inc()
+	return true, nil
+}
+
+// load reads every result into a new snapshot tagged with version v (read
+// before the results, so a change during the load triggers another one).
+func (s *Server) load(ctx context.Context, v int64) error {
+	start := time.Now()
+	b := newBuilder(s.snap.Load().len() + 1024)
+	err := s.cfg.Store.Results(ctx, 0, func(r result.Result) error {
+		b.add(r)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: load cache: %w", err)
+	}
+	t := b.finish()
+	t.version = v
+	t.loadTook = time.Since(start)
+	t.loadedAt = s.cfg.Now()
+	s.snap.Store(t)
+	s.pruneOverlay(t, start)
+	s.log.Debug("gateway cache loaded", "domains", t.len(), "skipped", t.skipped,
+		"data_version", v, "took", t.loadTook)
+	if t.skipped > 0 {
+		s.log.Warn("gateway: results not cached (invalid domain or verdict)", "count", t.skipped)
+	}
+	if s.afterReload != nil {
+		s.afterReload(t)
+	}
+	return nil
+}
+
+// Watch loads the cache, then polls the store's DataVersion every
+// RefreshInterval and reloads on change until ctx is done (it then returns
+// nil). A reload of a large store costs CPU that a running batch scan also
+// wants, so after a reload that took d the next one waits at least 4·d: the
+// cache spends at most a fifth of one core on reloading.
+func (s *Server) Watch(ctx context.Context) error {
+	tick := time.NewTicker(s.cfg.RefreshInterval)
+	defer tick.Stop()
+	var next time.Time
+	for {
+		if time.Now().After(next) {
+			start := time.Now()
+			reloaded, err := s.Refresh(ctx)
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case err != nil:
+				s.log.Warn("gateway: cache refresh failed", "err", err)
+			case reloaded:
+				next = start.Add(5 * time.Since(start))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// pruneOverlay drops live results the new snapshot has authority over: those
+// saved before the snapshot's load began, and unsaved ones gone stale.
+func (s *Server) pruneOverlay(t *table, loadStart time.Time) {
+	if s.ovLen.Load() == 0 {
+		return
+	}
+	now := s.cfg.Now()
+	s.ovMu.Lock()
+	defer s.ovMu.Unlock()
+	for d, o := range s.overlay {
+		if (o.persisted && o.savedAt.Before(loadStart)) || s.stale(o.rec.ScannedAt, now) {
+			delete(s.overlay, d)
+		}
+	}
+	s.ovLen.Store(int32(len(s.overlay)))
+	_ = t
+}
+
+// addOverlay remembers a live result until a snapshot covers it.
+func (s *Server) addOverlay(rec record, persisted bool) {
+	s.ovMu.Lock()
+	defer s.ovMu.Unlock()
+	if _, ok := s.overlay[rec.Domain]; !ok && len(s.overlay) >= maxOverlay {
+		return
+	}
+	s.overlay[rec.Domain] = overlayEntry{rec: rec, savedAt: time.Now(), persisted: persisted}
+	s.ovLen.Store(int32(len(s.overlay)))
+}
+
+// get returns the cached record of an A-label domain: a live result newer
+// than the snapshot first, then the snapshot.
+func (s *Server) get(domain string) (record, bool) {
+	if s.ovLen.Load() > 0 {
+		s.ovMu.Lock()
+		o, ok := s.overlay[domain]
+		s.ovMu.Unlock()
+		if ok {
+			return o.rec, true
+		}
+	}
+	return s.snap.Load().get(domain)
+}
+
+func (s *Server) stale(scannedAt, now time.Time) bool {
+	return !now.Before(scannedAt.Add(s.cfg.StaleAfter))
+}
+
+// Answer is the gateway's answer for one domain (the HTTP API's JSON).
+type Answer struct {
+	Domain        string         `json:"domain"`                   // A-label
+	DomainUnicode string         `json:"domain_unicode,omitempty"` // U-label form when it differs
+	Verdict       result.Verdict `json:"verdict"`                  // one of the ten, or "unknown"
+	Flags         []string       `json:"flags"`
+	ScannedAt     time.Time      `json:"scanned_at,omitzero"`
+	ValidUntil    time.Time      `json:"valid_until,omitzero"` // ScannedAt + stale-after
+	Stale         bool           `json:"stale"`                // past ValidUntil: the socketmap answers not found
+	Policy        string         `json:"policy"`               // the socketmap's Postfix policy, "" for not found
+	MX            []string       `json:"mx"`
+	Live          bool           `json:"live,omitempty"`  // just scanned on demand
+	Error         string         `json:"error,omitempty"` // batch item that is not a valid domain/address
+}
+
+// ErrNotReady is returned by Lookup before the first cache load.
+var ErrNotReady = errors.New("gateway: cache not loaded yet")
+
+// Lookup answers for one domain (any form NormalizeDomain accepts) from the
+// cache. A domain not in the cache answers verdict "unknown".
+func (s *Server) Lookup(domain string) (Answer, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return Answer{}, err
+	}
+	if !s.Ready() {
+		return Answer{}, ErrNotReady
+	}
+	return s.answer(d, "cache"), nil
+}
+
+// answer builds the Answer for a normalised domain and counts the lookup.
+func (s *Server) answer(d, source string) Answer {
+	rec, ok := s.get(d)
+	if !ok {
+		s.m.lookups.WithLabelValues(source, "miss").Inc()
+		return Answer{Domain: d, DomainUnicode: unicodeName(d), Verdict: result.Unknown, Flags: []string{}, MX: []string{}}
+	}
+	a := s.answerOf(rec, s.cfg.Now())
+	if a.Stale {
+		s.m.lookups.WithLabelValues(source, "stale").Inc()
+	} else {
+		s.m.lookups.WithLabelValues(source, "hit").Inc()
+	}
+	return a
+}
+
+func (s *Server) answerOf(rec record, now time.Time) Answer {
+	stale := s.stale(rec.ScannedAt, now)
+	a := Answer{
+		Domain:        rec.Domain,
+		DomainUnicode: unicodeName(rec.Domain),
+		Verdict:       rec.Verdict,
+		Flags:         rec.Flags,
+		ScannedAt:     rec.ScannedAt,
+		ValidUntil:    rec.ScannedAt.Add(s.cfg.StaleAfter),
+		Stale:         stale,
+		Policy:        s.policy(rec, stale),
+		MX:            splitList(rec.MX),
+	}
+	if a.Flags == nil {
+		a.Flags = []string{}
+	}
+	return a
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	out := make([]string, 0, 4)
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] != ',' {
+			i++
+		}
+		out = append(out, s[:i])
+		if i == len(s) {
+			break
+		}
+		s = s[i+1:]
+	}
+	return out
+}

@@ -1,0 +1,371 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
+)
+
+// HTTP limits.
+const (
+	maxHeaderBytes    = 8 << 10
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	shutdownTimeout   = 10 * time.Second
+)
+
+// LookupRequest is the body of POST /v1/lookup. Domains and recipient
+// addresses are answered in the order given, at most Config.MaxBatch in all.
+type LookupRequest struct {
+	Domains    []string `json:"domains"`
+	Recipients []string `json:"recipients"` // only the part after the last '@' is used
+}
+
+// LookupResponse answers a LookupRequest, one Answer per item, in order.
+// An item that is not a valid domain or address gets an Answer with Error set
+// (and, for recipients, no domain: the address is never echoed).
+type LookupResponse struct {
+	Domains    []Answer `json:"domains"`
+	Recipients []Answer `json:"recipients"`
+}
+
+// Batch request errors.
+var (
+	ErrBadRequest   = errors.New("gateway: malformed lookup request")
+	ErrBatchTooLong = errors.New("gateway: too many items in lookup request")
+)
+
+// ParseLookupRequest decodes one JSON LookupRequest from r: a single object,
+// no unknown fields, nothing after it, at most maxItems domains plus
+// recipients. The caller bounds r's size. Errors wrap ErrBadRequest or
+// ErrBatchTooLong and never quote the input.
+func ParseLookupRequest(r io.Reader, maxItems int) (LookupRequest, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var req LookupRequest
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return LookupRequest{}, err
+		}
+		return LookupRequest{}, fmt.Errorf("%w: %s", ErrBadRequest, jsonErrorKind(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return LookupRequest{}, err
+		}
+		return LookupRequest{}, fmt.Errorf("%w: data after the request object", ErrBadRequest)
+	}
+	if len(req.Domains)+len(req.Recipients) > maxItems {
+		return LookupRequest{}, fmt.Errorf("%w: more than %d items", ErrBatchTooLong, maxItems)
+	}
+	if len(req.Domains)+len(req.Recipients) == 0 {
+		return LookupRequest{}, fmt.Errorf("%w: no domains or recipients", ErrBadRequest)
+	}
+	return req, nil
+}
+
+// jsonErrorKind describes a decoding error without quoting the input (an
+// encoding/json error can contain a recipient address).
+func jsonErrorKind(err error) string {
+	var (
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &se):
+		return "invalid JSON at offset " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		return "wrong JSON type for field " + strconv.Quote(te.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	}
+	return "not a lookup request object"
+}
+
+// maxBodyBytes bounds a batch body: generous for MaxBatch quoted names.
+func (s *Server) maxBodyBytes() int64 { return 4096 + int64(s.cfg.MaxBatch)*1024 }
+
+// Handler returns the HTTP API:
+//
+//	GET  /v1/domains/{domain}       one Answer (?live=1: scan an unknown domain now)
+//	GET  /v1/recipients/{address}   the Answer for the address's domain (?live=1 too)
+//	POST /v1/lookup                 a LookupRequest -> LookupResponse
+//	GET  /healthz                   200 once the cache is loaded, 503 before
+//	GET  /metrics                   Prometheus metrics
+//
+// When Config.Token is set every request needs "Authorization: Bearer <token>".
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/domains/{domain}", s.instrument("domains", http.HandlerFunc(s.handleDomain)))
+	mux.Handle("GET /v1/recipients/{address}", s.instrument("recipients", http.HandlerFunc(s.handleRecipient)))
+	mux.Handle("POST /v1/lookup", s.instrument("lookup", http.HandlerFunc(s.handleBatch)))
+	mux.Handle("GET /healthz", s.instrument("healthz", http.HandlerFunc(s.handleHealth)))
+	mux.Handle("GET /metrics", s.instrument("metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
+	mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint or method")
+	})))
+	var h http.Handler = mux
+	if len(s.cfg.Token) > 0 {
+		h = s.authenticate(h)
+	}
+	return h
+}
+
+// authenticate requires the bearer token. Both sides are hashed first so the
+// constant-time comparison does not leak the token's length either.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	want := sha256.Sum256(s.cfg.Token)
+	unauthorized := s.instrument("unauthorized", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tlsready"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		const prefix = "Bearer "
+		h := r.Header.Get("Authorization")
+		ok := 0
+		if len(h) > len(prefix) && h[:len(prefix)] == prefix {
+			got := sha256.Sum256([]byte(h[len(prefix):]))
+			ok = subtle.ConstantTimeCompare(got[:], want[:])
+		}
+		if ok != 1 {
+			unauthorized.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter records the status code for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) instrument(endpoint string, next http.Handler) http.Handler {
+	dur := s.m.httpDuration.WithLabelValues(endpoint)
+	ok := s.m.httpRequests.WithLabelValues(endpoint, "200")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		dur.Observe(time.Since(start).Seconds())
+		if sw.code == 0 || sw.code == http.StatusOK {
+			ok.Inc()
+		} else {
+			s.m.httpRequests.WithLabelValues(endpoint, strconv.Itoa(sw.code)).Inc()
+		}
+	})
+}
+
+func (s *Server) handleDomain(w http.ResponseWriter, r *http.Request) {
+	d, err := NormalizeDomain(r.PathValue("domain"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid domain name")
+		return
+	}
+	s.answerHTTP(w, r, d)
+}
+
+// handleRecipient uses only the address's domain; the address itself is
+// never logged, stored, echoed or put in an error.
+func (s *Server) handleRecipient(w http.ResponseWriter, r *http.Request) {
+	d, err := DomainOfAddress(r.PathValue("address"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid recipient address")
+		return
+	}
+	s.answerHTTP(w, r, d)
+}
+
+func (s *Server) answerHTTP(w http.ResponseWriter, r *http.Request, d string) {
+	if !s.Ready() {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "cache loading")
+		return
+	}
+	live := false
+	switch q := r.URL.Query().Get("live"); q {
+	case "", "0", "false":
+	case "1", "true":
+		live = true
+	default:
+		writeError(w, http.StatusBadRequest, "live must be 1 or 0")
+		return
+	}
+	if !live {
+		writeJSON(w, http.StatusOK, s.answer(d, "cache"))
+		return
+	}
+	a, err := s.liveAnswer(r.Context(), d)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, a)
+	case errors.Is(err, ErrLiveDisabled):
+		writeError(w, http.StatusForbidden, "live checks are disabled")
+	case errors.Is(err, ErrLiveRateLimited):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(1/s.cfg.LiveRate))))
+		writeError(w, http.StatusTooManyRequests, "live check rate limit reached, try again later")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, "live check timed out")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this.
+		writeError(w, http.StatusServiceUnavailable, "request canceled")
+	default:
+		writeError(w, http.StatusBadGateway, "live check failed")
+	}
+}
+
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("live") {
+		writeError(w, http.StatusBadRequest, "live checks are not available for batches")
+		return
+	}
+	if !s.Ready() {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "cache loading")
+		return
+	}
+	req, err := ParseLookupRequest(http.MaxBytesReader(w, r.Body, s.maxBodyBytes()), s.cfg.MaxBatch)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	case errors.Is(err, ErrBatchTooLong):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	resp := LookupResponse{
+		Domains:    make([]Answer, 0, len(req.Domains)),
+		Recipients: make([]Answer, 0, len(req.Recipients)),
+	}
+	for _, in := range req.Domains {
+		d, err := NormalizeDomain(in)
+		if err != nil {
+			resp.Domains = append(resp.Domains, Answer{Verdict: "", Flags: []string{}, MX: []string{}, Error: "invalid domain name"})
+			continue
+		}
+		resp.Domains = append(resp.Domains, s.answer(d, "batch"))
+	}
+	for _, in := range req.Recipients {
+		d, err := DomainOfAddress(in)
+		if err != nil {
+			resp.Recipients = append(resp.Recipients, Answer{Flags: []string{}, MX: []string{}, Error: "invalid recipient address"})
+			continue
+		}
+		resp.Recipients = append(resp.Recipients, s.answer(d, "batch"))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// Health is the body of GET /healthz.
+type Health struct {
+	Status      string    `json:"status"` // "ok" or "loading"
+	Domains     int       `json:"domains"`
+	DataVersion int64     `json:"data_version"`
+	LoadedAt    time.Time `json:"loaded_at,omitzero"`
+	NewestScan  time.Time `json:"newest_scan,omitzero"`
+	Live        bool      `json:"live"`
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	t := s.snap.Load()
+	if t == nil {
+		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "loading", Live: s.cfg.Live != nil})
+		return
+	}
+	h := Health{Status: "ok", Domains: t.len(), DataVersion: t.version, LoadedAt: t.loadedAt, Live: s.cfg.Live != nil}
+	if t.newest != 0 {
+		h.NewestScan = time.Unix(0, t.newest).UTC()
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// ServeHTTP serves the HTTP API on l until ctx is done, then shuts down
+// gracefully (in-flight requests get shutdownTimeout to finish) and returns
+// nil. It bounds connections (MaxConns), header size and read time, and closes
+// idle keep-alive connections after IdleTimeout.
+func (s *Server) ServeHTTP(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      s.cfg.LiveTimeout + readTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	done := make(chan error, 1)
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		done <- srv.Shutdown(sctx)
+	})
+	err := srv.Serve(netutil.LimitListener(l, s.cfg.MaxConns))
+	if !errors.Is(err, http.ErrServerClosed) {
+		stop()
+		srv.Close()
+		return fmt.Errorf("gateway: http: %w", err)
+	}
+	if err := <-done; err != nil {
+		srv.Close()
+		return fmt.Errorf("gateway: http shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Prometheus series of one Server (its own registry: no
+// package-level state). Labels never carry domains or addresses.
+type metrics struct {
+	httpRequests *prometheus.CounterVec   // endpoint, code
+	httpDuration *prometheus.HistogramVec // endpoint
+	smRequests   *prometheus.CounterVec   // status
+	smDuration   prometheus.Observer
+	lookups      *prometheus.CounterVec // source (cache|batch|socketmap|live), outcome (hit|stale|miss)
+	reloads      *prometheus.CounterVec // result
+	live         *prometheus.CounterVec // outcome
+
+	smOK, smNotFound, smTemp, smPerm prometheus.Counter
+	smHit, smStale, smMiss           prometheus.Counter
+}
+
+// latencyBuckets resolve the sub-millisecond range the gateway aims at.
+var latencyBuckets = []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3, 0.25, 1, 5, 30}
+
+func newMetrics(s *Server) metrics {
+	const ns = "tlsready_gateway_"
+	m := metrics{
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ns + "http_requests_total", Help: "HTTP requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: ns + "http_request_duration_seconds", Help: "HTTP request latency by endpoint.", Buckets: latencyBuckets,
+		}, []string{"endpoint"}),
+		smRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ns + "socketmap_requests_total", Help: "Socketmap requests by reply status (OK, NOTFOUND, TEMP, PERM).",
+		}, []string{"status"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ns + "lookups_total", Help: "Domain lookups by source and cache outcome (hit, stale, miss).",
+		}, []string{"source", "outcome"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ns + "cache_reloads_total", Help: "Cache reloads from the store by result.",
+		}, []string{"result"}),
+		live: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ns + "live_checks_total", Help: "On-demand live checks by outcome.",
+		}, []string{"outcome"}),
+	}
+	smDur := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: ns + "socketmap_request_duration_seconds", Help: "Socketmap request latency (request read to reply buffered).", Buckets: latencyBuckets,
+	})
+	m.smDuration = smDur
+	m.smOK = m.smRequests.WithLabelValues("OK")
+	m.smNotFound = m.smRequests.WithLabelValues("NOTFOUND")
+	m.smTemp = m.smRequests.WithLabelValues("TEMP")
+	m.smPerm = m.smRequests.WithLabelValues("PERM")
+	m.smHit = m.lookups.WithLabelValues("socketmap", "hit")
+	m.smStale = m.lookups.WithLabelValues("socketmap", "stale")
+	m.smMiss = m.lookups.WithLabelValues("socketmap", "miss")
+
+	snap := func(f func(t *table) float64) func() float64 {
+		return func() float64 {
+			t := s.snap.Load()
+			if t == nil {
+				return 0
+			}
+			return f(t)
+		}
+	}
+	gauges := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_domains", Help: "Domains in the cache snapshot."},
+			snap(func(t *table) float64 { return float64(t.len()) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_data_version", Help: "Store data version of the cache snapshot."},
+			snap(func(t *table) float64 { return float64(t.version) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_load_seconds", Help: "How long the last cache load took."},
+			snap(func(t *table) float64 { return t.loadTook.Seconds() })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_age_seconds", Help: "Time since the cache snapshot was loaded."},
+			snap(func(t *table) float64 { return s.cfg.Now().Sub(t.loadedAt).Seconds() })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "data_age_seconds", Help: "Age of the newest scan result in the cache (how long since the batch last wrote)."},
+			snap(func(t *table) float64 {
+				if t.newest == 0 {
+					return 0
+				}
+				return s.cfg.Now().Sub(time.Unix(0, t.newest)).Seconds()
+			})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_ready", Help: "1 once the first cache load completed."},
+			func() float64 {
+				if s.Ready() {
+					return 1
+				}
+				return 0
+			}),
+	}
+	s.reg.MustRegister(m.httpRequests, m.httpDuration, m.smRequests, smDur, m.lookups, m.reloads, m.live)
+	s.reg.MustRegister(gauges...)
+	return m
+}

@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"strings"
+
+	"github.com/tlsready/tlsready/scanner/result"
+)
+
+// Postfix TLS security levels the socketmap answers (postconf(5),
+// smtp_tls_policy_maps).
+const (
+	PolicyDANEOnly = "dane-only"
+	PolicySecure   = "secure"
+	PolicyVerify   = "verify"
+	PolicyEncrypt  = "encrypt"
+	PolicyMay      = "may"
+)
+
+// stsMatch converts the mx patterns of an enforced MTA-STS policy into a
+// Postfix "match=" list (colon-separated). RFC 8461 §4.1: "*.example.net"
+// matches exactly one extra label; Postfix's nearest form is ".example.net"
+// (any subdomain), the mapping postfix-mta-sts-resolver also uses. A policy
+// that is not in enforce mode, has no patterns, or has any pattern that is not
+// a host name yields "" (no policy), so that nothing we did not validate can
+// reach Postfix's policy syntax.
+func stsMatch(p *result.STSPolicy) string {
+	if p == nil || p.Mode != "enforce" || len(p.MX) == 0 {
+		return ""
+	}
+	out := make([]string, 0, len(p.MX))
+	n := 0
+	for _, pat := range p.MX {
+		wild := strings.HasPrefix(pat, "*.")
+		name := pat
+		if wild {
+			name = pat[2:]
+		}
+		d, err := NormalizeDomain(name)
+		if err != nil {
+			return ""
+		}
+		if wild {
+			d = "." + d
+		}
+		if !containsString(out, d) {
+			out = append(out, d)
+			n += len(d) + 1
+		}
+	}
+	if n > 8192 { // far beyond any real policy; do not truncate a match list
+		return ""
+	}
+	return strings.Join(out, ":")
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// policy is the Postfix TLS policy for a record, "" for none (the socketmap
+// answers NOTFOUND and Postfix applies its default level).
+//
+//   - dane      -> dane-only (RFC 7672; never replaced by MTA-STS, RFC 8461 §2)
+//   - mta-sts   -> secure match=<patterns> servername=hostname
+//   - verified  -> Config.VerifiedPolicy (verify or may)
+//   - encrypted -> Config.EncryptedPolicy (encrypt or may)
+//   - any other verdict, unknown and stale records -> none
+func (s *Server) policy(rec record, stale bool) string {
+	if stale {
+		return ""
+	}
+	switch rec.Verdict {
+	case result.DANE:
+		return PolicyDANEOnly
+	case result.MTASTS:
+		if rec.STSMatch == "" {
+			return ""
+		}
+		return PolicySecure + " match=" + rec.STSMatch + " servername=hostname"
+	case result.Verified:
+		return s.cfg.VerifiedPolicy
+	case result.Encrypted:
+		return s.cfg.EncryptedPolicy
+	}
+	return ""
+}

@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
+)
+
+func TestTableAgainstMap(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[string]record{}
+	b := newBuilder(0)
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20000 {
+		d := fmt.Sprintf("d%d.example", rng.IntN(15000)) // duplicates: the later one wins
+		rec := record{
+			Domain:    d,
+			Verdict:   result.Verdicts[rng.IntN(len(result.Verdicts))],
+			Flags:     [][]string{nil, {"cert-expired"}, {"no-tlsrpt", "tls-1.0"}}[rng.IntN(3)],
+			ScannedAt: base.Add(time.Duration(i) * time.Second),
+			MX:        fmt.Sprintf("mx%d.provider.example,mx%d.provider.example", i%7, i%7+1),
+		}
+		if rec.Verdict == result.MTASTS {
+			rec.STSMatch = ".provider.example"
+		}
+		if !b.addRecord(rec) {
+			t.Fatalf("record %+v rejected", rec)
+		}
+		if rec.Flags == nil {
+			rec.Flags = []string{}
+		}
+		want[d] = rec
+	}
+	tab := b.finish()
+	if tab.len() != len(want) {
+		t.Errorf("len %d, want %d", tab.len(), len(want))
+	}
+	for d, w := range want {
+		got, ok := tab.get(d)
+		if !ok {
+			t.Fatalf("%s missing", d)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(w) || !got.ScannedAt.Equal(w.ScannedAt) {
+			t.Fatalf("%s: got %+v, want %+v", d, got, w)
+		}
+	}
+	for _, d := range []string{"d15000.example", "example", "", "d1.example.", "D1.example"} {
+		if _, ok := tab.get(d); ok {
+			t.Errorf("%q found", d)
+		}
+	}
+	// MX lists shared by many domains are stored once.
+	if len(tab.strs) > 1000 {
+		t.Errorf("string arena of %d bytes: MX lists not interned", len(tab.strs))
+	}
+}
+
+func TestTableRejects(t *testing.T) {
+	t.Parallel()
+	b := newBuilder(0)
+	for _, r := range []result.Result{
+		{Domain: "Upper.example", Verdict: result.DANE},        // not normalised
+		{Domain: "ok.example", Verdict: result.Unknown},        // not a verdict
+		{Domain: "ok.example", Verdict: "secure"},              // not a verdict
+		{Domain: "bad_name.example", Verdict: result.Verified}, // not a host name
+	} {
+		if b.add(r) {
+			t.Errorf("accepted %+v", r)
+		}
+	}
+	tab := b.finish()
+	if tab.len() != 0 || tab.skipped != 4 {
+		t.Errorf("len %d skipped %d", tab.len(), tab.skipped)
+	}
+	var empty *table
+	if _, ok := empty.get("x.example"); ok || empty.len() != 0 {
+		t.Error("nil table answers")
+	}
+}
+
+func TestRecordOfMX(t *testing.T) {
+	t.Parallel()
+	r := result.Result{Domain: "x.example", Verdict: result.Verified, MX: []result.Host{{Name: "a.example"}, {Name: "b,c.example"}, {Name: "d.example"}}}
+	if got := recordOf(r).MX; got != "a.example,d.example" {
+		t.Errorf("MX %q", got)
+	}
+	if got := splitList("a.example,d.example"); strings.Join(got, " ") != "a.example d.example" {
+		t.Errorf("split %q", got)
+	}
+}
