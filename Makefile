@@ -1,0 +1,66 @@
+# tlsready — see README.md. `make demo` and `make test` are all a fresh clone needs.
+GO        ?= go
+BIN       := bin/tlsready
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+FUZZTIME  ?= 10s
+DEMO_DIR  ?= demo-out
+
+.PHONY: all build demo test deps vet fuzz bench bench-scan bench-gateway bench-report clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tlsready
+
+# The main job on the built-in simulated internet: scan, summary, HTML report.
+demo: build
+	./$(BIN) demo --dir $(DEMO_DIR)
+
+# Debian packages the real-client tests need: Chromium (HTML report) and
+# Postfix's postmap (socketmap). Installed when missing and we are root.
+deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	test -x /usr/sbin/postmap || missing="$$missing postfix"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "warning: missing$$missing (not root: tests that need them are skipped outside CI)"; fi; \
+	fi
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting"; exit 1)
+
+test: deps vet
+	$(GO) test -race -timeout 20m ./...
+
+# Every fuzz target for a short while (FUZZTIME each); findings land in
+# testdata/fuzz and become regression tests.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench: build bench-scan bench-gateway bench-report
+	$(GO) test -run='^$$' -bench=. -benchmem ./scanner/... ./store/...
+
+bench-scan: build
+	./$(BIN) bench scan
+
+bench-gateway:
+	@echo "gateway benchmark: see README"
+
+bench-report:
+	@echo "report benchmark: see README"
+
+clean:
+	rm -rf bin $(DEMO_DIR)

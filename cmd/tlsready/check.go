@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlsready/tlsready/scanner/register"
+	"github.com/tlsready/tlsready/scanner/result"
+)
+
+func newCheckCmd() *cobra.Command {
+	var f scanFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "check DOMAIN...",
+		Short: "Scan domains live, without a database, and show the details",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := f.logger()
+			res, sc, err := f.build(log, nil)
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			defer sc.Close()
+			out := cmd.OutOrStdout()
+			for _, arg := range args {
+				d := arg
+				if i := strings.LastIndexByte(d, '@'); i >= 0 {
+					d = d[i+1:]
+				}
+				ascii, uni, err := register.NormalizeDomain(d)
+				if err != nil {
+					return usageErr("%q is not a valid domain name: %v", d, err)
+				}
+				r, err := sc.Check(ctx, ascii)
+				if err != nil {
+					return err
+				}
+				r.Unicode = uni
+				if asJSON {
+					if err := json.NewEncoder(out).Encode(r); err != nil {
+						return err
+					}
+					continue
+				}
+				printCheck(out, r)
+			}
+			return ctx.Err()
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per domain")
+	cmd.Flags().Lookup("concurrency").DefValue = "1"
+	_ = context.Background
+	return cmd
+}
+
+// printCheck prints what a mail administrator wants to see.
+func printCheck(w io.Writer, r result.Result) {
+	name := r.Domain
+	if r.Unicode != "" && r.Unicode != r.Domain {
+		name = r.Unicode + " (" + r.Domain + ")"
+	}
+	fmt.Fprintf(w, "%s: %s\n", name, r.Verdict)
+	if len(r.Flags) > 0 {
+		fmt.Fprintf(w, "  flags: %s\n", strings.Join(r.Flags, ", "))
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(w, "  why:   %s\n", r.Reason)
+	}
+	dnssec := "insecure"
+	if r.MXSecure {
+		dnssec = "secure"
+	}
+	fmt.Fprintf(w, "  DNS:   %s, MX RRset DNSSEC %s", r.DNSStatus, dnssec)
+	if r.ImplicitMX {
+		fmt.Fprint(w, ", implicit MX (no MX records; the domain's own address)")
+	}
+	if r.NullMX {
+		fmt.Fprint(w, ", null MX")
+	}
+	fmt.Fprintln(w)
+	for _, h := range r.MX {
+		fmt.Fprintf(w, "  MX %d %s", h.Preference, h.Name)
+		if h.CNAME != "" {
+			fmt.Fprintf(w, " (alias of %s)", h.CNAME)
+		}
+		if h.DNSStatus != "" && h.DNSStatus != "ok" {
+			fmt.Fprintf(w, " [address lookup: %s]", h.DNSStatus)
+		}
+		if len(h.Flags) > 0 {
+			fmt.Fprintf(w, " [%s]", strings.Join(h.Flags, ", "))
+		}
+		fmt.Fprintln(w)
+		if h.TLSA != nil {
+			fmt.Fprintf(w, "    TLSA %s: %s, secure=%v, %d record(s)\n", h.TLSA.Name, h.TLSA.Status, h.TLSA.Secure, len(h.TLSA.Records))
+			for _, t := range h.TLSA.Records {
+				fmt.Fprintf(w, "      %d %d %d %s\n", t.Usage, t.Selector, t.MatchingType, t.Data)
+			}
+		}
+		for _, a := range h.Addrs {
+			fmt.Fprintf(w, "    %s", a.IP)
+			if a.Skipped != "" {
+				fmt.Fprintf(w, ": not probed (%s)\n", a.Skipped)
+				continue
+			}
+			p := a.Probe
+			fmt.Fprintf(w, ": %s", p.Status)
+			if p.Error != "" {
+				fmt.Fprintf(w, " (%s)", p.Error)
+			}
+			fmt.Fprintln(w)
+			if p.Banner != "" {
+				fmt.Fprintf(w, "      banner:   %d %s\n", p.BannerCode, p.Banner)
+			}
+			if len(p.EHLO) > 0 {
+				fmt.Fprintf(w, "      EHLO:     %s\n", strings.Join(p.EHLO, " "))
+			}
+			fmt.Fprintf(w, "      STARTTLS: offered=%v", p.STARTTLSOffered)
+			if p.STARTTLSReply != "" {
+				fmt.Fprintf(w, ", reply %q", p.STARTTLSReply)
+			}
+			fmt.Fprintln(w)
+			if t := p.TLS; t != nil {
+				fmt.Fprintf(w, "      TLS:      %s, %s", t.Version, t.CipherSuite)
+				if t.Legacy {
+					fmt.Fprint(w, " (only with conservative settings)")
+				}
+				fmt.Fprintln(w)
+				for i, c := range t.Certs {
+					fmt.Fprintf(w, "      cert %d:   subject %s\n", i, c.Subject)
+					fmt.Fprintf(w, "                issuer  %s\n", c.Issuer)
+					fmt.Fprintf(w, "                valid   %s .. %s\n", c.NotBefore.Format(time.DateOnly), c.NotAfter.Format(time.DateOnly))
+					if len(c.DNSNames) > 0 && i == 0 {
+						fmt.Fprintf(w, "                names   %s\n", strings.Join(c.DNSNames, ", "))
+					}
+				}
+				fmt.Fprintf(w, "      verify:   chain trusted=%v, expired=%v, self-signed=%v, names %s=%v, PKIX-valid=%v",
+					t.ChainTrusted, t.Expired, t.SelfSigned, h.Name, a.NameMatch, a.PKIXValid)
+				if t.ChainError != "" {
+					fmt.Fprintf(w, " (%s)", t.ChainError)
+				}
+				fmt.Fprintln(w)
+				if a.DANEMatch != nil {
+					fmt.Fprintf(w, "      DANE:     match=%v\n", *a.DANEMatch)
+				}
+			} else if p.Alert != "" {
+				fmt.Fprintf(w, "      TLS alert: %s\n", p.Alert)
+			}
+			if len(a.Flags) > 0 {
+				fmt.Fprintf(w, "      flags:    %s\n", strings.Join(a.Flags, ", "))
+			}
+		}
+	}
+	if p := r.MTASTS; p != nil {
+		fmt.Fprintf(w, "  MTA-STS: id=%s mode=%s mx=%s max_age=%d", p.RecordID, p.Mode, strings.Join(p.MX, ","), p.MaxAge)
+		if p.Error != "" {
+			fmt.Fprintf(w, " error: %s", p.Error)
+		}
+		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintln(w, "  MTA-STS: none")
+	}
+	if t := r.TLSRPT; t != nil && len(t.RUA) > 0 {
+		fmt.Fprintf(w, "  TLSRPT:  %s\n", strings.Join(t.RUA, ", "))
+	} else {
+		fmt.Fprintln(w, "  TLSRPT:  none")
+	}
+}

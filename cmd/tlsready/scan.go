@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlsready/tlsready/scanner/register"
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+)
+
+type scanOptions struct {
+	scanFlags
+	input         string
+	db            string
+	maxAge        time.Duration
+	keepAddresses bool
+}
+
+func newScanCmd() *cobra.Command {
+	var o scanOptions
+	cmd := &cobra.Command{
+		Use:   "scan --input FILE|- --db FILE",
+		Short: "Scan a register of recipient addresses into the database",
+		Long: `Reads the register (one address per line, or CSV with an "email" column and an
+optional "id" column; .gz read as such; "-" for stdin), stores each recipient's
+id and domain (never the local part unless --keep-addresses), and scans every
+domain whose cached result is older than --max-age: MX, STARTTLS, certificates,
+MTA-STS, DANE, TLSRPT. An interrupted run is resumed by running the same
+command again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.input == "" || o.db == "" {
+				return usageErr("--input and --db are required")
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if o.maxAge < 0 {
+				return usageErr("--max-age must not be negative")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			sum, err := runScanJob(ctx, &o, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			if !o.quiet {
+				printSummary(cmd.OutOrStdout(), sum)
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	o.register(fs)
+	fs.StringVar(&o.input, "input", "", "register file (addresses or CSV, optionally gzipped), - for stdin")
+	fs.StringVar(&o.db, "db", "", "database file (created 0600)")
+	fs.DurationVar(&o.maxAge, "max-age", 20*time.Hour, "reuse cached results younger than this instead of probing again")
+	fs.BoolVar(&o.keepAddresses, "keep-addresses", false, "store full addresses (default: only recipient ids and domains)")
+	return cmd
+}
+
+// scanSummary is what a finished (or interrupted) scan reports.
+type scanSummary struct {
+	Run      store.Run
+	Verdicts map[result.Verdict][2]int64 // domains, citizens
+	Elapsed  time.Duration
+}
+
+// runScanJob ingests the register, scans what is pending and finishes the run.
+func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary, error) {
+	log := o.logger()
+	var sum scanSummary
+	started := time.Now()
+
+	st, err := store.Open(ctx, o.db, store.Options{})
+	if err != nil {
+		return sum, err
+	}
+	defer st.Close()
+	unlock, err := st.LockScan()
+	if errors.Is(err, store.ErrLocked) {
+		return sum, fmt.Errorf("%s: another tlsready scan is running on this database; wait for it or stop it", o.db)
+	}
+	if err != nil {
+		return sum, err
+	}
+	defer unlock()
+
+	inputID, err := inputIdentity(o.input)
+	if err != nil {
+		return sum, err
+	}
+	run, resumed, err := st.BeginRun(ctx, inputID, time.Now())
+	if err != nil {
+		return sum, err
+	}
+	if resumed {
+		log.Info("resuming interrupted run", "run", run.ID)
+	} else {
+		log.Info("starting run", "run", run.ID)
+	}
+
+	// 1. Ingest: stream the register into the store.
+	stats := run.Stats
+	ing, err := ingest(ctx, st, run.ID, o.input, o.keepAddresses, log)
+	if err != nil {
+		return sum, err
+	}
+	stats.Lines, stats.Recipients, stats.BadLines, stats.BadByReason = ing.Lines, ing.OK, ing.Bad, ing.ByReason
+	if ing.Bad > 0 {
+		for reason, n := range ing.ByReason {
+			log.Warn("bad input lines skipped", "reason", reason, "count", n, "first_lines", ing.BadLines[reason])
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return sum, &exitError{code: exitInterrupted, err: errors.New("interrupted during ingestion; run the same command again to resume")}
+	}
+
+	// 2. Scan what is not fresh.
+	total, err := st.CountRunDomains(ctx, run.ID)
+	if err != nil {
+		return sum, err
+	}
+	var freshSince time.Time
+	if o.maxAge > 0 {
+		freshSince = time.Now().Add(-o.maxAge)
+	}
+	pending, err := st.PendingDomains(ctx, run.ID, freshSince)
+	if err != nil {
+		return sum, err
+	}
+	stats.Domains = total
+	log.Info("domains", "total", total, "to_scan", len(pending), "cached", total-int64(len(pending)))
+
+	res, sc, err := o.build(log, st)
+	if err != nil {
+		return sum, err
+	}
+	defer res.Close()
+	defer sc.Close()
+	stats.Resolver = o.resolver
+	stats.TrustAD = res.TrustsAD()
+	stats.Vantage = o.helo
+	stats.ScannerVersion = version
+
+	w := st.NewWriter(500, time.Second)
+	prog := newProgress(len(pending), o.quiet, log)
+	in := make(chan string)
+	go func() {
+		defer close(in)
+		for _, d := range pending {
+			select {
+			case in <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var scanned int64
+	var held []result.Result // results kept back until the network is known to work
+	var heldMu sync.Mutex
+	confirmed := false
+	sc.Run(ctx, in, func(r result.Result) {
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		r.RunID = run.ID
+		scanned++
+		prog.add(1)
+		// Until at least one probe reached a server, a run that turns out to
+		// be behind a blocked port 25 must not have written anything.
+		if !confirmed && sc.Stats().MXIPs > 0 && sc.Err() == nil && sc.NetworkWorks() {
+			confirmed = true
+			for _, h := range held {
+				w.Add(h)
+			}
+			held = nil
+		}
+		if !confirmed {
+			held = append(held, r)
+			return
+		}
+		w.Add(r)
+	})
+	prog.done()
+	if err := sc.Err(); err != nil {
+		w.Close()
+		_ = st.AbortRun(context.WithoutCancel(ctx), run.ID, err.Error())
+		return sum, &exitError{code: exitEnvironment, err: fmt.Errorf("%w; run aborted, nothing cached was overwritten", err)}
+	}
+	if ctx.Err() == nil {
+		for _, h := range held { // e.g. a small run where nothing was reachable
+			w.Add(h)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return sum, fmt.Errorf("writing results: %w", err)
+	}
+	scs := sc.Stats()
+	stats.Scanned += scanned
+	stats.Reused = total - int64(len(pending))
+	stats.MXIPs += scs.MXIPs
+	stats.Connections += scs.Connections
+	stats.DNSQueries += res.Queries()
+	if err := ctx.Err(); err != nil {
+		log.Info("interrupted; finished domains are saved", "scanned", scanned, "left", int64(len(pending))-scanned)
+		return sum, &exitError{code: exitInterrupted, err: errors.New("interrupted; run the same command again to resume")}
+	}
+	if err := st.FinishRun(ctx, run.ID, stats, time.Now()); err != nil {
+		return sum, err
+	}
+	run, err = st.GetRun(ctx, run.ID)
+	if err != nil {
+		return sum, err
+	}
+	sum.Run = run
+	sum.Elapsed = time.Since(started)
+	sum.Verdicts = map[result.Verdict][2]int64{}
+	err = st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
+		c := sum.Verdicts[d.Verdict]
+		c[0]++
+		c[1] += d.Citizens
+		sum.Verdicts[d.Verdict] = c
+		return nil
+	})
+	log.Info("run finished", "run", run.ID, "domains", total, "scanned", scanned,
+		"mx_ips", scs.MXIPs, "connections", scs.Connections, "elapsed", sum.Elapsed.Round(time.Millisecond))
+	return sum, err
+}
+
+// inputIdentity names the input so an interrupted run is resumed only with
+// the same register: path, size and modification time.
+func inputIdentity(path string) (string, error) {
+	if path == "-" {
+		return "-", nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("--input: %w", err)
+	}
+	return fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano()), nil
+}
+
+// ingest streams the register into the store in batches.
+func ingest(ctx context.Context, st *store.Store, runID int64, path string, keep bool, log *slog.Logger) (register.Stats, error) {
+	f, err := register.Open(path)
+	if err != nil {
+		return register.Stats{}, fmt.Errorf("--input: %w", err)
+	}
+	defer f.Close()
+	rd := register.NewReader(f, register.Options{KeepAddresses: keep})
+	const batchSize = 20000
+	batch := make([]store.Recipient, 0, batchSize)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := st.AddRecipients(ctx, runID, batch)
+		batch = batch[:0]
+		return err
+	}
+	for {
+		e, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rd.Stats(), fmt.Errorf("reading the register: %w", err)
+		}
+		batch = append(batch, store.Recipient{ID: e.ID, Domain: e.Domain, Address: e.Address})
+		if len(batch) == batchSize {
+			if err := flush(); err != nil {
+				return rd.Stats(), err
+			}
+			if ctx.Err() != nil {
+				return rd.Stats(), nil
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return rd.Stats(), err
+	}
+	s := rd.Stats()
+	log.Info("register read", "lines", s.Lines, "recipients", s.OK, "bad_lines", s.Bad)
+	return s, nil
+}

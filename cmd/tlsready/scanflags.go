@@ -1,0 +1,163 @@
+package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tlsready/tlsready/scanner"
+	"github.com/tlsready/tlsready/scanner/resolve"
+	"github.com/tlsready/tlsready/scanner/smtpprobe"
+)
+
+// scanFlags are the flags shared by scan, check and demo.
+type scanFlags struct {
+	resolver     string
+	caFile       string
+	concurrency  int
+	rate         int
+	dnsRate      int
+	timeout      time.Duration
+	helo         string
+	smtpPort     int
+	httpsPort    int
+	ipv6         bool
+	allowPrivate bool
+	trustAD      string
+	noPolicy     bool
+	maxMX        int
+	maxIPs       int
+	logFormat    string
+	quiet        bool
+	verbose      bool
+}
+
+func (f *scanFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.resolver, "resolver", "", "DNS resolver HOST:PORT (default: the nameservers of /etc/resolv.conf)")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra trusted root certificates (added to the system pool)")
+	fs.IntVar(&f.concurrency, "concurrency", 200, "domains scanned at once")
+	fs.IntVar(&f.rate, "rate", 20, "new SMTP connections per second (global)")
+	fs.IntVar(&f.dnsRate, "dns-rate", 0, "DNS queries per second (0: unlimited)")
+	fs.DurationVar(&f.timeout, "timeout", 90*time.Second, "deadline for one MX IP probe (connect, banner, EHLO, STARTTLS, handshake, retry)")
+	fs.StringVar(&f.helo, "helo", "", "EHLO name identifying the operator (default: the host name)")
+	fs.IntVar(&f.smtpPort, "smtp-port", 25, "SMTP port to probe (labs and tests)")
+	fs.IntVar(&f.httpsPort, "https-port", 443, "HTTPS port for MTA-STS policies (labs and tests)")
+	fs.BoolVar(&f.ipv6, "ipv6", false, "also look up and probe AAAA addresses")
+	fs.BoolVar(&f.allowPrivate, "allow-private", false, "connect to loopback, private and reserved addresses (labs and tests only)")
+	fs.StringVar(&f.trustAD, "trust-ad", "auto", "trust the resolver's AD bit: auto (only a loopback resolver), true, false")
+	fs.BoolVar(&f.noPolicy, "no-policy", false, "skip MTA-STS, DANE and TLSRPT")
+	fs.IntVar(&f.maxMX, "max-mx", 10, "MX hosts looked at per domain")
+	fs.IntVar(&f.maxIPs, "max-ips", 4, "addresses probed per MX host")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
+}
+
+func (f *scanFlags) validate() error {
+	switch {
+	case f.concurrency < 1 || f.concurrency > 100000:
+		return usageErr("--concurrency must be between 1 and 100000")
+	case f.rate < 1:
+		return usageErr("--rate must be at least 1")
+	case f.dnsRate < 0:
+		return usageErr("--dns-rate must not be negative")
+	case f.timeout < time.Second:
+		return usageErr("--timeout must be at least 1s")
+	case f.smtpPort < 1 || f.smtpPort > 65535 || f.httpsPort < 1 || f.httpsPort > 65535:
+		return usageErr("ports must be between 1 and 65535")
+	case f.logFormat != "text" && f.logFormat != "json":
+		return usageErr("--log-format must be text or json")
+	case f.trustAD != "auto" && f.trustAD != "true" && f.trustAD != "false":
+		return usageErr("--trust-ad must be auto, true or false")
+	case f.maxMX < 1 || f.maxIPs < 1:
+		return usageErr("--max-mx and --max-ips must be at least 1")
+	}
+	if f.resolver != "" {
+		if _, _, err := net.SplitHostPort(f.resolver); err != nil {
+			return usageErr("--resolver must be HOST:PORT: %v", err)
+		}
+	}
+	return nil
+}
+
+func (f *scanFlags) logger() *slog.Logger {
+	level := slog.LevelInfo
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if f.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// build makes the resolver and the scanner. The caller closes both.
+func (f *scanFlags) build(log *slog.Logger, cache scanner.STSCache) (*resolve.Client, *scanner.Scanner, error) {
+	servers := []string{f.resolver}
+	if f.resolver == "" {
+		var err error
+		servers, err = resolve.SystemServers("/etc/resolv.conf")
+		if err != nil {
+			return nil, nil, fmt.Errorf("no --resolver and /etc/resolv.conf unusable: %w", err)
+		}
+	}
+	rc := resolve.Config{Servers: servers, Rate: f.dnsRate, Logger: log}
+	if f.trustAD != "auto" {
+		b, _ := strconv.ParseBool(f.trustAD)
+		rc.TrustAD = &b
+	}
+	res, err := resolve.New(rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			res.Close()
+			return nil, nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			res.Close()
+			return nil, nil, fmt.Errorf("--ca-file %s: no certificates found", f.caFile)
+		}
+	}
+	helo := f.helo
+	if helo == "" {
+		helo, _ = os.Hostname()
+	}
+	sc, err := scanner.New(scanner.Config{
+		Resolver: res,
+		Probe: smtpprobe.Config{
+			Port:    f.smtpPort,
+			HELO:    helo,
+			Timeout: f.timeout,
+		},
+		RootCAs:      roots,
+		HTTPSPort:    f.httpsPort,
+		Concurrency:  f.concurrency,
+		Rate:         f.rate,
+		MaxMX:        f.maxMX,
+		MaxIPs:       f.maxIPs,
+		IPv6:         f.ipv6,
+		AllowPrivate: f.allowPrivate,
+		NoPolicy:     f.noPolicy,
+		STSCache:     cache,
+		Logger:       log,
+	})
+	if err != nil {
+		res.Close()
+		return nil, nil, err
+	}
+	return res, sc, nil
+}

@@ -1,0 +1,247 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/dane"
+	"github.com/tlsready/tlsready/scanner/mtasts"
+	"github.com/tlsready/tlsready/scanner/resolve"
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/tlsrpt"
+	"github.com/tlsready/tlsready/store"
+)
+
+// STSCache keeps fetched MTA-STS policies between runs (RFC 8461 §5.1):
+// a policy is refetched only when the TXT id changes or max_age has passed.
+// *store.Store implements it. Implementations return store.ErrNotFound for
+// a domain with no cached policy.
+type STSCache interface {
+	GetSTSPolicy(ctx context.Context, domain string) (store.STSCache, error)
+	PutSTSPolicy(ctx context.Context, p store.STSCache) error
+}
+
+// policyFacts are the DNS records of the policy layer for one domain.
+type policyFacts struct {
+	sts resolve.TXTAnswer // _mta-sts.<domain>
+	rpt resolve.TXTAnswer // _smtp._tls.<domain>
+}
+
+func (s *Scanner) lookupPolicies(ctx context.Context, domain string) policyFacts {
+	var f policyFacts
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.rpt = s.cfg.Resolver.TXT(ctx, "_smtp._tls."+domain)
+	}()
+	f.sts = s.cfg.Resolver.TXT(ctx, "_mta-sts."+domain)
+	<-done
+	return f
+}
+
+// applyPolicies evaluates MTA-STS and TLSRPT for a domain that has mail hosts.
+func (s *Scanner) applyPolicies(ctx context.Context, r *result.Result, f policyFacts) {
+	if r.NullMX || len(r.MX) == 0 {
+		return
+	}
+	// TLSRPT (RFC 8460 §3).
+	if f.rpt.Status == resolve.StatusOK {
+		if rec, err := tlsrpt.SelectRecord(f.rpt.TXT); err == nil {
+			r.TLSRPT = &result.TLSRPT{RUA: rec.RUA}
+		} else {
+			r.TLSRPT = &result.TLSRPT{Error: err.Error()}
+			r.Flags = result.AddFlag(r.Flags, result.FlagNoTLSRPT)
+		}
+	} else {
+		r.Flags = result.AddFlag(r.Flags, result.FlagNoTLSRPT)
+	}
+
+	// MTA-STS (RFC 8461 §3.1): exactly one v=STSv1 record.
+	switch f.sts.Status {
+	case resolve.StatusOK:
+	case resolve.StatusNXDomain, resolve.StatusNoData:
+		return
+	default:
+		// A temporary failure: a cached policy still applies (§5.1).
+		if p := s.cachedPolicy(ctx, r.Domain, ""); p != nil {
+			r.MTASTS = p
+			r.Flags = result.AddFlag(r.Flags, result.FlagSTSFetchFailed)
+			s.stsModeFlags(r)
+		}
+		return
+	}
+	rec, err := mtasts.SelectRecord(f.sts.TXT)
+	if err != nil {
+		if errors.Is(err, mtasts.ErrNoRecord) {
+			return
+		}
+		r.MTASTS = &result.STSPolicy{Error: err.Error()}
+		r.Flags = result.AddFlag(r.Flags, result.FlagSTSRecordInvalid)
+		return
+	}
+	if p := s.cachedPolicy(ctx, r.Domain, rec.ID); p != nil {
+		r.MTASTS = p
+		s.stsModeFlags(r)
+		return
+	}
+	fc := mtasts.FetchConfig{
+		RootCAs: s.cfg.RootCAs,
+		Port:    s.cfg.HTTPSPort,
+		Dialer:  dialer{s},
+		Now:     s.cfg.Now,
+		Timeout: 20 * time.Second,
+	}
+	pol, body, err := mtasts.Fetch(ctx, fc, r.Domain)
+	if err != nil {
+		// §5.1: a cached, unexpired policy survives a failed refresh.
+		if p := s.cachedPolicy(ctx, r.Domain, ""); p != nil {
+			p.Error = err.Error()
+			r.MTASTS = p
+			r.Flags = result.AddFlag(r.Flags, result.FlagSTSFetchFailed)
+			s.stsModeFlags(r)
+			return
+		}
+		r.MTASTS = &result.STSPolicy{RecordID: rec.ID, Error: err.Error()}
+		var fe *mtasts.FetchError
+		if errors.As(err, &fe) && fe.Reason == mtasts.ReasonSyntax {
+			r.Flags = result.AddFlag(r.Flags, result.FlagSTSInvalid)
+		} else {
+			r.Flags = result.AddFlag(r.Flags, result.FlagSTSFetchFailed)
+		}
+		return
+	}
+	now := s.cfg.Now().UTC()
+	r.MTASTS = &result.STSPolicy{RecordID: rec.ID, Mode: string(pol.Mode), MX: pol.MX, MaxAge: pol.MaxAge, FetchedAt: now}
+	if s.cfg.STSCache != nil {
+		err := s.cfg.STSCache.PutSTSPolicy(ctx, store.STSCache{
+			Domain: r.Domain, RecordID: rec.ID, Policy: string(body), FetchedAt: now,
+			MaxAge: time.Duration(pol.MaxAge) * time.Second,
+		})
+		if err != nil {
+			s.log.Debug("mta-sts cache write failed", "err", err)
+		}
+	}
+	s.stsModeFlags(r)
+}
+
+func (s *Scanner) stsModeFlags(r *result.Result) {
+	switch r.MTASTS.Mode {
+	case "testing":
+		r.Flags = result.AddFlag(r.Flags, result.FlagSTSTesting)
+	case "none":
+		r.Flags = result.AddFlag(r.Flags, result.FlagSTSNone)
+	}
+}
+
+// cachedPolicy returns the cached policy for domain when it is still within
+// its max_age and, if id is not empty, was fetched under that TXT id.
+func (s *Scanner) cachedPolicy(ctx context.Context, domain, id string) *result.STSPolicy {
+	if s.cfg.STSCache == nil {
+		return nil
+	}
+	c, err := s.cfg.STSCache.GetSTSPolicy(ctx, domain)
+	if err != nil {
+		return nil
+	}
+	if id != "" && c.RecordID != id {
+		return nil
+	}
+	if s.cfg.Now().After(c.FetchedAt.Add(c.MaxAge)) {
+		return nil
+	}
+	pol, err := mtasts.ParsePolicy([]byte(c.Policy))
+	if err != nil {
+		return nil
+	}
+	return &result.STSPolicy{RecordID: c.RecordID, Mode: string(pol.Mode), MX: pol.MX, MaxAge: pol.MaxAge, FetchedAt: c.FetchedAt.UTC()}
+}
+
+type tlsaEntry struct {
+	done chan struct{}
+	t    *result.TLSA
+}
+
+// lookupTLSA finds the TLSA RRset of an MX host whose MX and address records
+// are DNSSEC-secure (RFC 7672 §2.2). When the host name is an alias, the
+// expanded name is the TLSA base domain first, then the original name
+// (RFC 7672 §2.2.2, RFC 7671 §7).
+func (s *Scanner) lookupTLSA(ctx context.Context, h result.Host) *result.TLSA {
+	const port = 25 // TLSA names use the SMTP port even when a lab overrides the dial port
+	bases := []string{h.Name}
+	if h.CNAME != "" && h.CNAME != h.Name {
+		bases = []string{h.CNAME, h.Name}
+	}
+	var t *result.TLSA
+	for _, base := range bases {
+		name := dane.TLSAName(base, port)
+		t = s.tlsaOnce(ctx, name)
+		if t.Status == string(resolve.StatusOK) && t.Secure {
+			return t
+		}
+		if resolve.Status(t.Status).Temporary() {
+			return t
+		}
+	}
+	return t
+}
+
+func (s *Scanner) tlsaOnce(ctx context.Context, name string) *result.TLSA {
+	e := &tlsaEntry{done: make(chan struct{})}
+	if v, loaded := s.tlsa.LoadOrStore(name, e); loaded {
+		e = v.(*tlsaEntry)
+		select {
+		case <-e.done:
+			return e.t
+		case <-ctx.Done():
+			return &result.TLSA{Name: name, Status: string(resolve.StatusTimeout)}
+		}
+	}
+	ans := s.cfg.Resolver.TLSA(ctx, name)
+	s.noteDNS(ans.Status)
+	t := &result.TLSA{Name: trimDot(name), Secure: ans.Secure, Status: string(ans.Status)}
+	for _, rr := range ans.Records {
+		t.Records = append(t.Records, result.TLSARecord{
+			Usage: rr.Usage, Selector: rr.Selector, MatchingType: rr.MatchingType, Data: hexString(rr.Data),
+		})
+	}
+	e.t = t
+	close(e.done)
+	return t
+}
+
+// judgeDANE checks the presented chain of one address against the host's
+// TLSA records (RFC 7672 §3). Only secure, usable records count.
+func (s *Scanner) judgeDANE(a *result.Addr, h result.Host) {
+	t := h.TLSA
+	if t.Status != string(resolve.StatusOK) || len(t.Records) == 0 {
+		return
+	}
+	if !t.Secure {
+		a.Flags = result.AddFlag(a.Flags, result.FlagTLSAInsecure)
+		return
+	}
+	var recs []dane.Record
+	for _, r := range t.Records {
+		dr := dane.Record{Usage: r.Usage, Selector: r.Selector, MatchingType: r.MatchingType, Data: unhex(r.Data)}
+		if dane.Usable(dr) {
+			recs = append(recs, dr)
+		}
+	}
+	if len(recs) == 0 {
+		a.Flags = result.AddFlag(a.Flags, result.FlagTLSAUnusable)
+		return
+	}
+	names := []string{h.Name}
+	if h.CNAME != "" {
+		names = append(names, h.CNAME)
+	}
+	ok := false
+	if a.Probe.TLS != nil {
+		ok = dane.Verify(a.Probe.TLS.Raw, recs, names, s.cfg.Now()).Match
+	}
+	a.DANEMatch = &ok
+	if !ok {
+		a.Flags = result.AddFlag(a.Flags, result.FlagDANEMismatch)
+	}
+}

@@ -1,0 +1,484 @@
+// Package scanner is the tlsready pipeline: for each recipient domain it
+// resolves the MX hosts (RFC 5321 §5.1, RFC 7505), probes every MX IP once per
+// run with STARTTLS (package smtpprobe), evaluates MTA-STS (RFC 8461), DANE
+// (RFC 7672) and TLSRPT (RFC 8460), and classifies the domain with one of the
+// verdicts of VERDICTS.md (Classify).
+//
+// One Scanner is one run: MX host lookups and IP probes are shared by every
+// domain of the run, so a provider that hosts thousands of domains is probed
+// once per IP, and never by two connections at a time.
+package scanner
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/projectdiscovery/ratelimit"
+
+	"github.com/tlsready/tlsready/scanner/resolve"
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/smtpprobe"
+)
+
+// Config configures a Scanner. Zero values have the documented defaults.
+type Config struct {
+	Resolver resolve.Resolver // required
+	// Probe configures every SMTP probe (port, HELO name, timeouts, roots).
+	// Probe.OnConnect is set by the scanner.
+	Probe        smtpprobe.Config
+	RootCAs      *x509.CertPool   // nil: system roots; for certificate checks and MTA-STS fetches
+	HTTPSPort    int              // 0: 443; MTA-STS policy fetches
+	Concurrency  int              // domains in flight; 0: 100
+	Rate         int              // new SMTP connections per second, global; 0: 20
+	MaxMX        int              // MX hosts looked at per domain; 0: 10
+	MaxIPs       int              // addresses probed per MX host; 0: 4
+	IPv6         bool             // also look up and probe AAAA
+	AllowPrivate bool             // connect to loopback/private/reserved addresses (labs, tests)
+	NoPolicy     bool             // skip MTA-STS, DANE and TLSRPT
+	STSCache     STSCache         // nil: fetch every policy
+	Now          func() time.Time // nil: time.Now
+	Logger       *slog.Logger     // nil: discard
+	// HealthProbes is how many probes must all fail at TCP connect with a
+	// timeout (while DNS works) before the run is stopped with
+	// ErrPort25Blocked; 0: 25. Negative disables the check.
+	HealthProbes int
+}
+
+// Errors that stop a run because our own side is broken, not the recipients'.
+var (
+	ErrPort25Blocked = errors.New("scanner: every SMTP connection timed out at connect: outbound port 25 looks blocked from this network")
+	ErrResolverDead  = errors.New("scanner: the resolver does not answer")
+)
+
+// Scanner scans domains. Safe for concurrent use; one Scanner per run.
+type Scanner struct {
+	cfg     Config
+	log     *slog.Logger
+	limiter *ratelimit.Limiter
+	stop    context.CancelFunc
+
+	hosts  sync.Map // host name -> *hostEntry
+	probes sync.Map // netip.Addr -> *probeEntry
+	tlsa   sync.Map // TLSA owner name -> *tlsaEntry
+
+	connections atomic.Int64
+	probed      atomic.Int64
+	reachable   atomic.Int64 // probes that reached a server, or were refused (the network works)
+	dialTimeout atomic.Int64
+	dnsOK       atomic.Int64
+	dnsTimeout  atomic.Int64
+	fatal       atomic.Pointer[error]
+}
+
+// New validates cfg and returns a Scanner. Close it to stop its rate limiter.
+func New(cfg Config) (*Scanner, error) {
+	if cfg.Resolver == nil {
+		return nil, errors.New("scanner: Config.Resolver is required")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 100
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 20
+	}
+	if cfg.MaxMX <= 0 {
+		cfg.MaxMX = 10
+	}
+	if cfg.MaxIPs <= 0 {
+		cfg.MaxIPs = 4
+	}
+	if cfg.HTTPSPort == 0 {
+		cfg.HTTPSPort = 443
+	}
+	if cfg.HealthProbes == 0 {
+		cfg.HealthProbes = 25
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RootCAs == nil {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("scanner: system roots: %w", err)
+		}
+		cfg.RootCAs = pool
+	}
+	if cfg.Probe.RootCAs == nil {
+		cfg.Probe.RootCAs = cfg.RootCAs
+	}
+	if cfg.Probe.Now == nil {
+		cfg.Probe.Now = cfg.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Scanner{cfg: cfg, log: cfg.Logger, stop: cancel}
+	s.limiter = ratelimit.New(ctx, uint(cfg.Rate), time.Second)
+	s.cfg.Probe.OnConnect = func() {
+		s.limiter.Take()
+		s.connections.Add(1)
+	}
+	return s, nil
+}
+
+// Close releases the rate limiter.
+func (s *Scanner) Close() { s.stop() }
+
+// Stats are a scanner's counters.
+type Stats struct {
+	Connections int64 // SMTP connections made (a legacy retry is a second one)
+	MXIPs       int64 // distinct MX IPs probed
+}
+
+// Stats returns the counters so far.
+func (s *Scanner) Stats() Stats {
+	return Stats{Connections: s.connections.Load(), MXIPs: s.probed.Load()}
+}
+
+// Err returns the error that stopped the run (ErrPort25Blocked,
+// ErrResolverDead), or nil.
+func (s *Scanner) Err() error {
+	if p := s.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Run scans the domains from in with Config.Concurrency workers and calls
+// out (from many goroutines) with each finished result. A domain cut short
+// because ctx ended or the run was stopped is not passed to out: it stays
+// pending for the next run. Run returns when in is closed and drained, or ctx
+// ends; then Err says whether the scanner stopped itself.
+func (s *Scanner) Run(ctx context.Context, in <-chan string, out func(result.Result)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range s.cfg.Concurrency {
+		wg.Go(func() {
+			for d := range in {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				r := s.Domain(ctx, d)
+				if err := s.Err(); err != nil {
+					cancel()
+					continue
+				}
+				if ctx.Err() != nil {
+					continue
+				}
+				out(r)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (s *Scanner) setFatal(err error) {
+	s.fatal.CompareAndSwap(nil, &err)
+}
+
+// Check scans one domain live (for `tlsready check` and the gateway's
+// on-demand checks). The error is non-nil only when ctx ended first.
+func (s *Scanner) Check(ctx context.Context, domain string) (result.Result, error) {
+	r := s.Domain(ctx, domain)
+	if err := ctx.Err(); err != nil {
+		return r, err
+	}
+	return r, s.Err()
+}
+
+// Domain scans one domain (A-label form) and classifies it.
+func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
+	start := s.cfg.Now()
+	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	r := result.Result{Domain: domain, ScannedAt: start.UTC(), MX: []result.Host{}}
+
+	// The policy records do not depend on the MX answer: look them up meanwhile.
+	var pol policyFacts
+	var polDone chan struct{}
+	if !s.cfg.NoPolicy {
+		polDone = make(chan struct{})
+		go func() {
+			defer close(polDone)
+			pol = s.lookupPolicies(ctx, domain)
+		}()
+	}
+
+	mx := s.cfg.Resolver.MX(ctx, domain)
+	s.noteDNS(mx.Status)
+	r.DNSStatus = string(mx.Status)
+	r.MXSecure = mx.Secure
+	var names []resolve.MX
+	switch {
+	case mx.Status == resolve.StatusOK && mx.Null:
+		r.NullMX = true
+	case mx.Status == resolve.StatusOK:
+		names = mx.MX
+	case mx.Status == resolve.StatusNoData:
+		// RFC 5321 §5.1: no MX, the domain itself is the mail host if it has addresses.
+		addrs := s.cfg.Resolver.Addrs(ctx, domain, s.cfg.IPv6)
+		s.noteDNS(addrs.Status)
+		switch {
+		case addrs.Status == resolve.StatusOK:
+			r.ImplicitMX = true
+			r.Flags = result.AddFlag(r.Flags, result.FlagImplicitMX)
+			names = []resolve.MX{{Host: domain}}
+		case addrs.Status.Temporary():
+			r.DNSStatus = string(addrs.Status)
+		default:
+			r.DNSStatus = string(resolve.StatusOK)
+		}
+	}
+	if mx.Status.Temporary() {
+		switch mx.Status {
+		case resolve.StatusTimeout:
+			r.Flags = result.AddFlag(r.Flags, result.FlagDNSTimeout)
+		case resolve.StatusServfail:
+			r.Flags = result.AddFlag(r.Flags, result.FlagServfail)
+		}
+	}
+	if len(mx.CNAMEs) > 0 {
+		r.Flags = result.AddFlag(r.Flags, result.FlagMXCNAME)
+	}
+	if len(names) > s.cfg.MaxMX {
+		names = names[:s.cfg.MaxMX]
+		r.Flags = result.AddFlag(r.Flags, result.FlagMXTruncated)
+	}
+
+	for _, m := range names {
+		r.MX = append(r.MX, s.host(ctx, m, r.MXSecure && !s.cfg.NoPolicy))
+	}
+
+	if polDone != nil {
+		<-polDone
+		s.applyPolicies(ctx, &r, pol)
+	}
+	Classify(&r)
+	r.Duration = s.cfg.Now().Sub(start)
+	return r
+}
+
+func (s *Scanner) noteDNS(st resolve.Status) {
+	switch st {
+	case resolve.StatusTimeout:
+		if s.dnsTimeout.Add(1) >= 50 && s.dnsOK.Load() == 0 && s.cfg.HealthProbes > 0 {
+			s.setFatal(ErrResolverDead)
+		}
+	default:
+		s.dnsOK.Add(1)
+	}
+}
+
+// hostEntry is the shared, once-per-run address lookup of an MX host.
+type hostEntry struct {
+	done chan struct{}
+	ans  resolve.AddrAnswer
+}
+
+// probeEntry is the shared, once-per-run probe of an MX IP.
+type probeEntry struct {
+	done  chan struct{}
+	probe *result.Probe
+}
+
+// host resolves one MX host (shared) and probes its IPs (shared).
+func (s *Scanner) host(ctx context.Context, m resolve.MX, mxSecure bool) result.Host {
+	h := result.Host{Name: m.Host, Preference: m.Preference, Addrs: []result.Addr{}}
+	if ip, err := netip.ParseAddr(strings.Trim(m.Host, "[]")); err == nil {
+		// RFC 5321 §5.1: an MX target is a domain name; an IP literal is not usable.
+		_ = ip
+		h.Flags = result.AddFlag(h.Flags, result.FlagMXIPLiteral)
+		h.DNSStatus = string(resolve.StatusNXDomain)
+		return h
+	}
+	ans := s.lookupHost(ctx, m.Host)
+	h.DNSStatus = string(ans.Status)
+	h.Secure = ans.Secure
+	if len(ans.CNAMEs) > 0 {
+		h.CNAME = ans.Canonical
+		h.Flags = result.AddFlag(h.Flags, result.FlagMXCNAME)
+	}
+	switch {
+	case ans.Status == resolve.StatusOK:
+	case ans.Status.Temporary():
+		return h
+	default:
+		h.Flags = result.AddFlag(h.Flags, result.FlagMXDangling)
+		return h
+	}
+	addrs := ans.Addrs
+	if len(addrs) > s.cfg.MaxIPs {
+		addrs = addrs[:s.cfg.MaxIPs]
+		h.Flags = result.AddFlag(h.Flags, result.FlagMXTruncated)
+	}
+	if mxSecure && ans.Secure {
+		h.TLSA = s.lookupTLSA(ctx, h)
+	}
+	for _, ip := range addrs {
+		a := result.Addr{IP: ip}
+		if !s.cfg.AllowPrivate && Forbidden(ip) {
+			a.Skipped = "private-address"
+			a.Flags = result.AddFlag(a.Flags, result.FlagMXPrivate)
+			h.Addrs = append(h.Addrs, a)
+			continue
+		}
+		p := s.probe(ctx, m.Host, ip)
+		if p == nil { // ctx ended while waiting
+			a.Skipped = "cancelled"
+			h.Addrs = append(h.Addrs, a)
+			continue
+		}
+		a.Probe = p
+		s.judge(&a, h)
+		h.Addrs = append(h.Addrs, a)
+	}
+	return h
+}
+
+func (s *Scanner) lookupHost(ctx context.Context, host string) resolve.AddrAnswer {
+	e := &hostEntry{done: make(chan struct{})}
+	if v, loaded := s.hosts.LoadOrStore(host, e); loaded {
+		e = v.(*hostEntry)
+		select {
+		case <-e.done:
+			return e.ans
+		case <-ctx.Done():
+			return resolve.AddrAnswer{Answer: resolve.Answer{Status: resolve.StatusTimeout, Err: ctx.Err()}}
+		}
+	}
+	e.ans = s.cfg.Resolver.Addrs(ctx, host, s.cfg.IPv6)
+	s.noteDNS(e.ans.Status)
+	close(e.done)
+	return e.ans
+}
+
+// probe returns the run's probe of ip, making it if this is the first ask.
+// The first asker's host name is the SNI; the certificate's names are judged
+// per host afterwards (judge), so sharing the probe is sound.
+func (s *Scanner) probe(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
+	e := &probeEntry{done: make(chan struct{})}
+	if v, loaded := s.probes.LoadOrStore(ip, e); loaded {
+		e = v.(*probeEntry)
+		select {
+		case <-e.done:
+			return e.probe
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	s.probed.Add(1)
+	e.probe = smtpprobe.Probe(ctx, s.cfg.Probe, sni, ip)
+	s.noteProbe(e.probe)
+	close(e.done)
+	return e.probe
+}
+
+// noteProbe watches for a network that cannot reach port 25 at all.
+func (s *Scanner) noteProbe(p *result.Probe) {
+	if s.cfg.HealthProbes < 0 {
+		return
+	}
+	if p.Status != result.ProbeConnectFailed || !strings.Contains(p.Error, "timeout") {
+		s.reachable.Add(1)
+		return
+	}
+	if s.dialTimeout.Add(1) >= int64(s.cfg.HealthProbes) && s.reachable.Load() == 0 && s.dnsOK.Load() > 0 {
+		s.setFatal(ErrPort25Blocked)
+	}
+}
+
+// judge fills the host-specific facts of one probed address: whether the
+// certificate names this host and is PKIX-valid for it, and its flags.
+func (s *Scanner) judge(a *result.Addr, h result.Host) {
+	p := a.Probe
+	switch p.Status {
+	case result.ProbeConnectFailed:
+		a.Flags = result.AddFlag(a.Flags, result.FlagConnectFailed)
+	case result.ProbeTimeout:
+		a.Flags = result.AddFlag(a.Flags, result.FlagTimeout)
+	case result.ProbeBannerRefused:
+		a.Flags = result.AddFlag(a.Flags, result.FlagBannerRefused)
+	case result.ProbeNoSTARTTLS:
+		a.Flags = result.AddFlag(a.Flags, result.FlagNoSTARTTLS)
+	case result.ProbeSTARTTLSRefused:
+		a.Flags = result.AddFlag(a.Flags, result.FlagSTARTTLSRefused)
+	case result.ProbeHandshakeFailed:
+		a.Flags = result.AddFlag(a.Flags, result.FlagHandshakeFailed)
+	}
+	t := p.TLS
+	if t == nil {
+		return
+	}
+	a.NameMatch = smtpprobe.NameMatch(p, h.Name)
+	a.PKIXValid = t.ChainTrusted && !t.Expired && !t.NotYetValid && a.NameMatch
+	if t.Expired {
+		a.Flags = result.AddFlag(a.Flags, result.FlagCertExpired)
+	}
+	if t.NotYetValid {
+		a.Flags = result.AddFlag(a.Flags, result.FlagCertNotYetValid)
+	}
+	if t.SelfSigned {
+		a.Flags = result.AddFlag(a.Flags, result.FlagCertSelfSigned)
+	} else if !t.ChainTrusted {
+		a.Flags = result.AddFlag(a.Flags, result.FlagCertUntrusted)
+	}
+	if !a.NameMatch {
+		a.Flags = result.AddFlag(a.Flags, result.FlagCertNameMismatch)
+	}
+	if t.Legacy {
+		a.Flags = result.AddFlag(a.Flags, result.FlagLegacyTLSOnly)
+	}
+	switch t.VersionID {
+	case 0x0301:
+		a.Flags = result.AddFlag(a.Flags, result.FlagTLS10)
+	case 0x0302:
+		a.Flags = result.AddFlag(a.Flags, result.FlagTLS11)
+	}
+	if h.TLSA != nil {
+		s.judgeDANE(a, h)
+	}
+}
+
+// dialer resolves host names through the scanner's resolver (never the
+// system's), refuses forbidden addresses, and dials.
+type dialer struct{ s *Scanner }
+
+func (d dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ans := d.s.cfg.Resolver.Addrs(ctx, host, d.s.cfg.IPv6)
+	if ans.Status != resolve.StatusOK {
+		return nil, fmt.Errorf("scanner: resolving %s: %s", host, ans.Status)
+	}
+	var nd net.Dialer
+	var last error = fmt.Errorf("scanner: %s has no usable address", host)
+	for _, ip := range ans.Addrs {
+		if !d.s.cfg.AllowPrivate && Forbidden(ip) {
+			last = fmt.Errorf("scanner: %s resolves to a private or reserved address", host)
+			continue
+		}
+		c, err := nd.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+		if err == nil {
+			return c, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
+// NetworkWorks reports whether at least one probe got past TCP connect
+// timeouts (a server answered or refused): our own network reaches port 25.
+func (s *Scanner) NetworkWorks() bool { return s.reachable.Load() > 0 }
