@@ -23,32 +23,30 @@ type bar struct {
 	Color          string
 }
 
-const (
-	barLabelW = 190
-	barAreaW  = 330
-	barRowH   = 22
-)
+const barRowH = 22
 
-func newBarChart(labels []string, values []int64, colors []string, total int64) barChart {
+// newBarChart lays out horizontal bars: labelW pixels of labels, areaW of
+// bar for the largest value, then the value text.
+func newBarChart(labelW, areaW int, labels []string, values []int64, colors []string, total int64) barChart {
 	var maxV int64
 	for _, v := range values {
 		maxV = max(maxV, v)
 	}
-	c := barChart{Width: barLabelW + barAreaW + 130, Height: len(values)*barRowH + 4}
+	c := barChart{Width: labelW + areaW + 120, Height: len(values)*barRowH + 4}
 	for i, v := range values {
 		w := 0
 		if maxV > 0 {
-			w = int(float64(barAreaW) * float64(v) / float64(maxV))
+			w = int(float64(areaW) * float64(v) / float64(maxV))
 		}
 		if v > 0 && w == 0 {
 			w = 1
 		}
 		y := i*barRowH + 2
-		label := clip(labels[i], 28)
+		label := clip(labels[i], labelW/7)
 		value := formatInt(v) + " (" + formatPct(v, total) + ")"
 		c.Bars = append(c.Bars, bar{
-			X: barLabelW, Y: y, W: w, H: barRowH - 6,
-			LabelX: barLabelW - 6, ValueX: barLabelW + w + 6, TextY: y + barRowH - 9,
+			X: labelW, Y: y, W: w, H: barRowH - 6,
+			LabelX: labelW - 6, ValueX: labelW + w + 6, TextY: y + barRowH - 9,
 			Label: label, Value: value, Title: labels[i] + ": " + value, Color: colors[i],
 		})
 	}
@@ -74,7 +72,7 @@ func verdictChart(m *Model, citizens bool) barChart {
 			values = append(values, vc.Domains)
 		}
 	}
-	return newBarChart(labels, values, colors, total)
+	return newBarChart(90, 240, labels, values, colors, total)
 }
 
 func atRiskChart(m *Model) barChart {
@@ -85,7 +83,7 @@ func atRiskChart(m *Model) barChart {
 		colors = append(colors, colorOf(r.Verdict))
 		values = append(values, r.Citizens)
 	}
-	return newBarChart(labels, values, colors, m.Total.Citizens)
+	return newBarChart(230, 420, labels, values, colors, m.Total.Citizens)
 }
 
 type trendChart struct {

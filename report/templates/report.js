@@ -8,7 +8,7 @@
   if (!fv || !ff || !fq || !out) {
     return;
   }
-  var rows = document.querySelectorAll("#domain-table tbody tr");
+  var rows = document.querySelectorAll("#domain-table > tbody > tr");
   function apply() {
     var v = fv.value, f = ff.value, q = fq.value.trim().toLowerCase(), shown = 0;
     for (var i = 0; i < rows.length; i++) {

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlsready/tlsready/report"
+	"github.com/tlsready/tlsready/store"
+)
+
+func newReportCmd() *cobra.Command {
+	var (
+		db, format, out, lang string
+		runID                 int64
+	)
+	cmd := &cobra.Command{
+		Use:   "report --db FILE [--format html|table|csv|json] [--out FILE] [--lang ja|en] [--run N]",
+		Short: "Report a finished scan run: HTML for analysts, terminal tables, or per-domain CSV/JSON",
+		Long: `Report a finished scan run (default: the latest).
+
+  html   one self-contained HTML file (no network access when opened), Japanese or English
+  table  verdict summary, what-if table and top domains for an 80-column terminal
+  csv    one row per domain (columns in README "Report exports")
+  json   run metadata, totals and one object per domain
+
+--lang defaults from LC_ALL / LC_MESSAGES / LANG ("ja..." is Japanese), else English.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if db == "" {
+				return usageErr("--db is required")
+			}
+			switch format {
+			case "html", "table", "csv", "json":
+			default:
+				return usageErr("--format must be html, table, csv or json, not %q", format)
+			}
+			if lang == "" {
+				lang = report.DefaultLang(os.Getenv)
+			} else if l := strings.ToLower(lang); !strings.HasPrefix(l, "ja") && !strings.HasPrefix(l, "en") {
+				return usageErr("--lang must be ja or en, not %q", lang)
+			}
+			lang = report.NormalizeLang(lang)
+			if runID < 0 {
+				return usageErr("--run must be a run id (0: the latest finished run)")
+			}
+			st, err := openReadOnly(cmd, db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx := cmd.Context()
+			write := func(w io.Writer) error {
+				switch format {
+				case "csv":
+					return report.WriteCSV(ctx, st, runID, w)
+				case "json":
+					return report.WriteJSON(ctx, st, runID, w)
+				}
+				m, err := report.Load(ctx, st, runID, report.LoadOptions{})
+				if err != nil {
+					return err
+				}
+				if format == "html" {
+					return report.RenderHTML(w, m, lang)
+				}
+				return report.RenderTable(w, m, lang)
+			}
+			if out == "" || out == "-" {
+				return write(cmd.OutOrStdout())
+			}
+			if err := writeFileAtomic(out, 0o644, write); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "tlsready: wrote", out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "database file (opened read-only)")
+	f.StringVar(&format, "format", "table", "html, table, csv or json")
+	f.StringVar(&out, "out", "", "output file (default: standard output)")
+	f.StringVar(&lang, "lang", "", "ja or en (default: from the locale)")
+	f.Int64Var(&runID, "run", 0, "run id (default: the latest finished run)")
+	return cmd
+}
+
+// openReadOnly opens an existing database read-only, with a clear message
+// when the file is missing.
+func openReadOnly(cmd *cobra.Command, db string) (*store.Store, error) {
+	if _, err := os.Stat(db); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, usageErr("--db %s: no such database", db)
+		}
+		return nil, err
+	}
+	return store.Open(cmd.Context(), db, store.Options{ReadOnly: true})
+}
+
+// writeFileAtomic writes path through a temporary file in the same
+// directory (created 0600), sets perm and renames it into place, so a reader
+// never sees a half-written file and a failed run leaves no partial output.
+func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = write(f); err != nil {
+		return err
+	}
+	if err = f.Chmod(perm); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

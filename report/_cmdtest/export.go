@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tlsready/tlsready/report"
+)
+
+func newExportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Export data for follow-up work (recipients for outreach)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageErr("export needs a subcommand: recipients (see tlsready export --help)")
+		},
+	}
+	cmd.AddCommand(newExportRecipientsCmd())
+	return cmd
+}
+
+func newExportRecipientsCmd() *cobra.Command {
+	var (
+		db, verdicts, out string
+		runID             int64
+	)
+	cmd := &cobra.Command{
+		Use:   "recipients --db FILE --verdict plaintext,partial [--out FILE] [--run N]",
+		Short: "Recipient ids (and addresses, if the scan kept them) at domains with the given verdicts, as CSV",
+		Long: `Write the recipients of a finished run (default: the latest) whose domain had
+one of the verdicts, as CSV: id,domain,verdict and, when the scan kept
+addresses (--keep-addresses), address. The file is personal data: it is
+created with mode 0600.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if db == "" {
+				return usageErr("--db is required")
+			}
+			vs, err := report.ParseVerdictList(verdicts)
+			if err != nil {
+				return usageErr("--verdict: %v", err)
+			}
+			if runID < 0 {
+				return usageErr("--run must be a run id (0: the latest finished run)")
+			}
+			st, err := openReadOnly(cmd, db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var n int64
+			write := func(w io.Writer) (err error) {
+				n, err = report.ExportRecipients(cmd.Context(), st, runID, vs, w)
+				return err
+			}
+			if out == "" || out == "-" {
+				return write(cmd.OutOrStdout())
+			}
+			if err := writeFileAtomic(out, 0o600, write); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "tlsready: wrote %d recipients to %s\n", n, out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "database file (opened read-only)")
+	f.StringVar(&verdicts, "verdict", "plaintext,partial", "comma-separated verdicts")
+	f.StringVar(&out, "out", "", "output file, created 0600 (default: standard output)")
+	f.Int64Var(&runID, "run", 0, "run id (default: the latest finished run)")
+	return cmd
+}

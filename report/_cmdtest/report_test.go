@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tlsready/tlsready/report/reporttest"
+)
+
+// runCmd runs the root command with args and returns stdout, stderr and the
+// exit code run() would return.
+func runCmd(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	err := root.ExecuteContext(t.Context())
+	code := exitOK
+	if err != nil {
+		code = exitFailed
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		} else if isUsage(err) {
+			code = exitUsage
+		}
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), code
+}
+
+func fixtureDB(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scan.db")
+	if err := reporttest.Build(t.Context(), path, true); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestReportCommand(t *testing.T) {
+	t.Setenv("LC_ALL", "")
+	t.Setenv("LC_MESSAGES", "")
+	t.Setenv("LANG", "ja_JP.UTF-8")
+	db := fixtureDB(t)
+	dir := t.TempDir()
+
+	out, _, code := runCmd(t, "report", "--db", db)
+	if code != exitOK || !strings.Contains(out, "送信方針の試算") || !strings.Contains(out, "plaintext") {
+		t.Errorf("table (ja from LANG): exit %d\n%s", code, out)
+	}
+	out, _, code = runCmd(t, "report", "--db", db, "--lang", "en", "--run", "1")
+	if code != exitOK || !strings.Contains(out, "Run #1") || !strings.Contains(out, "What if") {
+		t.Errorf("table en run 1: exit %d\n%s", code, out)
+	}
+
+	html := filepath.Join(dir, "report.html")
+	_, errOut, code := runCmd(t, "report", "--db", db, "--format", "html", "--out", html, "--lang", "en")
+	if code != exitOK || !strings.Contains(errOut, html) {
+		t.Fatalf("html: exit %d %s", code, errOut)
+	}
+	b, err := os.ReadFile(html)
+	if err != nil || !bytes.Contains(b, []byte(`id="kpi-citizens" data-value="109"`)) {
+		t.Errorf("html output: %v", err)
+	}
+	for _, f := range []string{"csv", "json"} {
+		out, _, code = runCmd(t, "report", "--db", db, "--format", f)
+		if code != exitOK || !strings.Contains(out, "plain.example") {
+			t.Errorf("%s: exit %d", f, code)
+		}
+	}
+
+	for _, args := range [][]string{
+		{"report"},
+		{"report", "--db", db, "--format", "pdf"},
+		{"report", "--db", db, "--lang", "fr"},
+		{"report", "--db", filepath.Join(dir, "missing.db")},
+		{"export", "recipients", "--db", db, "--verdict", "plain"},
+		{"export"},
+	} {
+		if _, _, code := runCmd(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	if _, _, code := runCmd(t, "report", "--db", db, "--run", "42"); code != exitFailed {
+		t.Errorf("unknown run: exit %d, want %d", code, exitFailed)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestExportRecipientsCommand(t *testing.T) {
+	db := fixtureDB(t)
+	out := filepath.Join(t.TempDir(), "outreach.csv")
+	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runCmd(t, "export", "recipients", "--db", db, "--verdict", "plaintext,partial", "--out", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if lines[0] != "id,domain,verdict,address" || len(lines) != 44 || !strings.Contains(errOut, "43 recipients") {
+		t.Errorf("header %q, %d lines, stderr %q", lines[0], len(lines), errOut)
+	}
+	stdout, _, code := runCmd(t, "export", "recipients", "--db", db, "--verdict", "no-mail")
+	if code != exitOK || strings.Count(stdout, "\n") != 3 || !strings.Contains(stdout, "nomail.example,no-mail") {
+		t.Errorf("stdout export: exit %d\n%s", code, stdout)
+	}
+}
