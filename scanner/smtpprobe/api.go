@@ -33,4 +33,9 @@ type Config struct {
 	// OnConnect, when set, is called before each TCP connection attempt
 	// (the scanner's global rate limit and connection counter).
 	OnConnect func()
+	// ChainCache, when set, remembers the judgement of each distinct
+	// presented chain, so a chain that many IPs present (large providers)
+	// is parsed into CertInfo and verified once. nil: every chain is judged
+	// anew. Share one per run among probes with the same RootCAs.
+	ChainCache *ChainCache
 }

@@ -274,7 +274,7 @@ func (s *session) run(legacy bool) (retry bool) {
 		return retry
 	}
 	p.Status = result.ProbeOK
-	p.TLS = tlsInfo(tc.ConnectionState(), s.cfg.RootCAs, s.cfg.Now())
+	p.TLS = tlsInfo(tc.ConnectionState(), s.cfg.RootCAs, s.cfg.Now(), s.cfg.ChainCache)
 
 	// RFC 3207 §4.2: the client SHOULD send EHLO again; then say goodbye.
 	// Failures here do not change the outcome.

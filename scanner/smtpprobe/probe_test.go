@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type probeEnv struct {
 	srv      *smtpServer
 	cfg      Config
 	connects atomic.Int32
+	waited   int // server sessions already waited for
 }
 
 func newEnv(t *testing.T, scripts ...[]step) *probeEnv {
@@ -51,14 +53,16 @@ func (e *probeEnv) run(t *testing.T, ctx context.Context) *result.Probe {
 	if p == nil {
 		t.Fatal("Probe returned nil")
 	}
-	e.srv.wait(t, int(e.connects.Load()))
+	n := int(e.connects.Load())
+	e.srv.wait(t, n-e.waited)
+	e.waited = n
 	for _, c := range e.srv.allCommands() {
 		verb, _, _ := strings.Cut(strings.ToUpper(c), " ")
 		if verb == "MAIL" || verb == "RCPT" || verb == "DATA" || strings.HasPrefix(verb, "MAIL") {
 			t.Errorf("client sent %q", c)
 		}
 	}
-	if p.IP != loopback || p.SNI != "mx.example.test" || p.StartedAt != testNow {
+	if p.IP != loopback || p.SNI != "mx.example.test" || !p.StartedAt.Equal(e.cfg.Now()) {
 		t.Errorf("IP, SNI, StartedAt = %v, %q, %v", p.IP, p.SNI, p.StartedAt)
 	}
 	if p.Duration <= 0 {
@@ -242,6 +246,17 @@ func TestProbeCertificates(t *testing.T) {
 			got := want{ti.ChainTrusted, ti.Expired, ti.NotYetValid, ti.SelfSigned, ti.ChainError, NameMatch(p, "mx.example.test")}
 			if got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+			// The same judgement through a ChainCache, on a miss and on a hit.
+			e.cfg.ChainCache = NewChainCache(0)
+			for i := range 2 {
+				q := e.run(t, context.Background())
+				if !reflect.DeepEqual(q.TLS, p.TLS) {
+					t.Errorf("cached probe %d: TLS %+v, want %+v", i, q.TLS, p.TLS)
+				}
+			}
+			if n := e.cfg.ChainCache.Len(); n != 1 {
+				t.Errorf("cache holds %d chains", n)
 			}
 		})
 	}
@@ -650,4 +665,44 @@ func (d notifyDialer) DialContext(ctx context.Context, network, addr string) (ne
 		close(d.ch)
 	}
 	return c, err
+}
+
+func TestChainCacheTime(t *testing.T) {
+	t.Parallel()
+	k := pki(t)
+	e := newEnv(t, mta(serverTLS(k.mx)))
+	e.cfg.ChainCache = NewChainCache(0)
+	// Remembered while valid, then reused after the leaf expired (60 days
+	// after testNow): still trusted, now expired, like an uncached probe.
+	if p := e.run(t, context.Background()); p.TLS == nil || p.TLS.Expired {
+		t.Fatalf("first probe: %+v", p)
+	}
+	later := testNow.AddDate(0, 0, 200)
+	e.cfg.Now = func() time.Time { return later }
+	cached := e.run(t, context.Background())
+	e.cfg.ChainCache = nil
+	fresh := e.run(t, context.Background())
+	if cached.TLS == nil || !cached.TLS.ChainTrusted || !cached.TLS.Expired {
+		t.Fatalf("cached: %+v", cached.TLS)
+	}
+	if !reflect.DeepEqual(cached.TLS, fresh.TLS) {
+		t.Errorf("cached %+v\nfresh %+v", cached.TLS, fresh.TLS)
+	}
+}
+
+func TestChainCacheFull(t *testing.T) {
+	t.Parallel()
+	k := pki(t)
+	c := NewChainCache(1)
+	a := judgeChain([]*x509.Certificate{k.mx.Leaf}, nil, testNow)
+	c.put(chainKey([]*x509.Certificate{k.mx.Leaf}), a)
+	c.put(chainKey([]*x509.Certificate{k.inter.cert}), a)
+	if c.Len() != 1 || c.get(chainKey([]*x509.Certificate{k.inter.cert})) != nil {
+		t.Errorf("cache over its size: %d", c.Len())
+	}
+	var nilCache *ChainCache
+	nilCache.put([32]byte{}, a)
+	if nilCache.get([32]byte{}) != nil {
+		t.Error("nil cache returned an entry")
+	}
 }

@@ -89,39 +89,57 @@ func tlsConfig(sni string, legacy bool) *tls.Config {
 }
 
 // tlsInfo describes a completed handshake: version, suite and the presented
-// chain judged against roots at now (nil roots: the system roots).
-func tlsInfo(cs tls.ConnectionState, roots *x509.CertPool, now time.Time) *result.TLSInfo {
+// chain judged against roots at now (nil roots: the system roots), through
+// cache when it is not nil.
+func tlsInfo(cs tls.ConnectionState, roots *x509.CertPool, now time.Time, cache *ChainCache) *result.TLSInfo {
 	info := &result.TLSInfo{
 		Version:     tls.VersionName(cs.Version),
 		VersionID:   cs.Version,
 		CipherSuite: tls.CipherSuiteName(cs.CipherSuite),
-		Certs:       make([]result.CertInfo, 0, len(cs.PeerCertificates)),
+		Certs:       []result.CertInfo{},
 	}
-	for _, c := range cs.PeerCertificates {
-		info.Raw = append(info.Raw, c.Raw)
-		info.Certs = append(info.Certs, certInfo(c))
-	}
-	if len(cs.PeerCertificates) == 0 {
+	certs := cs.PeerCertificates
+	if len(certs) == 0 {
 		info.ChainError = "no certificate"
 		return info
 	}
-	judgeChain(info, cs.PeerCertificates, roots, now)
+	for _, c := range certs {
+		info.Raw = append(info.Raw, c.Raw)
+	}
+	var key [32]byte
+	if cache != nil {
+		key = chainKey(certs)
+		if e := cache.get(key); e != nil {
+			e.apply(info, now)
+			return info
+		}
+	}
+	e := judgeChain(certs, roots, now)
+	cache.put(key, e)
+	e.apply(info, now)
 	return info
 }
 
-// judgeChain sets ChainTrusted, ChainError, Expired, NotYetValid and
-// SelfSigned of info.
+// judgeChain summarises the presented certificates and judges the chain.
 //
 // The chain is verified (leaf with the presented intermediates against roots,
 // server-auth usage, no host name) first at now; if that fails and now lies
 // outside the common validity window of the presented certificates, again at
 // a time inside that window, so that an expired but otherwise trusted chain is
-// ChainTrusted with Expired set. Expired and NotYetValid look at the leaf and,
-// when the chain is trusted, at every certificate of the verified chain
+// trusted (and, by apply, Expired). Expired and NotYetValid look at the leaf
+// and, when the chain is trusted, at every certificate of the verified path
 // (presented extras that are not on the path, such as an old cross-sign, are
 // ignored).
-func judgeChain(info *result.TLSInfo, certs []*x509.Certificate, roots *x509.CertPool, now time.Time) {
+func judgeChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) *chainEntry {
 	leaf := certs[0]
+	e := &chainEntry{
+		certs:  make([]result.CertInfo, 0, len(certs)),
+		leafNB: leaf.NotBefore,
+		leafNA: leaf.NotAfter,
+	}
+	for _, c := range certs {
+		e.certs = append(e.certs, certInfo(c))
+	}
 	opts := x509.VerifyOptions{Roots: roots, CurrentTime: now}
 	if len(certs) > 1 {
 		opts.Intermediates = x509.NewCertPool()
@@ -136,19 +154,23 @@ func judgeChain(info *result.TLSInfo, certs []*x509.Certificate, roots *x509.Cer
 			chains, err = leaf.Verify(opts)
 		}
 	}
-	info.Expired = now.After(leaf.NotAfter)
-	info.NotYetValid = now.Before(leaf.NotBefore)
 	if err != nil {
-		info.ChainError = chainReason(err)
+		e.chainErr = chainReason(err)
 	} else {
-		info.ChainTrusted = true
+		e.trusted = true
+		e.pathNB, e.pathNA = leaf.NotBefore, leaf.NotAfter
 		for _, c := range chains[0] {
-			info.Expired = info.Expired || now.After(c.NotAfter)
-			info.NotYetValid = info.NotYetValid || now.Before(c.NotBefore)
+			if c.NotBefore.After(e.pathNB) {
+				e.pathNB = c.NotBefore
+			}
+			if c.NotAfter.Before(e.pathNA) {
+				e.pathNA = c.NotAfter
+			}
 		}
 	}
-	info.SelfSigned = bytes.Equal(leaf.RawSubject, leaf.RawIssuer) &&
+	e.selfSigned = bytes.Equal(leaf.RawSubject, leaf.RawIssuer) &&
 		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
+	return e
 }
 
 // validTime returns now clamped into the window in which every presented
