@@ -22,6 +22,9 @@ func Classify(r *result.Result) {
 		r.Verdict = v
 		r.Reason = fmt.Sprintf(reason, a...)
 		r.Flags = flags
+		if r.Flags == nil {
+			r.Flags = []string{} // "flags": [] in JSON, never null
+		}
 	}
 
 	switch {

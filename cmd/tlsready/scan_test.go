@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/scantest"
+)
+
+// runCLI runs the command line in-process and returns exit code and output.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	code := exitOK
+	if err := root.Execute(); err != nil {
+		code = exitFailed
+		fmt.Fprintln(&errb, err)
+		var ee *exitError
+		if ok := asExit(err, &ee); ok {
+			code = ee.code
+		} else if isUsage(err) {
+			code = exitUsage
+		}
+	}
+	return code, out.String(), errb.String()
+}
+
+func asExit(err error, target **exitError) bool {
+	for err != nil {
+		if e, ok := err.(*exitError); ok {
+			*target = e
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+// demoWorld starts the demo world and writes its register.
+func demoWorld(t *testing.T) (*scantest.Internet, string, map[string]result.Verdict) {
+	t.Helper()
+	sc, reg, expected, err := scantest.Demo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	world := scantest.StartT(t, sc)
+	input := filepath.Join(t.TempDir(), "register.txt")
+	if err := os.WriteFile(input, []byte(strings.Join(reg, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return world, input, expected
+}
+
+func scanArgs(world *scantest.Internet, input, db string, extra ...string) []string {
+	return append([]string{"scan", "--input", input, "--db", db,
+		"--resolver", world.DNSAddr, "--ca-file", world.CAFile, "--allow-private",
+		"--smtp-port", fmt.Sprint(world.SMTPPort), "--https-port", fmt.Sprint(world.HTTPSPort),
+		"--rate", "1000", "--timeout", "10s", "--helo", "test.tlsready.invalid", "--quiet"}, extra...)
+}
+
+// TestScanDemoVerdicts scans the demo world through the real scan path and
+// the real database, then checks every domain's verdict with lookup --json.
+func TestScanDemoVerdicts(t *testing.T) {
+	world, input, expected := demoWorld(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
+		t.Fatalf("scan exit %d: %s", code, stderr)
+	}
+	args := []string{"lookup", "--db", db, "--json"}
+	for d := range expected {
+		args = append(args, d)
+	}
+	code, out, stderr := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("lookup exit %d: %s", code, stderr)
+	}
+	seen := map[result.Verdict]bool{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<22)
+	n := 0
+	for sc.Scan() {
+		var r result.Result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("lookup output: %v", err)
+		}
+		n++
+		want := expected[r.Domain]
+		if r.Verdict != want {
+			t.Errorf("%s: verdict %s (%s, flags %v), want %s", r.Domain, r.Verdict, r.Reason, r.Flags, want)
+		}
+		if r.ScannedAt.IsZero() || r.Flags == nil {
+			t.Errorf("%s: lookup JSON lacks scanned_at or flags", r.Domain)
+		}
+		seen[r.Verdict] = true
+	}
+	if n != len(expected) {
+		t.Fatalf("lookup returned %d lines for %d domains", n, len(expected))
+	}
+	for _, v := range result.Verdicts {
+		if !seen[v] {
+			t.Errorf("verdict %s never produced", v)
+		}
+	}
+	c := world.Counters()
+	if bad := c.Commands["MAIL"] + c.Commands["RCPT"] + c.Commands["DATA"]; bad != 0 {
+		t.Errorf("the scanner sent MAIL/RCPT/DATA %d times", bad)
+	}
+	for ip, m := range c.MaxConcurrentPerIP {
+		if m > 1 {
+			t.Errorf("%s saw %d concurrent connections, want at most 1", ip, m)
+		}
+	}
+	// One probe per distinct MX IP: connections never exceed the IPs seen
+	// (plus legacy retries, which the demo does not trigger).
+	if c.SMTPConnections != int64(len(c.ConnsPerIP)) {
+		t.Errorf("%d SMTP connections for %d distinct IPs", c.SMTPConnections, len(c.ConnsPerIP))
+	}
+
+	// Unknown domains are not an error.
+	code, out, _ = runCLI(t, "lookup", "--db", db, "--json", "nobody@not-in-the-register.test")
+	if code != 0 || !strings.Contains(out, `"verdict":"unknown"`) || strings.Contains(out, "nobody") {
+		t.Errorf("lookup of an unknown domain: exit %d, %s", code, out)
+	}
+}
