@@ -31,6 +31,9 @@ const (
 
 	// quitTimeout bounds the goodbye (QUIT and its reply).
 	quitTimeout = 2 * time.Second
+	// afterTLSTimeout bounds the EHLO after a completed handshake (at most
+	// CommandTimeout): the outcome is known, this is courtesy.
+	afterTLSTimeout = 5 * time.Second
 )
 
 // Validate reports what is wrong with c, if anything. Probe does not dial
@@ -103,16 +106,27 @@ func (c Config) withDefaults() Config {
 // the probe as a whole is bounded by cfg.Timeout and ctx; every reply is
 // bounded to MaxReplyLines lines of MaxLineLen bytes.
 func Probe(ctx context.Context, cfg Config, sni string, ip netip.Addr) *result.Probe {
-	start := time.Now()
 	cfg = cfg.withDefaults()
 	sni = strings.TrimSuffix(sni, ".")
 	p := &result.Probe{IP: ip, SNI: sni, StartedAt: cfg.Now()}
-	defer func() { p.Duration = time.Since(start) }()
-	if err := cfg.Validate(); err != nil {
+	switch err := cfg.Validate(); {
+	case err != nil:
 		p.Status = result.ProbeConnectFailed
 		p.Error = "invalid config: " + err.Error()
 		return p
+	case !ip.IsValid():
+		p.Status = result.ProbeConnectFailed
+		p.Error = "invalid IP address"
+		return p
 	}
+	// The first attempt's OnConnect (a rate limiter may block in it) runs
+	// before the probe's clock starts.
+	if expired(ctx) == nil && cfg.OnConnect != nil {
+		cfg.OnConnect()
+	}
+	start := time.Now()
+	p.StartedAt = cfg.Now()
+	defer func() { p.Duration = time.Since(start) }()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
@@ -121,6 +135,9 @@ func Probe(ctx context.Context, cfg Config, sni string, ip netip.Addr) *result.P
 		return p
 	}
 	q := &result.Probe{IP: ip, SNI: sni, StartedAt: p.StartedAt}
+	if cfg.OnConnect != nil {
+		cfg.OnConnect()
+	}
 	attempt(ctx, &cfg, q, true)
 	if q.Status == result.ProbeOK {
 		q.TLS.Legacy = true
@@ -148,15 +165,21 @@ type session struct {
 
 // attempt runs one dialogue on a new connection, filling p. It reports
 // whether the TLS handshake failed in a way a conservative retry might fix.
+// The caller has called cfg.OnConnect.
 func attempt(ctx context.Context, cfg *Config, p *result.Probe, legacy bool) (retry bool) {
-	if cfg.OnConnect != nil {
-		cfg.OnConnect()
+	if err := expired(ctx); err != nil {
+		p.Status = result.ProbeTimeout
+		p.Error = "connect: " + reason(ctx, err)
+		return false
 	}
 	dctx, dcancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	raw, err := cfg.Dialer.DialContext(dctx, "tcp", netip.AddrPortFrom(p.IP.Unmap(), uint16(cfg.Port)).String())
 	dcancel()
 	if err != nil {
 		p.Status = result.ProbeConnectFailed
+		if expired(ctx) != nil { // the probe's time is up, not the server's fault
+			p.Status = result.ProbeTimeout
+		}
 		p.Error = "connect: " + reason(ctx, err)
 		return false
 	}
@@ -280,7 +303,7 @@ func (s *session) run(legacy bool) (retry bool) {
 	// Failures here do not change the outcome.
 	s.br = bufio.NewReader(tc)
 	s.w = tc
-	if _, _, err := s.command("EHLO "+s.cfg.HELO, s.cfg.CommandTimeout); err == nil {
+	if _, _, err := s.command("EHLO "+s.cfg.HELO, min(s.cfg.CommandTimeout, afterTLSTimeout)); err == nil {
 		s.quit(true)
 	} else if !isTimeout(err) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		s.quit(false)
@@ -373,6 +396,31 @@ func (g *guardedConn) step(t time.Time) {
 		t = longAgo
 	}
 	_ = g.Conn.SetDeadline(t)
+}
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline (used by crypto/tls, e.g.
+// for close_notify) cannot undo a stop.
+func (g *guardedConn) SetDeadline(t time.Time) error {
+	g.step(t)
+	return nil
+}
+
+func (g *guardedConn) SetReadDeadline(t time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		t = longAgo
+	}
+	return g.Conn.SetReadDeadline(t)
+}
+
+func (g *guardedConn) SetWriteDeadline(t time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		t = longAgo
+	}
+	return g.Conn.SetWriteDeadline(t)
 }
 
 func (g *guardedConn) stop() {

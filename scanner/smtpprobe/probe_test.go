@@ -396,6 +396,13 @@ func TestProbeDialogue(t *testing.T) {
 			},
 		},
 		{
+			// The outcome is known once the handshake completed; what
+			// follows is courtesy.
+			name:   "closed-after-tls",
+			script: append(upToSTARTTLS(), tlsUp(serverTLS(k.mx))),
+			status: result.ProbeOK, reachable: true,
+		},
+		{
 			name:   "closed-before-banner",
 			script: []step{},
 			status: result.ProbeConnectFailed,
@@ -704,5 +711,22 @@ func TestChainCacheFull(t *testing.T) {
 	nilCache.put([32]byte{}, a)
 	if nilCache.get([32]byte{}) != nil {
 		t.Error("nil cache returned an entry")
+	}
+}
+
+func TestProbeNoDial(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	cfg := Config{OnConnect: func() { n.Add(1) }}
+	if p := Probe(context.Background(), cfg, "mx.example.test", netip.Addr{}); p.Status != result.ProbeConnectFailed || p.Error != "invalid IP address" {
+		t.Errorf("invalid IP: %q %q", p.Status, p.Error)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if p := Probe(ctx, cfg, "mx.example.test", loopback); p.Status != result.ProbeTimeout || p.Error != "connect: canceled" {
+		t.Errorf("canceled: %q %q", p.Status, p.Error)
+	}
+	if n.Load() != 0 {
+		t.Errorf("%d connection attempts", n.Load())
 	}
 }
