@@ -293,11 +293,10 @@ func TestZoneErrors(t *testing.T) {
 
 func TestBigZone(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("big zone")
-	}
-	lines := make([]string, 0, 300_000)
-	for i := range 100_000 {
+	// 60,000 records: the parallel parse path; BenchmarkStart100k measures
+	// the 300,000-record scale.
+	lines := make([]string, 0, 60_000)
+	for i := range 20_000 {
 		d := fmt.Sprintf("d%06d.test.", i)
 		lines = append(lines,
 			fmt.Sprintf("%s 300 IN MX 10 mx1.provider.test.", d),
@@ -310,7 +309,7 @@ func TestBigZone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("indexed %d records in %v", len(lines), time.Since(start))
-	ans, rcode, _ := z.lookup("D099999.test.", dns.TypeMX)
+	ans, rcode, _ := z.lookup("D019999.test.", dns.TypeMX)
 	if rcode != dns.RcodeSuccess || len(ans) != 2 {
 		t.Errorf("lookup in big zone: %v %v", rcode, ans)
 	}

@@ -19,6 +19,9 @@ import (
 // we are lenient).
 const maxLine = 4096
 
+// startTLSReady is the default reply to STARTTLS.
+const startTLSReady = "220 2.0.0 Ready to start TLS\r\n"
+
 // smtpServer serves every SMTP host on one wildcard port.
 type smtpServer struct {
 	n     *Internet
@@ -249,11 +252,11 @@ func (s *smtpSession) command(bannerCode int, verb, arg string) error {
 		case arg != "":
 			return s.write("501 5.5.4 Syntax: STARTTLS\r\n")
 		}
-		reply := h.STARTTLSReply
-		if reply == "" {
-			reply = "220 2.0.0 Ready to start TLS"
+		reply := h.STARTTLSReply + "\r\n"
+		if h.STARTTLSReply == "" {
+			reply = startTLSReady
 		}
-		if err := s.write(reply + "\r\n"); err != nil {
+		if err := s.write(reply); err != nil {
 			return err
 		}
 		if !strings.HasPrefix(reply, "220") {

@@ -324,8 +324,8 @@ func TestSMTPHostile(t *testing.T) {
 	})
 	for _, name := range []string{"drip", "delay"} {
 		t.Run(name, func(t *testing.T) {
-			c := dialSMTP(t, n, ips[name])
 			start := time.Now()
+			c := dialSMTP(t, n, ips[name])
 			if code, lines := c.banner(); code != 220 || !strings.HasPrefix(lines[0], name) {
 				t.Errorf("banner %d %v", code, lines)
 			}
