@@ -90,7 +90,7 @@ func (s *Scanner) applyPolicies(ctx context.Context, r *result.Result, f policyF
 		Port:    s.cfg.HTTPSPort,
 		Dialer:  dialer{s},
 		Now:     s.cfg.Now,
-		Timeout: 20 * time.Second,
+		Timeout: s.cfg.STSTimeout,
 	}
 	pol, body, err := mtasts.Fetch(ctx, fc, r.Domain)
 	if err != nil {

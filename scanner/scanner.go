@@ -37,6 +37,7 @@ type Config struct {
 	Probe        smtpprobe.Config
 	RootCAs      *x509.CertPool   // nil: system roots; for certificate checks and MTA-STS fetches
 	HTTPSPort    int              // 0: 443; MTA-STS policy fetches
+	STSTimeout   time.Duration    // 0: 20s; one MTA-STS policy fetch, however slowly the body trickles
 	Concurrency  int              // domains in flight; 0: 100
 	Rate         int              // new SMTP connections per second, global; 0: 20
 	MaxMX        int              // MX hosts looked at per domain; 0: 10
@@ -99,6 +100,9 @@ func New(cfg Config) (*Scanner, error) {
 	if cfg.HTTPSPort == 0 {
 		cfg.HTTPSPort = 443
 	}
+	if cfg.STSTimeout <= 0 {
+		cfg.STSTimeout = 20 * time.Second
+	}
 	if cfg.HealthProbes == 0 {
 		cfg.HealthProbes = 25
 	}
@@ -120,6 +124,13 @@ func New(cfg Config) (*Scanner, error) {
 	}
 	if cfg.Probe.Now == nil {
 		cfg.Probe.Now = cfg.Now
+	}
+	if cfg.Probe.ChainCache == nil {
+		// Providers present one chain on many IPs: verify each chain once.
+		cfg.Probe.ChainCache = smtpprobe.NewChainCache(0)
+	}
+	if err := cfg.Probe.Validate(); err != nil {
+		return nil, fmt.Errorf("scanner: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Scanner{cfg: cfg, log: cfg.Logger, stop: cancel}

@@ -1,0 +1,349 @@
+package scanner_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner"
+	"github.com/tlsready/tlsready/scanner/resolve"
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/smtpprobe"
+)
+
+// lab is a scanner pointed at a simulated world.
+type lab struct {
+	world *scantest.Internet
+	res   *resolve.Client
+	sc    *scanner.Scanner
+}
+
+func newLab(t *testing.T, b *scantest.Builder, tune func(*scanner.Config)) *lab {
+	t.Helper()
+	sc, err := b.Scenario()
+	if err != nil {
+		t.Fatal(err)
+	}
+	world := scantest.StartT(t, sc)
+	trust := true
+	res, err := resolve.New(resolve.Config{Servers: []string{world.DNSAddr}, TrustAD: &trust, Timeout: 500 * time.Millisecond, Attempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.Close)
+	cfg := scanner.Config{
+		Resolver: res,
+		Probe: smtpprobe.Config{
+			Port: world.SMTPPort, HELO: "test.tlsready.invalid",
+			ConnectTimeout: time.Second, BannerTimeout: time.Second, CommandTimeout: time.Second, Timeout: 6 * time.Second,
+		},
+		RootCAs:      world.CA.Pool(),
+		HTTPSPort:    world.HTTPSPort,
+		Rate:         10000,
+		AllowPrivate: true,
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	s, err := scanner.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return &lab{world: world, res: res, sc: s}
+}
+
+// scanAll runs the domains through Run and returns the results by domain.
+func (l *lab) scanAll(ctx context.Context, domains ...string) map[string]result.Result {
+	in := make(chan string)
+	go func() {
+		defer close(in)
+		for _, d := range domains {
+			in <- d
+		}
+	}()
+	var mu sync.Mutex
+	out := map[string]result.Result{}
+	l.sc.Run(ctx, in, func(r result.Result) {
+		mu.Lock()
+		out[r.Domain] = r
+		mu.Unlock()
+	})
+	return out
+}
+
+func hasFlag(r result.Result, f string) bool {
+	for _, x := range r.Flags {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHostileSMTP: every broken or malicious mail server ends within its
+// deadlines with the verdict VERDICTS.md gives and a flag saying why.
+func TestHostileSMTP(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		domain string
+		host   scantest.SMTPHost
+		want   result.Verdict
+		flag   string
+	}{
+		{"silent.test", scantest.SMTPHost{Silent: true}, result.Unreachable, result.FlagTimeout},
+		{"drip.test", scantest.SMTPHost{DripBanner: 300 * time.Millisecond}, result.Unreachable, result.FlagTimeout},
+		{"banner421.test", scantest.SMTPHost{BannerCode: 421}, result.Unreachable, result.FlagBannerRefused},
+		{"banner554.test", scantest.SMTPHost{BannerCode: 554}, result.Unreachable, result.FlagBannerRefused},
+		{"endless.test", scantest.SMTPHost{EndlessMultiline: true}, result.Plaintext, ""},
+		{"hugeline.test", scantest.SMTPHost{HugeLine: 10 << 20}, result.Plaintext, ""},
+		{"closeehlo.test", scantest.SMTPHost{CloseAfterEHLO: true}, result.Plaintext, ""},
+		{"nostarttls.test", scantest.SMTPHost{NoSTARTTLS: true}, result.Plaintext, result.FlagNoSTARTTLS},
+		{"454.test", scantest.SMTPHost{STARTTLSReply: "454 4.7.0 TLS not available"}, result.Plaintext, result.FlagSTARTTLSRefused},
+		{"garbage.test", scantest.SMTPHost{GarbageAfterSTARTTLS: true}, result.Plaintext, result.FlagHandshakeFailed},
+		{"alert.test", scantest.SMTPHost{AlertAfterSTARTTLS: true}, result.Plaintext, result.FlagHandshakeFailed},
+		{"reset.test", scantest.SMTPHost{ResetInHandshake: true}, result.Plaintext, result.FlagHandshakeFailed},
+		{"silenttls.test", scantest.SMTPHost{SilentAfterTLS: true}, result.Verified, ""},
+		{"down.test", scantest.SMTPHost{Down: true}, result.Unreachable, result.FlagConnectFailed},
+		{"selfsigned.test", scantest.SMTPHost{Cert: scantest.CertSelfSigned}, result.Encrypted, result.FlagCertSelfSigned},
+		{"expired.test", scantest.SMTPHost{Cert: scantest.CertExpired}, result.Encrypted, result.FlagCertExpired},
+		{"wrongname.test", scantest.SMTPHost{Cert: scantest.CertWrongName}, result.Encrypted, result.FlagCertNameMismatch},
+		{"untrusted.test", scantest.SMTPHost{Cert: scantest.CertUntrusted}, result.Encrypted, result.FlagCertUntrusted},
+		{"tls10.test", scantest.SMTPHost{MinVersion: 0x0301, MaxVersion: 0x0301}, result.Verified, result.FlagTLS10},
+	}
+	b := scantest.NewBuilder(nil)
+	var domains []string
+	for _, c := range cases {
+		b.MailDomain(c.domain, c.host)
+		domains = append(domains, c.domain)
+	}
+	l := newLab(t, b, nil)
+	before := runtime.NumGoroutine()
+	start := time.Now()
+	got := l.scanAll(context.Background(), domains...)
+	if el := time.Since(start); el > 30*time.Second {
+		t.Errorf("hostile scan took %v; deadlines not enforced", el)
+	}
+	for _, c := range cases {
+		r, ok := got[c.domain]
+		if !ok {
+			t.Errorf("%s: no result", c.domain)
+			continue
+		}
+		if r.Verdict != c.want {
+			t.Errorf("%s: verdict %s (%s, %v), want %s", c.domain, r.Verdict, r.Reason, r.Flags, c.want)
+		}
+		if c.flag != "" && !hasFlag(r, c.flag) {
+			t.Errorf("%s: flags %v lack %s", c.domain, r.Flags, c.flag)
+		}
+	}
+	if n := l.world.Counters().Commands["MAIL"]; n != 0 {
+		t.Errorf("MAIL sent %d times", n)
+	}
+	// No goroutine outlives the probes (allow the runtime's own some slack).
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
+		runtime.Gosched()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+5 {
+		t.Errorf("%d goroutines after the scan, %d before", n, before)
+	}
+}
+
+// TestSharedProvider: a provider hosting many domains is probed once per IP.
+func TestSharedProvider(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	b.Host("mx1.provider.test", scantest.SMTPHost{})
+	b.Host("mx1.provider.test", scantest.SMTPHost{})
+	b.Host("mx2.provider.test", scantest.SMTPHost{})
+	var domains []string
+	for i := range 200 {
+		d := "d" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + "-" + itoa(i) + ".test"
+		b.MX(d, "mx1.provider.test", "mx2.provider.test")
+		domains = append(domains, d)
+	}
+	l := newLab(t, b, func(c *scanner.Config) { c.Concurrency = 64 })
+	got := l.scanAll(context.Background(), domains...)
+	if len(got) != len(domains) {
+		t.Fatalf("%d results for %d domains", len(got), len(domains))
+	}
+	for d, r := range got {
+		if r.Verdict != result.Verified {
+			t.Errorf("%s: %s (%s)", d, r.Verdict, r.Reason)
+		}
+	}
+	c := l.world.Counters()
+	if c.SMTPConnections != 3 || l.sc.Stats().MXIPs != 3 || l.sc.Stats().Connections != 3 {
+		t.Errorf("connections: server saw %d, scanner made %d over %d MX IPs; want 3 each",
+			c.SMTPConnections, l.sc.Stats().Connections, l.sc.Stats().MXIPs)
+	}
+	if m := c.MaxConcurrency(); m > 1 {
+		t.Errorf("an IP saw %d concurrent connections", m)
+	}
+	// Host address lookups are shared too: 2 A queries, not 400.
+	if a := c.DNSQueriesByType["A"]; a > 4 {
+		t.Errorf("%d A queries for 2 MX hosts", a)
+	}
+}
+
+func itoa(i int) string {
+	return strings.TrimLeft(string([]byte{byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)}), "")
+}
+
+// TestPrivateAddressesRefused: by default a hostile MX record pointing at
+// loopback or private space is never connected to.
+func TestPrivateAddressesRefused(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	b.MailDomain("inside.test", scantest.SMTPHost{})
+	b.Zone("localhost.test. 300 IN MX 10 localhost.", "localhost. 300 IN A 127.0.0.1")
+	l := newLab(t, b, func(c *scanner.Config) { c.AllowPrivate = false })
+	got := l.scanAll(context.Background(), "inside.test", "localhost.test")
+	for _, d := range []string{"inside.test", "localhost.test"} {
+		r := got[d]
+		if r.Verdict != result.Unreachable || !hasFlag(r, result.FlagMXPrivate) {
+			t.Errorf("%s: %s %v, want unreachable with %s", d, r.Verdict, r.Flags, result.FlagMXPrivate)
+		}
+	}
+	if n := l.world.Counters().SMTPConnections; n != 0 {
+		t.Errorf("%d connections to private addresses", n)
+	}
+	for _, ip := range []string{"10.1.2.3", "192.168.1.1", "169.254.1.1", "::1", "fe80::1", "100.64.0.1", "0.0.0.0", "::ffff:127.0.0.1", "224.0.0.1"} {
+		if !scanner.Forbidden(netip.MustParseAddr(ip)) {
+			t.Errorf("Forbidden(%s) = false", ip)
+		}
+	}
+	for _, ip := range []string{"8.8.8.8", "2001:4860:4860::8888", "133.242.0.1"} {
+		if scanner.Forbidden(netip.MustParseAddr(ip)) {
+			t.Errorf("Forbidden(%s) = true", ip)
+		}
+	}
+}
+
+// blackhole is a network where outbound port 25 is filtered: every dial
+// hangs until its deadline.
+type blackhole struct{}
+
+func (blackhole) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	<-ctx.Done()
+	return nil, &net.OpError{Op: "dial", Net: network, Err: ctx.Err()}
+}
+
+// TestPort25Blocked: when every probe times out at connect while DNS works,
+// the run stops with ErrPort25Blocked instead of calling every domain
+// unreachable, and no result is handed out after the stop.
+func TestPort25Blocked(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	var domains []string
+	for i := range 40 {
+		d := "blocked" + itoa(i) + ".test"
+		b.MailDomain(d, scantest.SMTPHost{})
+		domains = append(domains, d)
+	}
+	l := newLab(t, b, func(c *scanner.Config) {
+		c.Probe.Dialer = blackhole{}
+		c.Probe.ConnectTimeout = 100 * time.Millisecond
+		c.HealthProbes = 10
+		c.Concurrency = 5
+	})
+	got := l.scanAll(context.Background(), domains...)
+	if !errors.Is(l.sc.Err(), scanner.ErrPort25Blocked) {
+		t.Fatalf("Err() = %v, want ErrPort25Blocked", l.sc.Err())
+	}
+	if len(got) >= len(domains) {
+		t.Errorf("the scan went on after the network was found blocked: %d results", len(got))
+	}
+}
+
+// TestResolverDead: a resolver that never answers stops the run.
+func TestResolverDead(t *testing.T) {
+	t.Parallel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // a resolver that reads and never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	res, err := resolve.New(resolve.Config{Servers: []string{pc.LocalAddr().String()}, Timeout: 50 * time.Millisecond, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.Close)
+	s, err := scanner.New(scanner.Config{Resolver: res, Concurrency: 20, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	in := make(chan string)
+	go func() {
+		defer close(in)
+		for i := range 300 {
+			in <- "dead" + itoa(i) + ".test"
+		}
+	}()
+	s.Run(context.Background(), in, func(result.Result) {})
+	if !errors.Is(s.Err(), scanner.ErrResolverDead) {
+		t.Fatalf("Err() = %v, want ErrResolverDead", s.Err())
+	}
+}
+
+// TestPolicyScenarios: MTA-STS fetch failures are "no policy" (flagged),
+// never broken; testing mode is not enforcement.
+func TestPolicyScenarios(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	week := 7 * 24 * time.Hour
+	enforce := scantest.Policy("enforce", week, "*.sts.test")
+	cases := []struct {
+		domain string
+		policy scantest.HTTPSHost
+		want   result.Verdict
+		flag   string
+	}{
+		{"good", scantest.HTTPSHost{Body: enforce}, result.MTASTS, ""},
+		{"lf", scantest.HTTPSHost{Body: strings.ReplaceAll(enforce, "\r\n", "\n")}, result.MTASTS, ""},
+		{"testing", scantest.HTTPSHost{Body: scantest.Policy("testing", week, "*.sts.test")}, result.Verified, result.FlagSTSTesting},
+		{"none", scantest.HTTPSHost{Body: scantest.Policy("none", week)}, result.Verified, result.FlagSTSNone},
+		{"redirect", scantest.HTTPSHost{Redirect: "https://example.test/"}, result.Verified, result.FlagSTSFetchFailed},
+		{"notfound", scantest.HTTPSHost{Status: 404}, result.Verified, result.FlagSTSFetchFailed},
+		{"html", scantest.HTTPSHost{Body: enforce, ContentType: "text/html"}, result.Verified, result.FlagSTSFetchFailed},
+		{"badcert", scantest.HTTPSHost{Body: enforce, Cert: scantest.CertSelfSigned}, result.Verified, result.FlagSTSFetchFailed},
+		{"huge", scantest.HTTPSHost{Body: enforce, HugeBody: 1 << 20}, result.Verified, result.FlagSTSFetchFailed},
+		{"slow", scantest.HTTPSHost{Body: enforce, DripBody: 200 * time.Millisecond}, result.Verified, result.FlagSTSFetchFailed},
+		{"mismatch", scantest.HTTPSHost{Body: scantest.Policy("enforce", week, "mx.elsewhere.test")}, result.Broken, result.FlagSTSMXMismatch},
+	}
+	b.Host("mx.sts.test", scantest.SMTPHost{})
+	var domains []string
+	for _, c := range cases {
+		d := c.domain + ".test"
+		b.MX(d, "mx.sts.test")
+		b.MTASTS(d, c.policy, "20260101")
+		domains = append(domains, d)
+	}
+	b.MailDomain("badcertsts.test", scantest.SMTPHost{Cert: scantest.CertSelfSigned})
+	b.MTASTS("badcertsts.test", scantest.HTTPSHost{Body: scantest.Policy("enforce", week, "*.badcertsts.test")}, "1")
+	domains = append(domains, "badcertsts.test")
+	l := newLab(t, b, func(c *scanner.Config) { c.STSTimeout = 2 * time.Second })
+	got := l.scanAll(context.Background(), domains...)
+	for _, c := range cases {
+		r := got[c.domain+".test"]
+		if r.Verdict != c.want {
+			t.Errorf("%s: %s (%s, %v), want %s", c.domain, r.Verdict, r.Reason, r.Flags, c.want)
+		}
+		if c.flag != "" && !hasFlag(r, c.flag) {
+			t.Errorf("%s: flags %v lack %s", c.domain, r.Flags, c.flag)
+		}
+	}
+	if r := got["badcertsts.test"]; r.Verdict != result.Broken || !hasFlag(r, result.FlagSTSCertInvalid) {
+		t.Errorf("enforce with a self-signed MX certificate: %s %v", r.Verdict, r.Flags)
+	}
+}
