@@ -62,7 +62,7 @@ type Config struct {
 	EncryptedPolicy string           // Postfix level for "encrypted": "encrypt" (default) or "may"
 	Token           []byte           // nil: no authentication; else every HTTP request needs "Authorization: Bearer <Token>"
 	LiveTimeout     time.Duration    // 0: DefaultLiveTimeout
-	LiveRate        float64          // live checks per second (burst 1); 0: DefaultLiveRate
+	LiveRate        float64          // live checks per second (burst: one second's worth, at least 1); 0: DefaultLiveRate
 	MaxBatch        int              // most domains plus recipients in one POST /v1/lookup; 0: DefaultMaxBatch
 	MaxConns        int              // open connections per listener; 0: DefaultMaxConns
 	RefreshInterval time.Duration    // how often DataVersion is polled; 0: DefaultRefreshInterval
@@ -169,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		overlay: map[string]overlayEntry{},
-		limiter: rate.NewLimiter(rate.Limit(cfg.LiveRate), 1),
+		limiter: rate.NewLimiter(rate.Limit(cfg.LiveRate), max(1, int(cfg.LiveRate))),
 		flights: map[string]*flight{},
 		reg:     prometheus.NewRegistry(),
 	}

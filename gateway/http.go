@@ -222,11 +222,18 @@ func (s *Server) answerHTTP(w http.ResponseWriter, r *http.Request, d string) {
 		writeError(w, http.StatusBadRequest, "live must be 1 or 0")
 		return
 	}
-	if !live {
-		writeJSON(w, http.StatusOK, s.answer(d, "cache"))
-		return
+	var (
+		a   Answer
+		err error
+	)
+	if live {
+		a, err = s.liveAnswer(r.Context(), d)
+	} else {
+		a = s.answer(d, "cache")
 	}
-	a, err := s.liveAnswer(r.Context(), d)
+	if s.log.Enabled(r.Context(), slog.LevelDebug) { // the domain only, never the address
+		s.log.Debug("gateway lookup", "domain", d, "verdict", a.Verdict, "live", live, "err", err)
+	}
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, a)

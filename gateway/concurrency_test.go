@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+)
+
+// TestLookupsWhileScanWrites: a writer (as the batch scan) commits results
+// through one Store while the gateway, over its own read-only Store on the
+// same file, answers HTTP and socketmap lookups and reloads its cache.
+func TestLookupsWhileScanWrites(t *testing.T) {
+	t.Parallel()
+	const batches, perBatch = 20, 100
+	rw := openTestStore(t)
+	fillVerdicts(t, rw, testNow)
+	ro, err := store.Open(t.Context(), rw.Path(), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+
+	s, _ := newTestServer(t, ro, Config{RefreshInterval: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	versions := make(chan int64)
+	s.afterReload = func(tb *table) {
+		select {
+		case versions <- tb.version:
+		case <-ctx.Done():
+		}
+	}
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- s.Watch(ctx) }()
+	httpBase := "http://" + serve(t, s.ServeHTTP)
+	smAddr := serve(t, s.ServeSocketmap)
+
+	// Readers: until the writer is done, every answer for a fixed domain
+	// must be right, and new domains are either unknown or right.
+	var (
+		stop    atomic.Bool
+		readers sync.WaitGroup
+		lookups atomic.Int64
+	)
+	for i := range 2 {
+		readers.Add(2)
+		c := dialSocketmap(t, smAddr)
+		c.c.SetDeadline(time.Time{})
+		go func() {
+			defer readers.Done()
+			for n := 0; !stop.Load(); n++ {
+				if got, err := c.try("dane.example.test"); got != "OK dane-only" {
+					t.Errorf("socketmap during writes: %q, %v", got, err)
+					return
+				}
+				got, err := c.try(fmt.Sprintf("w%d-%d.example.test", n%batches, (n+i)%perBatch))
+				if got != "NOTFOUND " && got != "OK verify" {
+					t.Errorf("socketmap new domain: %q, %v", got, err)
+					return
+				}
+				lookups.Add(2)
+			}
+		}()
+		go func() {
+			defer readers.Done()
+			for n := 0; !stop.Load(); n++ {
+				code, body, err := httpGet(ctx, fmt.Sprintf("%s/v1/domains/w%d-%d.example.test", httpBase, n%batches, n%perBatch))
+				var a Answer
+				if err == nil {
+					err = json.Unmarshal([]byte(body), &a)
+				}
+				if err != nil || code != 200 || (a.Verdict != result.Unknown && a.Verdict != result.Verified) {
+					t.Errorf("http during writes: %d %s %v", code, body, err)
+					return
+				}
+				lookups.Add(1)
+			}
+		}()
+	}
+
+	// The writer.
+	for b := range batches {
+		rs := make([]result.Result, 0, perBatch)
+		for i := range perBatch {
+			rs = append(rs, result.Result{Domain: fmt.Sprintf("w%d-%d.example.test", b, i), Verdict: result.Verified, ScannedAt: testNow})
+		}
+		if err := rw.SaveResults(t.Context(), rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	final, err := rw.DataVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cache notices: wait for the reload that reads the final version.
+	for v := int64(-1); v != final; {
+		select {
+		case v = <-versions:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("cache never reloaded data version %d", final)
+		}
+	}
+	stop.Store(true)
+	readers.Wait()
+	if lookups.Load() == 0 {
+		t.Error("no lookups ran during the writes")
+	}
+	c := dialSocketmap(t, smAddr)
+	for b := range batches {
+		for i := range perBatch {
+			if got := c.query(fmt.Sprintf("w%d-%d.example.test", b, i)); got != "OK verify" {
+				t.Fatalf("w%d-%d after reload: %q", b, i, got)
+			}
+		}
+	}
+	cancel()
+	if err := <-watchDone; err != nil {
+		t.Errorf("Watch: %v", err)
+	}
+}
