@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// FirstIP is the first address the Builder allocates; it allocates upwards
+// firstIP is the first address the Builder allocates (127.16.0.1); it allocates upwards
 // through 127.16.0.0/12, skipping .0 and .255.
-var FirstIP = netip.AddrFrom4([4]byte{127, 16, 0, 1})
+var firstIP = netip.AddrFrom4([4]byte{127, 16, 0, 1})
 
 // TTL of the records the Builder writes.
 const TTL = 300
@@ -41,7 +41,7 @@ func NewBuilder(ca *CA) *Builder {
 		smtp:   map[netip.Addr]SMTPHost{},
 		https:  map[netip.Addr]map[string]HTTPSHost{},
 		hosts:  map[string][]netip.Addr{},
-		next:   FirstIP,
+		next:   firstIP,
 	}
 	if b.ca == nil {
 		b.ca, b.err = NewCA("tlsready scantest CA")

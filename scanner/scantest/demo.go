@@ -35,6 +35,9 @@ type demoDomain struct {
 // Certificates come from ca (nil: a new CA, in sc.CA).
 func Demo(ca *CA) (sc Scenario, register []string, expected map[string]result.Verdict, err error) {
 	b := NewBuilder(ca)
+	if b.err != nil {
+		return Scenario{}, nil, nil, b.err
+	}
 	enforce := func(mx ...string) HTTPSHost { return HTTPSHost{Body: Policy("enforce", policyMaxAge, mx...)} }
 
 	// The big provider: two MX hosts with two IPs each.

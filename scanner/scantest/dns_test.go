@@ -152,8 +152,8 @@ func TestDNSAnswers(t *testing.T) {
 		t.Errorf("first MX = %v", mx)
 	}
 	r = mustQuery(t, n, "mx1.example.test", dns.TypeA, queryOpts{net: "tcp"})
-	if a := r.Answer[0].(*dns.A); a.A.String() != FirstIP.String() {
-		t.Errorf("mx1 A over TCP = %v, want %v", a.A, FirstIP)
+	if a := r.Answer[0].(*dns.A); a.A.String() != firstIP.String() {
+		t.Errorf("mx1 A over TCP = %v, want %v", a.A, firstIP)
 	}
 	if c := n.Counters(); c.DNSQueries != int64(len(tests))+3 || c.DNSQueriesByType["MX"] < 5 || c.RoundTrips != c.DNSQueries {
 		t.Errorf("counters = %+v", c)

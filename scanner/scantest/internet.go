@@ -45,7 +45,7 @@ func validFault(f DNSFault) bool {
 // is a well-behaved server offering STARTTLS with a valid certificate.
 type SMTPHost struct {
 	Name        string        // host name: in the banner, the EHLO reply and the default certificate
-	BannerCode  int           // 0: 220
+	BannerCode  int           // 0: 220; after 421 the server closes, after others it answers 503 until QUIT (RFC 5321 §3.1)
 	Banner      string        // text after the code; "": "<Name> ESMTP simulated"
 	Silent      bool          // accept TCP, never send a banner, never answer
 	BannerDelay time.Duration // wait before the banner

@@ -191,6 +191,9 @@ func (s *smtpSession) run() {
 	} else if s.write(banner) != nil {
 		return
 	}
+	if code == 421 {
+		return // RFC 5321 §3.8: 421 and close
+	}
 	for {
 		line, err := s.readLine()
 		if errors.Is(err, bufio.ErrBufferFull) {

@@ -293,6 +293,7 @@ func TestSMTPHostile(t *testing.T) {
 		"chain5":    {HugeChain: 5},
 		"down":      {Down: true},
 		"554":       {BannerCode: 554, Banner: "5.3.2 go away"},
+		"421":       {BannerCode: 421, Banner: "4.3.2 busy"},
 	}
 	ips := map[string]netip.Addr{}
 	var dead netip.Addr
@@ -438,6 +439,15 @@ func TestSMTPHostile(t *testing.T) {
 			}
 		})
 	}
+	t.Run("421", func(t *testing.T) {
+		c := dialSMTP(t, n, ips["421"])
+		if code, _ := c.banner(); code != 421 {
+			t.Errorf("banner code %d", code)
+		}
+		if _, _, err := c.reply(); !errors.Is(err, io.EOF) {
+			t.Errorf("after 421: %v, want EOF", err)
+		}
+	})
 	t.Run("554", func(t *testing.T) {
 		c := dialSMTP(t, n, ips["554"])
 		if code, _ := c.banner(); code != 554 {
