@@ -17,8 +17,8 @@ var firstIP = netip.AddrFrom4([4]byte{127, 16, 0, 1})
 // TTL of the records the Builder writes.
 const TTL = 300
 
-// Builder writes scenarios: it allocates 127.x addresses, adds zone records
-// and registers SMTP and HTTPS hosts. Its output is deterministic (addresses
+// Builder writes scenarios: it allocates addresses (127.16.0.1 upwards, see
+// IP), adds zone records and registers SMTP and HTTPS hosts. Its output is deterministic (addresses
 // and records depend only on the calls made). It is not safe for concurrent use.
 type Builder struct {
 	ca     *CA
