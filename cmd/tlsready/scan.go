@@ -55,9 +55,7 @@ command again.`,
 			if err != nil {
 				return err
 			}
-			if !o.quiet {
-				printSummary(cmd.OutOrStdout(), sum)
-			}
+			printSummary(cmd.OutOrStdout(), sum)
 			return nil
 		},
 	}
@@ -154,7 +152,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	stats.Vantage = o.helo
 	stats.ScannerVersion = version
 
-	w := st.NewWriter(500, time.Second)
+	w := st.NewWriter(500, 250*time.Millisecond)
 	prog := newProgress(len(pending), o.quiet, log)
 	in := make(chan string)
 	go func() {

@@ -55,7 +55,7 @@ func (f *scanFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxMX, "max-mx", 10, "MX hosts looked at per domain")
 	fs.IntVar(&f.maxIPs, "max-ips", 4, "addresses probed per MX host")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar or progress lines (the final summary is still printed)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
 }
 
