@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+
+	"github.com/tlsready/tlsready/scanner/register"
 )
 
 // Sentinel errors of the gateway's input parsers.
@@ -19,34 +20,19 @@ var (
 // trailing dot (RFC 1035 §2.3.4: 255 octets on the wire).
 const maxDomainLen = 253
 
-// NormalizeDomain returns the A-label form of a domain name as the store keys
-// it: lower case, no trailing dot, IDNA (UTS #46 lookup profile) converted to
-// A-labels, every label 1..63 letters, digits and hyphens, at most 253
-// characters in all. The error wraps ErrInvalidDomain.
+// NormalizeDomain returns the A-label form of a domain name exactly as the
+// register (and so the store) keys it — register.NormalizeDomain: lower case,
+// no trailing dot, IDNA (UTS #46 lookup profile) A-labels — and checks that
+// the result is a host name (labels of 1..63 letters, digits and hyphens).
+// Address literals, IP addresses and anything else fail with an error that
+// wraps ErrInvalidDomain and never contains the input.
 func NormalizeDomain(s string) (string, error) {
-	if d, ok := fastDomain(s); ok {
-		return d, nil
-	}
-	if len(s) > 4*maxDomainLen { // bound the IDNA work on garbage
-		return "", fmt.Errorf("%w: too long", ErrInvalidDomain)
-	}
-	if !utf8.ValidString(s) {
-		return "", fmt.Errorf("%w: not UTF-8", ErrInvalidDomain)
-	}
-	s = strings.TrimSuffix(s, ".")
-	a, err := idna.Lookup.ToASCII(s)
+	a, _, err := register.NormalizeDomain(s)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidDomain, err)
 	}
-	a = strings.ToLower(a)
 	if !ldhName(a) {
 		return "", fmt.Errorf("%w: not a host name", ErrInvalidDomain)
-	}
-	if a != s && strings.Contains(a, "xn--") {
-		// The A-labels IDNA produced must themselves be valid (a stable key).
-		if again, err := idna.Lookup.ToASCII(a); err != nil || again != a {
-			return "", fmt.Errorf("%w: unstable IDNA conversion", ErrInvalidDomain)
-		}
 	}
 	return a, nil
 }
@@ -65,31 +51,9 @@ func DomainOfAddress(addr string) (string, error) {
 	return d, nil
 }
 
-// fastDomain accepts, without allocating, the common case that IDNA would
-// leave unchanged: a lower-case LDH name with no A-label ("xn--") that IDNA
-// would have to verify. A single trailing dot is stripped.
-func fastDomain(s string) (string, bool) {
-	s = strings.TrimSuffix(s, ".")
-	if !ldhName(s) {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			return "", false
-		}
-		// A label whose 3rd and 4th characters are "--" is either an
-		// A-label (IDNA must decode it) or invalid (IDNA CheckHyphens).
-		if (i == 0 || s[i-1] == '.') && i+3 < len(s) && s[i+2] == '-' && s[i+3] == '-' {
-			return "", false
-		}
-	}
-	return s, true
-}
-
 // ldhName reports whether s is 1..253 characters of dot-separated labels of
-// 1..63 ASCII letters, digits and hyphens, no label starting or ending with a
-// hyphen.
+// 1..63 lower-case ASCII letters, digits and hyphens, no label starting or
+// ending with a hyphen.
 func ldhName(s string) bool {
 	if s == "" || len(s) > maxDomainLen {
 		return false
@@ -98,7 +62,7 @@ func ldhName(s string) bool {
 	for i := 0; i <= len(s); i++ {
 		if i < len(s) && s[i] != '.' {
 			c := s[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || 'A' <= c && c <= 'Z') {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
 				return false
 			}
 			continue

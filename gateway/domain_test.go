@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"golang.org/x/net/idna"
 )
 
 func TestNormalizeDomain(t *testing.T) {
@@ -30,7 +28,7 @@ func TestNormalizeDomain(t *testing.T) {
 		"", ".", "..", "a..b", "example.com..", "-a.example", "a-.example", "a_b.example", "[192.0.2.1]",
 		"mx.example:25", "a b.example", ".example.com", "ab--c.example", "xn--.example",
 		strings.Repeat("a", 64) + ".example", strings.Repeat("abcdefghi.", 26) + "example",
-		"exa\x00mple.com", "user@example.com",
+		"exa\x00mple.com", "user@example.com", "192.0.2.1", "localhost.123",
 	}
 	for _, in := range bad {
 		if got, err := NormalizeDomain(in); !errors.Is(err, ErrInvalidDomain) {
@@ -63,35 +61,18 @@ func TestDomainOfAddress(t *testing.T) {
 	}
 }
 
-// slowNormalize is NormalizeDomain without the fast path.
-func slowNormalize(s string) (string, error) {
-	s = strings.TrimSuffix(s, ".")
-	a, err := idna.Lookup.ToASCII(s)
-	if err != nil {
-		return "", err
-	}
-	a = strings.ToLower(a)
-	if !ldhName(a) {
-		return "", ErrInvalidDomain
-	}
-	return a, nil
-}
-
-// FuzzNormalizeDomain checks that the allocation-free fast path agrees with
-// IDNA, and that normalisation is idempotent.
+// FuzzNormalizeDomain: whatever NormalizeDomain accepts is a lower-case
+// host name that normalises to itself (a stable cache key).
 func FuzzNormalizeDomain(f *testing.F) {
 	for _, s := range []string{"example.com", "Example.COM.", "bücher.example", "xn--bcher-kva.example", "ab--c.example", "a-.b", "1.2.3.4", "xn--.x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if fast, ok := fastDomain(s); ok {
-			slow, err := slowNormalize(s)
-			if err != nil || slow != fast {
-				t.Fatalf("fast path %q accepted, IDNA says %q, %v", fast, slow, err)
-			}
-		}
 		d, err := NormalizeDomain(s)
 		if err != nil {
+			if !errors.Is(err, ErrInvalidDomain) {
+				t.Fatalf("error of unknown kind: %v", err)
+			}
 			return
 		}
 		if !ldhName(d) || strings.ToLower(d) != d {

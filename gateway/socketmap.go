@@ -132,13 +132,10 @@ func (s *Server) socketmapReply(req []byte) (status, data string) {
 	key := req[sp+1:]
 	// Keys Postfix may send that name no single domain ("[host]:port",
 	// ".parent.example", IP literals) fail normalisation: not found.
-	d, ok := fastDomain(string(key))
-	if !ok {
-		var err error
-		if d, err = NormalizeDomain(string(key)); err != nil {
-			s.m.smNotFound.Inc()
-			return smNotFound, ""
-		}
+	d, err := NormalizeDomain(string(key))
+	if err != nil {
+		s.m.smNotFound.Inc()
+		return smNotFound, ""
 	}
 	rec, ok := s.get(d)
 	if !ok {

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tlsready/tlsready/gateway"
+	"github.com/tlsready/tlsready/store"
+)
+
+// liveCheckerHook builds the Checker behind --live (HTTP ?live=1).
+//
+// LEAD: set this to newLiveChecker (the scanner-backed gateway.Checker) when
+// it lands. While it is nil, live checks are disabled and --live is a usage
+// error. There is deliberately no fake here.
+var liveCheckerHook func(cmd *cobra.Command) (gateway.Checker, error)
+
+type serveOptions struct {
+	db              string
+	httpAddr        string
+	socketmapAddr   string
+	tokenFile       string
+	staleAfter      time.Duration
+	verifiedPolicy  string
+	encryptedPolicy string
+	live            bool
+	liveTimeout     time.Duration
+	liveRate        float64
+	maxBatch        int
+	maxConns        int
+	verbose         bool
+}
+
+func newServeCmd() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve --db FILE [--http 127.0.0.1:8461] [--socketmap 127.0.0.1:8462]",
+		Short: "Answer the mail gateway from the cache: HTTP JSON API and Postfix socketmap",
+		Long: `Serves the database's latest results from memory, reloading when a scan writes:
+
+  GET  /v1/domains/{domain}        verdict, flags, scan time, validity, Postfix policy
+  GET  /v1/recipients/{address}    the same for the address's domain (address never logged)
+  POST /v1/lookup                  {"domains":[...],"recipients":[...]}
+  GET  /healthz, GET /metrics      health and Prometheus metrics
+
+and a Postfix socketmap for smtp_tls_policy_maps =
+socketmap:inet:127.0.0.1:8462:tlspolicy (dane -> dane-only, mta-sts -> secure
+match=..., verified -> --verified-policy, encrypted -> --encrypted-policy,
+everything else, unknown and stale results -> not found).
+
+Both listen on loopback by default; an empty address disables one. Binding
+either to a non-loopback address requires --token-file; every HTTP request
+must then carry "Authorization: Bearer <token>". The socketmap protocol has
+no authentication: firewall a non-loopback socketmap to the mail gateway.
+SIGTERM or SIGINT shuts down gracefully (exit 0).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.config(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, cmd, &o, cfg)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.db, "db", "", "database file (written by tlsready scan)")
+	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8461", "HTTP API listen address (empty: off)")
+	fs.StringVar(&o.socketmapAddr, "socketmap", "127.0.0.1:8462", "Postfix socketmap listen address (empty: off)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the HTTP bearer token (at least 16 characters); required off loopback")
+	fs.DurationVar(&o.staleAfter, "stale-after", gateway.DefaultStaleAfter,
+		"results older than this are stale: the socketmap answers not found (keep it below Postfix's maximal_queue_lifetime)")
+	fs.StringVar(&o.verifiedPolicy, "verified-policy", gateway.PolicyVerify, `Postfix policy for "verified" domains: verify (blocks STARTTLS downgrade) or may`)
+	fs.StringVar(&o.encryptedPolicy, "encrypted-policy", gateway.PolicyEncrypt, `Postfix policy for "encrypted" domains: encrypt (blocks STARTTLS downgrade) or may`)
+	fs.BoolVar(&o.live, "live", false, "allow ?live=1: scan a domain the cache does not know (rate limited; saves the result)")
+	fs.DurationVar(&o.liveTimeout, "live-timeout", gateway.DefaultLiveTimeout, "bound on one live check")
+	fs.Float64Var(&o.liveRate, "live-rate", gateway.DefaultLiveRate, "live checks per second, all clients together")
+	fs.IntVar(&o.maxBatch, "max-batch", gateway.DefaultMaxBatch, "most domains plus recipients in one POST /v1/lookup")
+	fs.IntVar(&o.maxConns, "max-conns", gateway.DefaultMaxConns, "open connections per listener")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging (domains only, never addresses)")
+	return cmd
+}
+
+// config checks the flags and builds the gateway configuration (without the
+// store, opened later).
+func (o *serveOptions) config(cmd *cobra.Command) (gateway.Config, error) {
+	var cfg gateway.Config
+	switch {
+	case o.db == "":
+		return cfg, usageErr("--db is required")
+	case o.httpAddr == "" && o.socketmapAddr == "":
+		return cfg, usageErr("--http and --socketmap are both empty: nothing to serve")
+	case o.staleAfter <= 0:
+		return cfg, usageErr("--stale-after must be positive")
+	case o.verifiedPolicy != gateway.PolicyVerify && o.verifiedPolicy != gateway.PolicyMay:
+		return cfg, usageErr("--verified-policy must be verify or may")
+	case o.encryptedPolicy != gateway.PolicyEncrypt && o.encryptedPolicy != gateway.PolicyMay:
+		return cfg, usageErr("--encrypted-policy must be encrypt or may")
+	case o.liveTimeout <= 0 || o.liveRate <= 0:
+		return cfg, usageErr("--live-timeout and --live-rate must be positive")
+	case o.maxBatch < 1 || o.maxConns < 1:
+		return cfg, usageErr("--max-batch and --max-conns must be at least 1")
+	}
+	for _, a := range []struct{ flag, addr string }{{"--http", o.httpAddr}, {"--socketmap", o.socketmapAddr}} {
+		if a.addr == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			return cfg, usageErr("%s must be HOST:PORT: %v", a.flag, err)
+		}
+		if !isLoopback(host) && o.tokenFile == "" {
+			return cfg, usageErr("%s %s is not a loopback address: --token-file is required", a.flag, a.addr)
+		}
+	}
+	if o.tokenFile != "" {
+		tok, err := readToken(o.tokenFile)
+		if err != nil {
+			return cfg, usageErr("--token-file: %v", err)
+		}
+		cfg.Token = tok
+	}
+	if o.live {
+		if liveCheckerHook == nil {
+			return cfg, usageErr("--live: live checks are not available in this build")
+		}
+		c, err := liveCheckerHook(cmd)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Live = c
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	cfg.StaleAfter = o.staleAfter
+	cfg.VerifiedPolicy, cfg.EncryptedPolicy = o.verifiedPolicy, o.encryptedPolicy
+	cfg.LiveTimeout, cfg.LiveRate = o.liveTimeout, o.liveRate
+	cfg.MaxBatch, cfg.MaxConns = o.maxBatch, o.maxConns
+	return cfg, nil
+}
+
+// isLoopback reports whether a listen host binds loopback only.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// readToken reads a bearer token: the file's content without surrounding
+// white space, 16 to 4096 printable ASCII characters.
+func readToken(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4097))
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) > 4096:
+		return nil, errors.New("token longer than 4096 characters")
+	case len(b) < 16:
+		return nil, errors.New("token shorter than 16 characters")
+	}
+	for _, c := range b {
+		if c <= ' ' || c > '~' {
+			return nil, errors.New("token must be printable ASCII without spaces")
+		}
+	}
+	return b, nil
+}
+
+func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gateway.Config) error {
+	st, err := store.Open(ctx, o.db, store.Options{ReadOnly: !o.live})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cfg.Store = st
+	srv, err := gateway.New(cfg)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	log := cfg.Logger
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	var lc net.ListenConfig
+	for _, l := range []struct {
+		proto, addr string
+		serve       func(context.Context, net.Listener) error
+	}{{"http", o.httpAddr, srv.ServeHTTP}, {"socketmap", o.socketmapAddr, srv.ServeSocketmap}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := lc.Listen(ctx, "tcp", l.addr)
+		if err != nil {
+			cancel()
+			g.Wait()
+			return fmt.Errorf("serve: %w", err)
+		}
+		log.Info("listening", "protocol", l.proto, "addr", ln.Addr().String())
+		g.Go(func() error { return l.serve(ctx, ln) })
+	}
+	g.Go(func() error { return srv.Watch(ctx) })
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}
