@@ -22,6 +22,9 @@ import (
 // TestMain lets the test binary act as the tlsready command, so tests can
 // run it as a child process and kill it.
 func TestMain(m *testing.M) {
+	if os.Getenv("TLSREADY_SIMNET") == "1" {
+		os.Exit(simnetChild())
+	}
 	if args := os.Getenv("TLSREADY_AS_MAIN"); args != "" {
 		var argv []string
 		if err := json.Unmarshal([]byte(args), &argv); err != nil {

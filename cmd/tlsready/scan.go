@@ -73,6 +73,9 @@ type scanSummary struct {
 	Run      store.Run
 	Verdicts map[result.Verdict][2]int64 // domains, citizens
 	Elapsed  time.Duration
+	Ingest   time.Duration // reading, normalising, deduplicating and storing the register
+	Scan     time.Duration // scanning the pending domains, results written
+	Pending  int           // domains scanned in this invocation
 }
 
 // runScanJob ingests the register, scans what is pending and finishes the run.
@@ -124,6 +127,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	if err := ctx.Err(); err != nil {
 		return sum, &exitError{code: exitInterrupted, err: errors.New("interrupted during ingestion; run the same command again to resume")}
 	}
+	sum.Ingest = time.Since(started)
 
 	// 2. Scan what is not fresh.
 	total, err := st.CountRunDomains(ctx, run.ID)
@@ -152,6 +156,8 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	stats.Vantage = o.helo
 	stats.ScannerVersion = version
 
+	scanStart := time.Now()
+	sum.Pending = len(pending)
 	w := st.NewWriter(500, 250*time.Millisecond)
 	prog := newProgress(len(pending), o.quiet, log)
 	in := make(chan string)
@@ -204,6 +210,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	if err := w.Close(); err != nil {
 		return sum, fmt.Errorf("writing results: %w", err)
 	}
+	sum.Scan = time.Since(scanStart)
 	scs := sc.Stats()
 	stats.Scanned += scanned
 	stats.Reused = total - int64(len(pending))
