@@ -347,3 +347,66 @@ func TestPolicyScenarios(t *testing.T) {
 		t.Errorf("enforce with a self-signed MX certificate: %s %v", r.Verdict, r.Flags)
 	}
 }
+
+// TestHostileDNS: broken and hostile DNS answers end with the verdict
+// VERDICTS.md gives and a flag saying what happened.
+func TestHostileDNS(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	b.Host("mx.ok.test", scantest.SMTPHost{})
+	b.MX("truncated.test", "mx.ok.test")
+	b.Fault("truncated.test", scantest.FaultTruncate)
+	var many []string
+	for i := range 300 {
+		many = append(many, "mx"+itoa(i)+".many.test")
+	}
+	b.MX("many.test", many...)
+	b.Zone("loop.test. 300 IN MX 10 a.loop.test.", "a.loop.test. 300 IN CNAME b.loop.test.", "b.loop.test. 300 IN CNAME a.loop.test.")
+	b.Zone("literal.test. 300 IN MX 10 192.0.2.1.")
+	b.Zone("dangling.test. 300 IN MX 10 nowhere.dangling.test.")
+	b.MX("timeout.test", "mx.ok.test")
+	b.Fault("timeout.test", scantest.FaultTimeout)
+	b.MX("servfail.test", "mx.ok.test")
+	b.Fault("servfail.test", scantest.FaultServfail)
+	b.MX("wrongid.test", "mx.ok.test")
+	b.Fault("wrongid.test", scantest.FaultWrongID)
+	b.MX("wrongq.test", "mx.ok.test")
+	b.Fault("wrongq.test", scantest.FaultWrongQuestion)
+	b.Zone("nullmx.test. 300 IN MX 0 .")
+	b.Zone("implicit.test. 300 IN A 127.16.0.1")
+	cases := map[string]struct {
+		want result.Verdict
+		flag string
+	}{
+		"truncated.test": {result.Verified, ""},
+		"many.test":      {result.Unreachable, result.FlagMXTruncated},
+		"loop.test":      {result.DNSError, ""},
+		"literal.test":   {result.Unreachable, result.FlagMXIPLiteral},
+		"dangling.test":  {result.Unreachable, result.FlagMXDangling},
+		"timeout.test":   {result.DNSError, result.FlagDNSTimeout},
+		"servfail.test":  {result.DNSError, result.FlagServfail},
+		"wrongid.test":   {result.DNSError, ""},
+		"wrongq.test":    {result.DNSError, ""},
+		"nullmx.test":    {result.NoMail, result.FlagNullMX},
+		"nxdomain.test":  {result.NoMail, result.FlagNXDomain},
+		"implicit.test":  {result.Encrypted, result.FlagImplicitMX}, // the server's certificate names mx.ok.test
+	}
+	l := newLab(t, b, nil)
+	var domains []string
+	for d := range cases {
+		domains = append(domains, d)
+	}
+	got := l.scanAll(context.Background(), domains...)
+	for d, c := range cases {
+		r := got[d]
+		if r.Verdict != c.want {
+			t.Errorf("%s: %s (%s, %v), want %s", d, r.Verdict, r.Reason, r.Flags, c.want)
+		}
+		if c.flag != "" && !hasFlag(r, c.flag) {
+			t.Errorf("%s: flags %v lack %s", d, r.Flags, c.flag)
+		}
+	}
+	if n := len(got["many.test"].MX); n != 10 {
+		t.Errorf("many.test: %d MX hosts looked at, want the cap of 10", n)
+	}
+}
