@@ -410,3 +410,67 @@ func TestHostileDNS(t *testing.T) {
 		t.Errorf("many.test: %d MX hosts looked at, want the cap of 10", n)
 	}
 }
+
+// TestDANEScenarios: RFC 7672 rules through the real scan path.
+func TestDANEScenarios(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	add := func(domain string, secure bool, tlsa func(host string)) {
+		host := "mx." + domain
+		if secure {
+			b.Secure(domain)
+		}
+		b.MailDomain(domain, scantest.SMTPHost{Name: host})
+		tlsa(host)
+	}
+	add("ee.test", true, func(h string) { b.DANE(h, 3, 1, 1) })
+	add("ee-full.test", true, func(h string) { b.DANE(h, 3, 0, 2) })
+	// DANE-TA: the server must present the trust anchor (RFC 7671 §5.2.2).
+	b.Secure("ta.test")
+	b.MailDomain("ta.test", scantest.SMTPHost{Name: "mx.ta.test", Cert: scantest.CertChain})
+	b.DANE("mx.ta.test", 2, 0, 1)
+	add("ta-not-sent.test", true, func(h string) { b.DANE(h, 2, 0, 1) })
+	add("mismatch.test", true, func(h string) { b.BadTLSA(h) })
+	add("unusable.test", true, func(h string) { b.DANE(h, 1, 1, 1) })
+	add("insecure.test", false, func(h string) { b.DANE(h, 3, 1, 1) })
+	add("servfail.test", true, func(h string) { b.Fault("_25._tcp."+h, scantest.FaultServfail) })
+	// DANE and MTA-STS both published: dane wins (RFC 8461 §2).
+	add("both.test", true, func(h string) { b.DANE(h, 3, 1, 1) })
+	b.MTASTS("both.test", scantest.HTTPSHost{Body: scantest.Policy("enforce", 24*time.Hour, "mx.both.test")}, "1")
+	// A passing MTA-STS never overrides failing DANE.
+	add("stsbutdanefails.test", true, func(h string) { b.BadTLSA(h) })
+	b.MTASTS("stsbutdanefails.test", scantest.HTTPSHost{Body: scantest.Policy("enforce", 24*time.Hour, "mx.stsbutdanefails.test")}, "1")
+	cases := map[string]struct {
+		want result.Verdict
+		flag string
+	}{
+		"ee.test":              {result.DANE, ""},
+		"ee-full.test":         {result.DANE, ""},
+		"ta.test":              {result.DANE, ""},
+		"ta-not-sent.test":     {result.Broken, result.FlagDANEMismatch},
+		"mismatch.test":        {result.Broken, result.FlagDANEMismatch},
+		"unusable.test":        {result.Verified, result.FlagTLSAUnusable},
+		"insecure.test":        {result.Verified, ""},
+		"servfail.test":        {result.DNSError, result.FlagTLSAServfail},
+		"both.test":            {result.DANE, ""},
+		"stsbutdanefails.test": {result.Broken, result.FlagDANEMismatch},
+	}
+	l := newLab(t, b, nil)
+	var domains []string
+	for d := range cases {
+		domains = append(domains, d)
+	}
+	got := l.scanAll(context.Background(), domains...)
+	for d, c := range cases {
+		r := got[d]
+		if r.Verdict != c.want {
+			t.Errorf("%s: %s (%s, %v), want %s", d, r.Verdict, r.Reason, r.Flags, c.want)
+		}
+		if c.flag != "" && !hasFlag(r, c.flag) {
+			t.Errorf("%s: flags %v lack %s", d, r.Flags, c.flag)
+		}
+	}
+	if r := got["insecure.test"]; len(r.MX) == 0 || r.MX[0].TLSA != nil {
+		t.Errorf("insecure.test: TLSA looked up although the MX RRset is not secure")
+	}
+}
