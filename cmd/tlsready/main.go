@@ -5,6 +5,7 @@
 // Go 1.25+ refuses SHA-1 signatures in TLS 1.2 handshakes; old mail servers
 // that can sign only with SHA-1 still encrypt with OpenSSL-based senders, so
 // the scanner must observe them as encrypting (tlssha1=1).
+//
 //go:debug tlssha1=1
 package main
 
