@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"slices"
 	"strconv"
@@ -173,10 +174,14 @@ func eachRecord(ctx context.Context, st *store.Store, run store.Run, idx *verdic
 			return nil
 		}
 		e.seen = true
+		idx.unseen--
 		return fn(newRecord(r.Domain, e.citizens, bucketList[e.bucket], nil, &r, withMX))
 	})
 	if err != nil {
 		return fmt.Errorf("report: results: %w", err)
+	}
+	if idx.unseen == 0 {
+		return nil
 	}
 	// Domains of the run whose result the store did not return for this run
 	// (e.g. a fresh result reused from an earlier run): look them up.
@@ -199,7 +204,7 @@ func eachRecord(ctx context.Context, st *store.Store, run store.Run, idx *verdic
 
 // indexRun reads a run's snapshot into a verdict index and its totals.
 func indexRun(ctx context.Context, st *store.Store, run store.Run) (*verdictIndex, Count, []Count, error) {
-	x := newVerdictIndex()
+	x := newVerdictIndex(maphash.MakeSeed())
 	counts := make([]Count, nBuckets)
 	var total Count
 	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
@@ -212,6 +217,7 @@ func indexRun(ctx context.Context, st *store.Store, run store.Run) (*verdictInde
 		return nil, Count{}, nil, fmt.Errorf("report: run %d: %w", run.ID, err)
 	}
 	x.sort()
+	x.unseen = len(x.entries)
 	return x, total, counts, nil
 }
 

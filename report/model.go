@@ -15,9 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"sort"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
@@ -173,6 +176,10 @@ var AtRiskVerdicts = []result.Verdict{result.Plaintext, result.Partial}
 
 // Load builds the report model of a finished run (runID 0: the latest
 // finished run).
+//
+// The run, the previous finished run and the older runs of the trend are
+// each streamed once, concurrently (one SQLite read connection each, at
+// most GOMAXPROCS at a time); only the top domains are then loaded in full.
 func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (*Model, error) {
 	opts.defaults()
 	run, finished, err := resolveRun(ctx, st, runID)
@@ -180,68 +187,91 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 		return nil, err
 	}
 	m := &Model{GeneratedAt: opts.Now().UTC(), Run: run}
+	pos := slices.IndexFunc(finished, func(r store.Run) bool { return r.ID == run.ID })
 
-	// The previous finished run: its per-domain verdicts, compactly, for the
-	// change comparison; its aggregates for the trend.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(2, runtime.GOMAXPROCS(0)))
+	seed := maphash.MakeSeed()
+
+	// The previous finished run: per-domain verdicts, compactly, for the
+	// change comparison, and its aggregates for the trend.
 	var prev *verdictIndex
-	var prevRun *store.Run
 	var prevPoint *TrendPoint
-	if i := slices.IndexFunc(finished, func(r store.Run) bool { return r.ID == run.ID }); i > 0 {
-		pr := finished[i-1]
-		prevRun = &pr
-		prev, prevPoint, err = loadPrevious(ctx, st, pr)
-		if err != nil {
-			return nil, err
+	if pos > 0 {
+		g.Go(func() (err error) {
+			prev, prevPoint, err = loadPrevious(gctx, st, finished[pos-1], seed)
+			return err
+		})
+	}
+
+	// Older runs of the trend: aggregates only.
+	var older []TrendPoint
+	if opts.TrendRuns > 1 {
+		start := max(0, pos+1-opts.TrendRuns)
+		if end := pos - 1; end > start {
+			older = make([]TrendPoint, end-start)
+			for i := range older {
+				r := finished[start+i]
+				g.Go(func() error {
+					p, err := runPoint(gctx, st, r)
+					older[i] = p
+					return err
+				})
+			}
 		}
 	}
 
-	// Stream this run.
+	// This run.
 	counts := make([]Count, nBuckets)
 	tail := TailSummary{Verdicts: make([]Count, nBuckets)}
 	flags := map[string]*FlagCount{}
-	var ch *Changes
-	if prev != nil {
-		ch = &Changes{Previous: *prevRun}
-	}
 	var total Count
-	err = st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
-		b := bucket(d.Verdict)
-		counts[b].add(d.Citizens)
-		total.add(d.Citizens)
-		for _, f := range d.Flags {
-			fc := flags[f]
-			if fc == nil {
-				if len(flags) >= opts.MaxFlags {
-					f = "other"
-					fc = flags[f]
-				}
+	var cur []indexEntry // in stream order, only when there is a previous run
+	g.Go(func() error {
+		err := st.RunDomains(gctx, run.ID, func(d store.RunDomain) error {
+			b := bucket(d.Verdict)
+			counts[b].add(d.Citizens)
+			total.add(d.Citizens)
+			for _, f := range d.Flags {
+				fc := flags[f]
 				if fc == nil {
-					fc = &FlagCount{Flag: f}
-					flags[f] = fc
+					if len(flags) >= opts.MaxFlags {
+						f = "other"
+						fc = flags[f]
+					}
+					if fc == nil {
+						fc = &FlagCount{Flag: f}
+						flags[f] = fc
+					}
 				}
+				fc.add(d.Citizens)
 			}
-			fc.add(d.Citizens)
+			if len(m.Top) < opts.TopN {
+				m.Top = append(m.Top, DomainRow{Rank: len(m.Top) + 1, Domain: d.Domain, Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
+			} else {
+				tail.Total.add(d.Citizens)
+				tail.Verdicts[b].add(d.Citizens)
+			}
+			if len(m.AtRisk) < opts.TopCharted && slices.Contains(AtRiskVerdicts, d.Verdict) {
+				m.AtRisk = append(m.AtRisk, DomainRow{Rank: int(total.Domains), Domain: d.Domain, Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
+			}
+			if pos > 0 {
+				cur = append(cur, indexEntry{h: maphash.String(seed, d.Domain), citizens: d.Citizens, bucket: uint8(b)})
+			}
+			return gctx.Err()
+		})
+		if err != nil {
+			return fmt.Errorf("report: run %d: %w", run.ID, err)
 		}
-		if len(m.Top) < opts.TopN {
-			m.Top = append(m.Top, DomainRow{Rank: len(m.Top) + 1, Domain: d.Domain, Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
-		} else {
-			tail.Total.add(d.Citizens)
-			tail.Verdicts[b].add(d.Citizens)
-		}
-		if len(m.AtRisk) < opts.TopCharted && slices.Contains(AtRiskVerdicts, d.Verdict) {
-			m.AtRisk = append(m.AtRisk, DomainRow{Rank: int(total.Domains), Domain: d.Domain, Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
-		}
-		if ch != nil {
-			ch.compare(prev, d, opts.TopChanges)
-		}
-		return ctx.Err()
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("report: run %d: %w", run.ID, err)
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
+
 	m.Total = total
 	m.Tail = tail
-	for i, v := range Buckets() {
+	for i, v := range bucketList {
 		m.Verdicts = append(m.Verdicts, VerdictCount{Verdict: v, Count: counts[i]})
 	}
 	m.WhatIf = computeWhatIf(counts)
@@ -255,15 +285,16 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 		}
 		return a.Flag < b.Flag
 	})
-	if ch != nil {
-		for i, n := range prev.entries {
-			if !n.seen {
-				ch.Gone.add(prev.entries[i].citizens)
-			}
+	if prev != nil {
+		ch, err := compareRuns(ctx, st, run, prev, cur, opts.TopChanges)
+		if err != nil {
+			return nil, err
 		}
+		ch.Previous = prevPoint.Run
 		ch.PlaintextDelta = counts[bucket(result.Plaintext)].Citizens - prevPoint.Verdicts[bucket(result.Plaintext)].Citizens
 		m.Changes = ch
 	}
+	cur = nil
 
 	// Full results of the top domains (also shared by the at-risk chart).
 	full := make(map[string]*result.Result, len(m.Top))
@@ -282,14 +313,81 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 		m.AtRisk[i].Result = full[m.AtRisk[i].Domain]
 	}
 
-	// The trend: older runs, aggregates only.
 	if opts.TrendRuns > 0 {
-		m.Trend, err = loadTrend(ctx, st, finished, run, opts.TrendRuns, prevPoint, total, counts)
-		if err != nil {
-			return nil, err
+		m.Trend = older
+		if prevPoint != nil && opts.TrendRuns > 1 {
+			m.Trend = append(m.Trend, *prevPoint)
 		}
+		m.Trend = append(m.Trend, TrendPoint{Run: run, Total: total, Verdicts: slices.Clone(counts)})
 	}
 	return m, nil
+}
+
+// errStop ends a store iteration early.
+var errStop = errors.New("report: stop")
+
+// compareRuns counts the changes between the previous run (prev) and this
+// run (cur, in the store's order: most citizens first), then fetches the
+// names of the top changed domains with a second pass over the run that
+// stops as soon as it has them.
+func compareRuns(ctx context.Context, st *store.Store, run store.Run, prev *verdictIndex, cur []indexEntry, top int) (*Changes, error) {
+	// Capacity top: appends never reallocate, so the pointers in want stay valid.
+	c := &Changes{TopBetter: make([]Change, 0, top), TopWorse: make([]Change, 0, top)}
+	want := map[int]*Change{} // stream position -> change waiting for its name
+	last := -1
+	for i, e := range cur {
+		p := prev.findHash(e.h)
+		if p == nil {
+			c.New.add(e.citizens)
+			continue
+		}
+		if p.seen { // a hash collision or a duplicate row: count once
+			continue
+		}
+		p.seen = true
+		from, to := bucketList[p.bucket], bucketList[e.bucket]
+		var list *[]Change
+		switch {
+		case from == to:
+			c.Unchanged.add(e.citizens)
+		case !comparable(from) || !comparable(to):
+			c.NotComparable.add(e.citizens)
+		case to.Rank() < from.Rank():
+			c.Better.add(e.citizens)
+			list = &c.TopBetter
+		default:
+			c.Worse.add(e.citizens)
+			list = &c.TopWorse
+		}
+		if list != nil && len(*list) < top {
+			*list = append(*list, Change{From: from, To: to, Citizens: e.citizens})
+			want[i] = &(*list)[len(*list)-1]
+			last = i
+		}
+	}
+	for _, p := range prev.entries {
+		if !p.seen {
+			c.Gone.add(p.citizens)
+		}
+	}
+	if last < 0 {
+		return c, nil
+	}
+	i := 0
+	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
+		if ch := want[i]; ch != nil {
+			ch.Domain = d.Domain
+		}
+		i++
+		if i > last {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, fmt.Errorf("report: run %d: %w", run.ID, err)
+	}
+	return c, nil
 }
 
 // resolveRun finds the run to report on and the finished runs, oldest first.
@@ -320,28 +418,18 @@ func resolveRun(ctx context.Context, st *store.Store, runID int64) (store.Run, [
 	return runs[i], finished, nil
 }
 
-// loadTrend computes the distribution of up to n finished runs ending with run.
-func loadTrend(ctx context.Context, st *store.Store, finished []store.Run, run store.Run, n int, prevPoint *TrendPoint, total Count, counts []Count) ([]TrendPoint, error) {
-	end := slices.IndexFunc(finished, func(r store.Run) bool { return r.ID == run.ID })
-	start := max(0, end+1-n)
-	var trend []TrendPoint
-	for i := start; i < end; i++ {
-		if prevPoint != nil && finished[i].ID == prevPoint.Run.ID {
-			trend = append(trend, *prevPoint)
-			continue
-		}
-		p := TrendPoint{Run: finished[i], Verdicts: make([]Count, nBuckets)}
-		err := st.RunDomains(ctx, finished[i].ID, func(d store.RunDomain) error {
-			p.Total.add(d.Citizens)
-			p.Verdicts[bucket(d.Verdict)].add(d.Citizens)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("report: trend run %d: %w", finished[i].ID, err)
-		}
-		trend = append(trend, p)
+// runPoint computes one run's distribution.
+func runPoint(ctx context.Context, st *store.Store, run store.Run) (TrendPoint, error) {
+	p := TrendPoint{Run: run, Verdicts: make([]Count, nBuckets)}
+	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
+		p.Total.add(d.Citizens)
+		p.Verdicts[bucket(d.Verdict)].add(d.Citizens)
+		return ctx.Err()
+	})
+	if err != nil {
+		return p, fmt.Errorf("report: trend run %d: %w", run.ID, err)
 	}
-	return append(trend, TrendPoint{Run: run, Total: total, Verdicts: slices.Clone(counts)}), nil
+	return p, nil
 }
 
 // verdictIndex is a compact, sorted record of a run's domains: a 64-bit hash
@@ -349,6 +437,7 @@ func loadTrend(ctx context.Context, st *store.Store, finished []store.Run, run s
 type verdictIndex struct {
 	seed    maphash.Seed
 	entries []indexEntry
+	unseen  int // entries not yet marked seen (maintained by eachRecord)
 }
 
 type indexEntry struct {
@@ -358,7 +447,7 @@ type indexEntry struct {
 	seen     bool
 }
 
-func newVerdictIndex() *verdictIndex { return &verdictIndex{seed: maphash.MakeSeed()} }
+func newVerdictIndex(seed maphash.Seed) *verdictIndex { return &verdictIndex{seed: seed} }
 
 func (x *verdictIndex) add(domain string, citizens int64, v result.Verdict) {
 	x.entries = append(x.entries, indexEntry{h: maphash.String(x.seed, domain), citizens: citizens, bucket: uint8(bucket(v))})
@@ -378,7 +467,11 @@ func (x *verdictIndex) sort() {
 
 // find returns the entry of domain or nil.
 func (x *verdictIndex) find(domain string) *indexEntry {
-	h := maphash.String(x.seed, domain)
+	return x.findHash(maphash.String(x.seed, domain))
+}
+
+// findHash returns the entry with hash h or nil.
+func (x *verdictIndex) findHash(h uint64) *indexEntry {
 	i := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].h >= h })
 	if i < len(x.entries) && x.entries[i].h == h {
 		return &x.entries[i]
@@ -386,8 +479,8 @@ func (x *verdictIndex) find(domain string) *indexEntry {
 	return nil
 }
 
-func loadPrevious(ctx context.Context, st *store.Store, run store.Run) (*verdictIndex, *TrendPoint, error) {
-	x := newVerdictIndex()
+func loadPrevious(ctx context.Context, st *store.Store, run store.Run, seed maphash.Seed) (*verdictIndex, *TrendPoint, error) {
+	x := newVerdictIndex(seed)
 	p := &TrendPoint{Run: run, Verdicts: make([]Count, nBuckets)}
 	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
 		x.add(d.Domain, d.Citizens, d.Verdict)
@@ -405,32 +498,3 @@ func loadPrevious(ctx context.Context, st *store.Store, run store.Run) (*verdict
 // comparable reports whether a verdict says something about TLS that can be
 // compared across runs.
 func comparable(v result.Verdict) bool { return v.Valid() && !v.Temporary() }
-
-func (c *Changes) compare(prev *verdictIndex, d store.RunDomain, top int) {
-	e := prev.find(d.Domain)
-	if e == nil {
-		c.New.add(d.Citizens)
-		return
-	}
-	if e.seen { // a hash collision or a duplicate row: count once
-		return
-	}
-	e.seen = true
-	from := bucketList[e.bucket]
-	switch {
-	case from == d.Verdict:
-		c.Unchanged.add(d.Citizens)
-	case !comparable(from) || !comparable(d.Verdict):
-		c.NotComparable.add(d.Citizens)
-	case d.Verdict.Rank() < from.Rank():
-		c.Better.add(d.Citizens)
-		if len(c.TopBetter) < top {
-			c.TopBetter = append(c.TopBetter, Change{Domain: d.Domain, From: from, To: d.Verdict, Citizens: d.Citizens})
-		}
-	default:
-		c.Worse.add(d.Citizens)
-		if len(c.TopWorse) < top {
-			c.TopWorse = append(c.TopWorse, Change{Domain: d.Domain, From: from, To: d.Verdict, Citizens: d.Citizens})
-		}
-	}
-}

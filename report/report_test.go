@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -211,6 +212,9 @@ func TestLoadNumbers(t *testing.T) {
 	}
 	if len(c.TopWorse) != 1 || c.TopWorse[0] != (Change{Domain: "partial.example", From: result.Verified, To: result.Partial, Citizens: 12}) {
 		t.Errorf("top worse %+v", c.TopWorse)
+	}
+	if len(c.TopBetter) != 2 || c.TopBetter[0].Domain != "big-provider.example" || c.TopBetter[1] != (Change{Domain: "sts.example", From: result.Verified, To: result.MTASTS, Citizens: 6}) {
+		t.Errorf("top better %+v", c.TopBetter)
 	}
 	if len(m.Trend) != 2 || m.Trend[0].Run.ID != 1 || m.Trend[1].Total != m.Total {
 		t.Errorf("trend %+v", m.Trend)
@@ -498,4 +502,70 @@ func FuzzParseVerdictList(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTrendAndChangesOverThreeRuns(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "three.db")
+	if err := reporttest.Build(ctx, path, false); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := reporttest.Run2Start.AddDate(0, 1, 0)
+	run, _, err := st.BeginRun(ctx, "register-3.csv", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []store.Recipient
+	for i := range 25 {
+		rs = append(rs, store.Recipient{ID: fmt.Sprintf("p%02d", i), Domain: "plain.example"})
+	}
+	if err := st.AddRecipients(ctx, run.ID, rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveResults(ctx, []result.Result{{Domain: "plain.example", Verdict: result.Verified, ScannedAt: at, RunID: run.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishRun(ctx, run.ID, store.RunStats{}, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	m, err := Load(ctx, st, 0, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Trend) != 3 || m.Trend[0].Total.Citizens != 111 || m.Trend[1].Total.Citizens != 109 || m.Trend[2].Total.Citizens != 25 {
+		t.Fatalf("trend %+v", m.Trend)
+	}
+	if got := m.Trend[0].Verdicts[bucket(result.Plaintext)].Citizens; got != 25+4+3 {
+		t.Errorf("run 1 plaintext citizens %d", got)
+	}
+	c := m.Changes
+	if c.Previous.ID != 2 || c.Better != (Count{Citizens: 25, Domains: 1}) || c.Gone != (Count{Citizens: 84, Domains: 11}) ||
+		len(c.TopBetter) != 1 || c.TopBetter[0].Domain != "plain.example" {
+		t.Errorf("changes %+v", c)
+	}
+	m, err = Load(ctx, st, 0, LoadOptions{TrendRuns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Trend) != 2 || m.Trend[0].Run.ID != 2 {
+		t.Errorf("trend of 2: %+v", m.Trend)
+	}
+	m, err = Load(ctx, st, 0, LoadOptions{TrendRuns: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Trend) != 0 || m.Changes == nil {
+		t.Errorf("no trend: %d points, changes %v", len(m.Trend), m.Changes)
+	}
+	// The page renders without a trend too.
+	if page := renderHTML(t, m, "en"); !strings.Contains(page, `id="kpi-citizens" data-value="25"`) {
+		t.Error("page without trend lacks the headline")
+	}
 }
