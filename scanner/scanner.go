@@ -134,7 +134,9 @@ func New(cfg Config) (*Scanner, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Scanner{cfg: cfg, log: cfg.Logger, stop: cancel}
-	s.limiter = ratelimit.New(ctx, uint(cfg.Rate), time.Second)
+	// A leaky bucket spaces connections evenly (burst 1), so the rate holds
+	// in every one-second window, not only per refill period.
+	s.limiter = ratelimit.NewLeakyBucket(ctx, 1, time.Second/time.Duration(cfg.Rate))
 	s.cfg.Probe.OnConnect = func() {
 		s.limiter.Take()
 		s.connections.Add(1)

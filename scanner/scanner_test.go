@@ -474,3 +474,32 @@ func TestDANEScenarios(t *testing.T) {
 		t.Errorf("insecure.test: TLSA looked up although the MX RRset is not secure")
 	}
 }
+
+// TestPoliteness: the global connection rate holds, as measured by the
+// simulated servers, and no IP ever sees two connections at once.
+func TestPoliteness(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	var domains []string
+	for i := range 45 {
+		d := "polite" + itoa(i) + ".test"
+		b.MailDomain(d, scantest.SMTPHost{})
+		domains = append(domains, d)
+	}
+	const rate = 15
+	l := newLab(t, b, func(c *scanner.Config) { c.Rate = rate; c.Concurrency = 100 })
+	got := l.scanAll(context.Background(), domains...)
+	if len(got) != len(domains) {
+		t.Fatalf("%d results", len(got))
+	}
+	c := l.world.Counters()
+	// The limiter spaces connections 1/rate apart; the servers count accepts
+	// in any sliding second, so allow one for the window's edge and 20% for
+	// scheduling jitter between the limiter and the accept on a loaded machine.
+	if c.PeakConnRate > rate*12/10+1 {
+		t.Errorf("peak %d connections in one second, limit %d/s", c.PeakConnRate, rate)
+	}
+	if m := c.MaxConcurrency(); m > 1 {
+		t.Errorf("an IP saw %d concurrent connections", m)
+	}
+}
