@@ -55,7 +55,7 @@ func pragmas(readOnly bool, cacheKiB int) []string {
 	p := []string{fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS)}
 	if !readOnly {
 		p = append(p,
-			"PRAGMA page_size = 4096",
+			"PRAGMA page_size = 8192",
 			"PRAGMA journal_mode = WAL",
 		)
 	}

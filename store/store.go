@@ -41,6 +41,9 @@ type Store struct {
 	w          *sql.DB // nil when read-only; a single connection, BEGIN IMMEDIATE
 	r          *sql.DB // readers (query_only, or mode=ro)
 
+	rdMu sync.Mutex
+	rd   runDomainCache
+
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -1000,3 +1000,38 @@ func TestConcurrentReaders(t *testing.T) {
 		}
 	}
 }
+
+func TestAddRecipientsDuplicateIDs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTest(t)
+	run := mustBegin(t, s, "in")
+	// Unsorted, with a duplicate ID: the later line wins.
+	mustAdd(t, s, run.ID,
+		Recipient{ID: "9", Domain: "z.example"},
+		Recipient{ID: "5", Domain: "first.example"},
+		Recipient{ID: "1", Domain: "a.example"},
+		Recipient{ID: "5", Domain: "second.example", Address: "p@second.example"},
+	)
+	if err := s.FinishRun(ctx, run.ID, RunStats{}, t0); err != nil {
+		t.Fatal(err)
+	}
+	var got []Recipient
+	err := s.RecipientsByVerdict(ctx, run.ID, nil, func(r Recipient, _ result.Verdict) error {
+		got = append(got, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Recipient{{ID: "1", Domain: "a.example"}, {ID: "5", Domain: "second.example", Address: "p@second.example"}, {ID: "9", Domain: "z.example"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	// Re-adding without the address clears it (the register is the truth).
+	mustAdd(t, s, run.ID, Recipient{ID: "5", Domain: "second.example"})
+	var addr *string
+	if err := s.r.QueryRowContext(ctx, `SELECT address FROM recipients WHERE id = '5'`).Scan(&addr); err != nil || addr != nil {
+		t.Errorf("address after re-add without one: %v %v", addr, err)
+	}
+}
