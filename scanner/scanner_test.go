@@ -481,12 +481,12 @@ func TestPoliteness(t *testing.T) {
 	t.Parallel()
 	b := scantest.NewBuilder(nil)
 	var domains []string
-	for i := range 45 {
+	for i := range 20 {
 		d := "polite" + itoa(i) + ".test"
 		b.MailDomain(d, scantest.SMTPHost{})
 		domains = append(domains, d)
 	}
-	const rate = 15
+	const rate = 6
 	l := newLab(t, b, func(c *scanner.Config) { c.Rate = rate; c.Concurrency = 100 })
 	got := l.scanAll(context.Background(), domains...)
 	if len(got) != len(domains) {
@@ -494,9 +494,9 @@ func TestPoliteness(t *testing.T) {
 	}
 	c := l.world.Counters()
 	// The limiter spaces connections 1/rate apart; the servers count accepts
-	// in any sliding second, so allow one for the window's edge and 20% for
+	// in any sliding second, so allow one for the window's edge and one for
 	// scheduling jitter between the limiter and the accept on a loaded machine.
-	if c.PeakConnRate > rate*12/10+1 {
+	if c.PeakConnRate > rate+2 {
 		t.Errorf("peak %d connections in one second, limit %d/s", c.PeakConnRate, rate)
 	}
 	if m := c.MaxConcurrency(); m > 1 {
