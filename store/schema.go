@@ -35,9 +35,9 @@ CREATE INDEX runs_status_input ON runs(status, input);
 -- One row per register line, keyed by the caller's recipient ID; last_run is
 -- the latest run that saw it. WITHOUT ROWID: short rows, looked up by id.
 -- Deliberately no index on (last_run, domain): with domains in random order
--- every ingest batch would rewrite most of that index's pages (measured:
--- 20x slower ingestion at 1M recipients). run_recipient_domains answers the
--- per-run domain questions; the per-domain counts (FinishRun) scan once.
+-- every ingest batch rewrites most of that index's pages (measured: several
+-- times slower ingestion at 1M recipients). run_recipient_domains answers the
+-- per-run domain questions; FinishRun and RecipientsByVerdict scan once.
 CREATE TABLE recipients (
 	id       TEXT PRIMARY KEY,
 	domain   TEXT NOT NULL,
