@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )
@@ -168,17 +170,41 @@ func nonNil(s []string) []string {
 // as the store returns results, then any domain without a result of that
 // run. Memory: about 24 bytes per domain for the index, not the results.
 func eachRecord(ctx context.Context, st *store.Store, run store.Run, idx *verdictIndex, withMX bool, fn func(DomainRecord) error) error {
-	err := st.Results(ctx, run.ID, func(r result.Result) error {
-		e := idx.find(r.Domain)
-		if e == nil || e.seen {
-			return nil
+	// The store decodes results in its goroutine; rows are built and written
+	// in another, so both cores work.
+	ch := make(chan result.Result, 256)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(ch)
+		err := st.Results(gctx, run.ID, func(r result.Result) error {
+			select {
+			case ch <- r:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("report: results: %w", err)
 		}
-		e.seen = true
-		idx.unseen--
-		return fn(newRecord(r.Domain, e.citizens, bucketList[e.bucket], nil, &r, withMX))
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("report: results: %w", err)
+	g.Go(func() error {
+		for r := range ch {
+			e := idx.find(r.Domain)
+			if e == nil || e.seen {
+				continue
+			}
+			e.seen = true
+			idx.unseen--
+			if err := fn(newRecord(r.Domain, e.citizens, bucketList[e.bucket], nil, &r, withMX)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if idx.unseen == 0 {
 		return nil

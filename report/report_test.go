@@ -569,3 +569,44 @@ func TestTrendAndChangesOverThreeRuns(t *testing.T) {
 		t.Error("page without trend lacks the headline")
 	}
 }
+
+func TestDomainWithoutResult(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "unknown.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run, _, err := st.BeginRun(ctx, "x", fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddRecipients(ctx, run.ID, []store.Recipient{{ID: "1", Domain: "a.example"}, {ID: "2", Domain: "b.example"}, {ID: "3", Domain: "b.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveResults(ctx, []result.Result{{Domain: "a.example", Verdict: result.Plaintext, ScannedAt: fixedNow}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishRun(ctx, run.ID, store.RunStats{}, fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteCSV(ctx, st, 0, &b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "a.example,,plaintext,1,") || !strings.HasPrefix(lines[2], "b.example,,unknown,2,") {
+		t.Errorf("CSV:\n%s", b.String())
+	}
+	m, err := Load(ctx, st, 0, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Verdict(result.Unknown) != (Count{Citizens: 2, Domains: 1}) || m.WhatIf.Outcome(Opportunistic).Unknown != 2 {
+		t.Errorf("unknown bucket %+v, what-if %+v", m.Verdict(result.Unknown), m.WhatIf.Outcome(Opportunistic))
+	}
+	if page := renderHTML(t, m, "ja"); !strings.Contains(page, `id="v-unknown-domains" data-value="1"`) {
+		t.Error("unknown row missing from the HTML")
+	}
+}
