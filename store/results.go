@@ -16,6 +16,19 @@ func normDomain(d string) string {
 	return strings.ToLower(strings.TrimSuffix(d, "."))
 }
 
+// validResult checks what SaveResults needs of a result (i: batch position).
+func validResult(i int, r result.Result) error {
+	switch {
+	case normDomain(r.Domain) == "":
+		return fmt.Errorf("store: result %d of the batch has no domain", i)
+	case !r.Verdict.Valid():
+		return fmt.Errorf("store: result for %s: invalid verdict %q", r.Domain, r.Verdict)
+	case r.ScannedAt.IsZero():
+		return fmt.Errorf("store: result for %s has no scan time", r.Domain)
+	}
+	return nil
+}
+
 func (s *Store) saveResults(ctx context.Context, rs []result.Result) error {
 	if s.readOnly {
 		return ErrReadOnly
@@ -24,13 +37,8 @@ func (s *Store) saveResults(ctx context.Context, rs []result.Result) error {
 		return nil
 	}
 	for i, r := range rs {
-		switch {
-		case normDomain(r.Domain) == "":
-			return fmt.Errorf("store: result %d of the batch has no domain", i)
-		case !r.Verdict.Valid():
-			return fmt.Errorf("store: result for %s: invalid verdict %q", r.Domain, r.Verdict)
-		case r.ScannedAt.IsZero():
-			return fmt.Errorf("store: result for %s has no scan time", r.Domain)
+		if err := validResult(i, r); err != nil {
+			return err
 		}
 	}
 	tx, err := s.w.BeginTx(ctx, nil)

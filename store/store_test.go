@@ -909,15 +909,18 @@ func TestWriterError(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	flushed := make(chan error, 10)
-	w := s.newWriter(1, time.Hour, func(n int, err error) { flushed <- err })
+	w := s.newWriter(2, time.Hour, func(n int, err error) { flushed <- err })
 	w.Add(result.Result{Domain: "bad.example", Verdict: "bogus", ScannedAt: t0})
+	w.Add(res("neighbour.example", result.DANE, t0, 0))
 	if err := <-flushed; err == nil {
 		t.Fatal("bad result saved")
 	}
+	mustLookup(t, s, "neighbour.example") // not dropped with the bad one
 	if w.Err() == nil {
 		t.Error("Err() is nil after a failed batch")
 	}
 	w.Add(res("good.example", result.DANE, t0, 0))
+	w.Add(res("good2.example", result.DANE, t0, 0))
 	if err := w.Close(); err == nil {
 		t.Error("Close forgot the first error")
 	}

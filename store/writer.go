@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -11,9 +12,9 @@ import (
 // Writer batches results from many goroutines into few transactions.
 // It is the only writer of results during a scan.
 //
-// Add may be called from any goroutine, never after Close. A failed batch is
-// lost; the writer goes on with the next ones and keeps the first error for
-// Err and Close.
+// Add may be called from any goroutine, never after Close. An invalid result
+// (see SaveResults) is dropped alone; a batch whose transaction fails is lost.
+// Either way the writer goes on and keeps the first error for Err and Close.
 type Writer struct {
 	s        *Store
 	batch    int
@@ -84,12 +85,22 @@ func (w *Writer) loop() {
 		if len(buf) == 0 {
 			return
 		}
-		err := w.s.SaveResults(context.Background(), buf)
+		// An invalid result is dropped alone (and reported), not with its batch.
+		var err error
+		valid := make([]result.Result, 0, len(buf))
+		for i, r := range buf {
+			if verr := validResult(i, r); verr != nil {
+				err = cmp.Or(err, verr)
+				continue
+			}
+			valid = append(valid, r)
+		}
+		if serr := w.s.SaveResults(context.Background(), valid); serr != nil {
+			err = cmp.Or(err, serr)
+		}
 		if err != nil {
 			w.mu.Lock()
-			if w.err == nil {
-				w.err = err
-			}
+			w.err = cmp.Or(w.err, err)
 			w.mu.Unlock()
 		}
 		if w.onFlush != nil {
