@@ -175,7 +175,15 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	var held []result.Result // results kept back until the network is known to work
 	var heldMu sync.Mutex
 	confirmed := false
-	sc.Run(ctx, in, func(r result.Result) {
+	// A write error (disk full, database gone read-only) stops the scan:
+	// probing on without saving would only waste the servers' goodwill.
+	scanCtx, stopScan := context.WithCancel(ctx)
+	defer stopScan()
+	sc.Run(scanCtx, in, func(r result.Result) {
+		if w.Err() != nil {
+			stopScan()
+			return
+		}
 		heldMu.Lock()
 		defer heldMu.Unlock()
 		r.RunID = run.ID
