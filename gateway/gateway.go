@@ -324,36 +324,79 @@ type Answer struct {
 	Error         string         `json:"error,omitempty"` // batch item that is not a valid domain/address
 }
 
-// ErrNotReady is returned by Lookup before the first cache load.
-var ErrNotReady = errors.New("gateway: cache not loaded yet")
+// ErrStore is returned (wrapped) when, before the first cache load, the
+// store could not answer.
+var ErrStore = errors.New("gateway: store lookup failed")
 
-// Lookup answers for one domain (any form NormalizeDomain accepts) from the
-// cache. A domain not in the cache answers verdict "unknown".
-func (s *Server) Lookup(domain string) (Answer, error) {
+// storeLookupTimeout bounds one store read while the cache is still loading.
+const storeLookupTimeout = 2 * time.Second
+
+// Lookup answers for one domain (any form NormalizeDomain accepts). A domain
+// not in the cache answers verdict "unknown".
+func (s *Server) Lookup(ctx context.Context, domain string) (Answer, error) {
 	d, err := NormalizeDomain(domain)
 	if err != nil {
 		return Answer{}, err
 	}
-	if !s.Ready() {
-		return Answer{}, ErrNotReady
-	}
-	return s.answer(d, "cache"), nil
+	return s.answer(ctx, d, srcCache)
 }
 
-// answer builds the Answer for a normalised domain and counts the lookup.
-func (s *Server) answer(d, source string) Answer {
+// Lookup sources, for the metrics.
+const (
+	srcCache     = 0
+	srcBatch     = 1
+	srcSocketmap = 2
+	srcLive      = 3
+	srcStore     = 4 // before the first cache load
+)
+
+// lookup returns the record of a normalised domain: a live result newer than
+// the snapshot, else the snapshot; before the first load completes (a
+// million domains take seconds to load), one bounded read from the store.
+func (s *Server) lookup(ctx context.Context, d string, src int) (record, bool, error) {
 	rec, ok := s.get(d)
+	if ok || s.snap.Load() != nil {
+		s.countLookup(src, rec, ok)
+		return rec, ok, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeLookupTimeout)
+	defer cancel()
+	r, err := s.cfg.Store.Lookup(ctx, d)
+	if errors.Is(err, store.ErrNotFound) {
+		s.countLookup(srcStore, record{}, false)
+		return record{}, false, nil
+	}
+	if err != nil {
+		s.m.storeErrors.Inc()
+		return record{}, false, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	rec = recordOf(r)
+	rec.Domain = d
+	s.countLookup(srcStore, rec, true)
+	return rec, true, nil
+}
+
+func (s *Server) countLookup(src int, rec record, found bool) {
+	switch {
+	case !found:
+		s.m.lookupMiss[src].Inc()
+	case s.stale(rec.ScannedAt, s.cfg.Now()):
+		s.m.lookupStale[src].Inc()
+	default:
+		s.m.lookupHit[src].Inc()
+	}
+}
+
+// answer builds the Answer for a normalised domain.
+func (s *Server) answer(ctx context.Context, d string, src int) (Answer, error) {
+	rec, ok, err := s.lookup(ctx, d, src)
+	if err != nil {
+		return Answer{}, err
+	}
 	if !ok {
-		s.m.lookups.WithLabelValues(source, "miss").Inc()
-		return Answer{Domain: d, DomainUnicode: unicodeName(d), Verdict: result.Unknown, Flags: []string{}, MX: []string{}}
+		return Answer{Domain: d, DomainUnicode: unicodeName(d), Verdict: result.Unknown, Flags: []string{}, MX: []string{}}, nil
 	}
-	a := s.answerOf(rec, s.cfg.Now())
-	if a.Stale {
-		s.m.lookups.WithLabelValues(source, "stale").Inc()
-	} else {
-		s.m.lookups.WithLabelValues(source, "hit").Inc()
-	}
-	return a
+	return s.answerOf(rec, s.cfg.Now()), nil
 }
 
 func (s *Server) answerOf(rec record, now time.Time) Answer {

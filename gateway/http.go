@@ -104,7 +104,8 @@ func (s *Server) maxBodyBytes() int64 { return 4096 + int64(s.cfg.MaxBatch)*1024
 //	GET  /v1/domains/{domain}       one Answer (?live=1: scan an unknown domain now)
 //	GET  /v1/recipients/{address}   the Answer for the address's domain (?live=1 too)
 //	POST /v1/lookup                 a LookupRequest -> LookupResponse
-//	GET  /healthz                   200 once the cache is loaded, 503 before
+//	GET  /healthz                   200 once the cache is loaded, 503 before (lookups
+//	                                are answered from the store meanwhile)
 //	GET  /metrics                   Prometheus metrics
 //
 // When Config.Token is set every request needs "Authorization: Bearer <token>".
@@ -208,19 +209,16 @@ func (s *Server) handleRecipient(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) answerHTTP(w http.ResponseWriter, r *http.Request, d string) {
-	if !s.Ready() {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "cache loading")
-		return
-	}
 	live := false
-	switch q := r.URL.Query().Get("live"); q {
-	case "", "0", "false":
-	case "1", "true":
-		live = true
-	default:
-		writeError(w, http.StatusBadRequest, "live must be 1 or 0")
-		return
+	if r.URL.RawQuery != "" {
+		switch q := r.URL.Query().Get("live"); q {
+		case "", "0", "false":
+		case "1", "true":
+			live = true
+		default:
+			writeError(w, http.StatusBadRequest, "live must be 1 or 0")
+			return
+		}
 	}
 	var (
 		a   Answer
@@ -229,14 +227,17 @@ func (s *Server) answerHTTP(w http.ResponseWriter, r *http.Request, d string) {
 	if live {
 		a, err = s.liveAnswer(r.Context(), d)
 	} else {
-		a = s.answer(d, "cache")
+		a, err = s.answer(r.Context(), d, srcCache)
 	}
 	if s.log.Enabled(r.Context(), slog.LevelDebug) { // the domain only, never the address
 		s.log.Debug("gateway lookup", "domain", d, "verdict", a.Verdict, "live", live, "err", err)
 	}
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, a)
+		writeBody(w, http.StatusOK, a.appendJSON(make([]byte, 0, 384)))
+	case errors.Is(err, ErrStore):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "cache loading and the store did not answer")
 	case errors.Is(err, ErrLiveDisabled):
 		writeError(w, http.StatusForbidden, "live checks are disabled")
 	case errors.Is(err, ErrLiveRateLimited):
@@ -255,11 +256,6 @@ func (s *Server) answerHTTP(w http.ResponseWriter, r *http.Request, d string) {
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("live") {
 		writeError(w, http.StatusBadRequest, "live checks are not available for batches")
-		return
-	}
-	if !s.Ready() {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "cache loading")
 		return
 	}
 	req, err := ParseLookupRequest(http.MaxBytesReader(w, r.Body, s.maxBodyBytes()), s.cfg.MaxBatch)
@@ -285,7 +281,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			resp.Domains = append(resp.Domains, Answer{Verdict: "", Flags: []string{}, MX: []string{}, Error: "invalid domain name"})
 			continue
 		}
-		resp.Domains = append(resp.Domains, s.answer(d, "batch"))
+		a, err := s.answer(r.Context(), d, srcBatch)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "cache loading and the store did not answer")
+			return
+		}
+		resp.Domains = append(resp.Domains, a)
 	}
 	for _, in := range req.Recipients {
 		d, err := DomainOfAddress(in)
@@ -293,7 +294,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			resp.Recipients = append(resp.Recipients, Answer{Flags: []string{}, MX: []string{}, Error: "invalid recipient address"})
 			continue
 		}
-		resp.Recipients = append(resp.Recipients, s.answer(d, "batch"))
+		a, err := s.answer(r.Context(), d, srcBatch)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "cache loading and the store did not answer")
+			return
+		}
+		resp.Recipients = append(resp.Recipients, a)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -334,6 +340,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	if err != nil {
 		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
 	}
+	writeBody(w, code, b)
+}
+
+// writeBody writes a JSON body plus a newline (b's capacity is reused).
+func writeBody(w http.ResponseWriter, code int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)+1))

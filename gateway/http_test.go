@@ -277,23 +277,42 @@ func TestHTTPHealthMetrics(t *testing.T) {
 	}
 }
 
-func TestHTTPNotReady(t *testing.T) {
+// Before the first cache load completes, lookups are answered from the store.
+func TestHTTPBeforeLoad(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{Store: openTestStore(t)})
+	st := openTestStore(t)
+	fillVerdicts(t, st, testNow)
+	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + serve(t, s.ServeHTTP)
-	for _, path := range []string{"/healthz", "/v1/domains/dane.example.test"} {
-		if code, _, body := httpDo(t, "GET", base+path, "", ""); code != 503 {
-			t.Errorf("%s before load: %d %s", path, code, body)
+	if code, _, body := httpDo(t, "GET", base+"/healthz", "", ""); code != 503 || !strings.Contains(body, `"loading"`) {
+		t.Errorf("healthz before load: %d %s", code, body)
+	}
+	for d, want := range map[string]string{"dane.example.test": "dane-only", "stale.example.test": "", "nope.example.test": ""} {
+		code, _, body := httpDo(t, "GET", base+"/v1/domains/"+d, "", "")
+		if a := decode[Answer](t, body); code != 200 || a.Policy != want {
+			t.Errorf("%s before load: %d %s", d, code, body)
 		}
 	}
-	if code, _, _ := httpDo(t, "POST", base+"/v1/lookup", "", `{"domains":["a.example"]}`); code != 503 {
-		t.Errorf("batch before load: %d", code)
+	if code, _, body := httpDo(t, "POST", base+"/v1/lookup", "", `{"domains":["verified.example.test"]}`); code != 200 || !strings.Contains(body, `"verify"`) {
+		t.Errorf("batch before load: %d %s", code, body)
 	}
-	if _, err := s.Lookup("a.example"); err != ErrNotReady {
-		t.Errorf("Lookup before load: %v", err)
+	if a, err := s.Lookup(t.Context(), "Encrypted.Example.Test"); err != nil || a.Policy != "encrypt" {
+		t.Errorf("Lookup before load: %+v, %v", a, err)
+	}
+	_, _, body := httpDo(t, "GET", base+"/metrics", "", "")
+	if !strings.Contains(body, `tlsready_gateway_lookups_total{outcome="hit",source="store"} 3`) {
+		t.Errorf("store lookups not counted:\n%s", body)
+	}
+	// A store that cannot answer: 503, never a wrong "unknown".
+	st.Close()
+	if code, hdr, body := httpDo(t, "GET", base+"/v1/domains/dane.example.test", "", ""); code != 503 || hdr.Get("Retry-After") == "" {
+		t.Errorf("store closed: %d %s", code, body)
+	}
+	if code, _, body := httpDo(t, "POST", base+"/v1/lookup", "", `{"domains":["verified.example.test"]}`); code != 503 {
+		t.Errorf("batch, store closed: %d %s", code, body)
 	}
 }
 

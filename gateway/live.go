@@ -32,8 +32,11 @@ func (s *Server) liveAnswer(ctx context.Context, d string) (Answer, error) {
 	if s.cfg.Live == nil {
 		return Answer{}, ErrLiveDisabled
 	}
-	if rec, ok := s.get(d); ok && !s.stale(rec.ScannedAt, s.cfg.Now()) {
-		s.m.lookups.WithLabelValues("cache", "hit").Inc()
+	rec, ok, err := s.lookup(ctx, d, srcLive)
+	if err != nil {
+		return Answer{}, err
+	}
+	if ok && !s.stale(rec.ScannedAt, s.cfg.Now()) {
 		return s.answerOf(rec, s.cfg.Now()), nil
 	}
 	s.flMu.Lock()

@@ -47,7 +47,7 @@ func TestLiveCheck(t *testing.T) {
 	if s.ovLen.Load() != 0 {
 		t.Errorf("overlay not pruned after reload: %d", s.ovLen.Load())
 	}
-	if a, _ := s.Lookup("new.example.test"); a.Verdict != result.Verified {
+	if a, _ := s.Lookup(t.Context(), "new.example.test"); a.Verdict != result.Verified {
 		t.Errorf("after reload: %+v", a)
 	}
 	// A fresh cached domain is not scanned; a stale one is.
@@ -156,7 +156,7 @@ func TestLiveReadOnlyStore(t *testing.T) {
 	if _, err := rw.Lookup(t.Context(), "ro.example.test"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("saved through a read-only store? %v", err)
 	}
-	if a, _ := s.Lookup("ro.example.test"); a.Verdict != result.Verified { // kept in memory instead
+	if a, _ := s.Lookup(t.Context(), "ro.example.test"); a.Verdict != result.Verified { // kept in memory instead
 		t.Errorf("%+v", a)
 	}
 }

@@ -18,7 +18,9 @@ type metrics struct {
 	live         *prometheus.CounterVec // outcome
 
 	smOK, smNotFound, smTemp, smPerm prometheus.Counter
-	smHit, smStale, smMiss           prometheus.Counter
+	storeErrors                      prometheus.Counter
+	// lookups pre-bound by source (srcCache...srcStore).
+	lookupHit, lookupStale, lookupMiss [5]prometheus.Counter
 }
 
 // latencyBuckets resolve the sub-millisecond range the gateway aims at.
@@ -37,7 +39,7 @@ func newMetrics(s *Server) metrics {
 			Name: ns + "socketmap_requests_total", Help: "Socketmap requests by reply status (OK, NOTFOUND, TEMP, PERM).",
 		}, []string{"status"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: ns + "lookups_total", Help: "Domain lookups by source and cache outcome (hit, stale, miss).",
+			Name: ns + "lookups_total", Help: "Domain lookups by source (cache, batch, socketmap: from memory; store: before the first cache load) and outcome (hit, stale, miss).",
 		}, []string{"source", "outcome"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ns + "cache_reloads_total", Help: "Cache reloads from the store by result.",
@@ -54,9 +56,15 @@ func newMetrics(s *Server) metrics {
 	m.smNotFound = m.smRequests.WithLabelValues("NOTFOUND")
 	m.smTemp = m.smRequests.WithLabelValues("TEMP")
 	m.smPerm = m.smRequests.WithLabelValues("PERM")
-	m.smHit = m.lookups.WithLabelValues("socketmap", "hit")
-	m.smStale = m.lookups.WithLabelValues("socketmap", "stale")
-	m.smMiss = m.lookups.WithLabelValues("socketmap", "miss")
+	for i, src := range []string{"cache", "batch", "socketmap", "live", "store"} {
+		m.lookupHit[i] = m.lookups.WithLabelValues(src, "hit")
+		m.lookupStale[i] = m.lookups.WithLabelValues(src, "stale")
+		m.lookupMiss[i] = m.lookups.WithLabelValues(src, "miss")
+	}
+	storeErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: ns + "store_errors_total", Help: "Store reads that failed (lookups before the first cache load).",
+	})
+	m.storeErrors = storeErrors
 
 	snap := func(f func(t *table) float64) func() float64 {
 		return func() float64 {
@@ -91,7 +99,7 @@ func newMetrics(s *Server) metrics {
 				return 0
 			}),
 	}
-	s.reg.MustRegister(m.httpRequests, m.httpDuration, m.smRequests, smDur, m.lookups, m.reloads, m.live)
+	s.reg.MustRegister(m.httpRequests, m.httpDuration, m.smRequests, smDur, m.lookups, m.reloads, m.live, storeErrors)
 	s.reg.MustRegister(gauges...)
 	return m
 }

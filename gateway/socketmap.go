@@ -107,7 +107,8 @@ const (
 )
 
 // socketmapReply answers one request payload "<name> <key>" with a status
-// and data. It only reads memory.
+// and data. It reads memory only (before the first cache load completes: one
+// bounded store read); it never scans.
 func (s *Server) socketmapReply(req []byte) (status, data string) {
 	sp := -1
 	for i, c := range req {
@@ -124,11 +125,6 @@ func (s *Server) socketmapReply(req []byte) (status, data string) {
 		s.m.smPerm.Inc()
 		return smPerm, "unknown map name"
 	}
-	t := s.snap.Load()
-	if t == nil {
-		s.m.smTemp.Inc()
-		return smTemp, "cache loading"
-	}
 	key := req[sp+1:]
 	// Keys Postfix may send that name no single domain ("[host]:port",
 	// ".parent.example", IP literals) fail normalisation: not found.
@@ -137,18 +133,16 @@ func (s *Server) socketmapReply(req []byte) (status, data string) {
 		s.m.smNotFound.Inc()
 		return smNotFound, ""
 	}
-	rec, ok := s.get(d)
+	rec, ok, err := s.lookup(context.Background(), d, srcSocketmap)
+	if err != nil {
+		s.m.smTemp.Inc()
+		return smTemp, "lookup failed, try again later"
+	}
 	if !ok {
-		s.m.smMiss.Inc()
 		s.m.smNotFound.Inc()
 		return smNotFound, ""
 	}
 	stale := s.stale(rec.ScannedAt, s.cfg.Now())
-	if stale {
-		s.m.smStale.Inc()
-	} else {
-		s.m.smHit.Inc()
-	}
 	p := s.policy(rec, stale)
 	if p == "" {
 		s.m.smNotFound.Inc()

@@ -148,16 +148,26 @@ func TestSocketmapMalformed(t *testing.T) {
 	}
 }
 
-func TestSocketmapNotReadyAndIdle(t *testing.T) {
+func TestSocketmapBeforeLoadAndIdle(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{Store: openTestStore(t), IdleTimeout: 50 * time.Millisecond})
+	st := openTestStore(t)
+	fillVerdicts(t, st, testNow)
+	s, err := New(Config{Store: st, IdleTimeout: 50 * time.Millisecond, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := serve(t, s.ServeSocketmap)
 	c := dialSocketmap(t, addr)
-	if got := c.query("dane.example.test"); got != "TEMP cache loading" {
-		t.Errorf("before load: %q", got)
+	// Before the first cache load: answered from the store.
+	for key, want := range map[string]string{"dane.example.test": "OK dane-only", "stale.example.test": "NOTFOUND ", "nope.example.test": "NOTFOUND "} {
+		if got := c.query(key); got != want {
+			t.Errorf("%s before load: %q, want %q", key, got, want)
+		}
+	}
+	// A store that cannot answer: TEMP, so Postfix defers instead of guessing.
+	st.Close()
+	if got := c.query("dane.example.test"); !strings.HasPrefix(got, "TEMP ") {
+		t.Errorf("store closed: %q", got)
 	}
 	// An idle connection is closed after IdleTimeout (the client's own
 	// deadline of 10 s would fail the test instead).

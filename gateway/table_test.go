@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -91,5 +92,31 @@ func TestRecordOfMX(t *testing.T) {
 	}
 	if got := splitList("a.example,d.example"); strings.Join(got, " ") != "a.example d.example" {
 		t.Errorf("split %q", got)
+	}
+}
+
+func TestAnswerJSONMatchesReflection(t *testing.T) {
+	t.Parallel()
+	type plain Answer // no MarshalJSON
+	ts := time.Date(2025, 6, 1, 12, 30, 15, 123456789, time.FixedZone("x", 3600))
+	for _, a := range []Answer{
+		{},
+		{Domain: "a.example", Verdict: result.Unknown, Flags: []string{}, MX: []string{}},
+		{Domain: "xn--bcher-kva.example", DomainUnicode: "bücher.example", Verdict: result.MTASTS, Flags: []string{"a", "b"},
+			ScannedAt: ts, ValidUntil: ts.Add(96 * time.Hour).UTC(), Stale: true, Policy: "secure match=.x.example:y servername=hostname",
+			MX: []string{"mx1.example", "mx2.example"}, Live: true, Error: "e"},
+		{Domain: "q\"\\<>&\x01\u2028\xff", Error: "invalid domain name"},
+	} {
+		want, err := json.Marshal(plain(a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
 	}
 }
