@@ -220,7 +220,7 @@ func (s *Server) load(ctx context.Context, v int64) error {
 	t.loadTook = time.Since(start)
 	t.loadedAt = s.cfg.Now()
 	s.snap.Store(t)
-	s.pruneOverlay(t, start)
+	s.pruneOverlay(start)
 	s.log.Debug("gateway cache loaded", "domains", t.len(), "skipped", t.skipped,
 		"data_version", v, "took", t.loadTook)
 	if t.skipped > 0 {
@@ -264,7 +264,7 @@ func (s *Server) Watch(ctx context.Context) error {
 
 // pruneOverlay drops live results the new snapshot has authority over: those
 // saved before the snapshot's load began, and unsaved ones gone stale.
-func (s *Server) pruneOverlay(t *table, loadStart time.Time) {
+func (s *Server) pruneOverlay(loadStart time.Time) {
 	if s.ovLen.Load() == 0 {
 		return
 	}
@@ -277,7 +277,6 @@ func (s *Server) pruneOverlay(t *table, loadStart time.Time) {
 		}
 	}
 	s.ovLen.Store(int32(len(s.overlay)))
-	_ = t
 }
 
 // addOverlay remembers a live result until a snapshot covers it.

@@ -149,6 +149,10 @@ func TestHTTPRecipientsNeverLogAddresses(t *testing.T) {
 	if strings.Contains(body, "Secret.Person") {
 		t.Errorf("answer echoes the address: %s", body)
 	}
+	// A '/' in the local part, percent-encoded, stays inside the path segment.
+	if code, _, body := httpDo(t, "GET", base+"/v1/recipients/secret%2Fperson%40dane.example.test", "", ""); code != 200 || !strings.Contains(body, `"dane"`) {
+		t.Errorf("slash in local part: %d %s", code, body)
+	}
 	for _, bad := range []string{"secret.person", "secret.person%40", "secret.person%40bad_domain.example"} {
 		code, _, body := httpDo(t, "GET", base+"/v1/recipients/"+bad, "", "")
 		if code != 400 || strings.Contains(body, "secret.person") {

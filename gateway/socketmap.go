@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -163,13 +164,13 @@ func (s *Server) ServeSocketmap(ctx context.Context, l net.Listener) error {
 	var (
 		mu     sync.Mutex
 		conns  = map[net.Conn]struct{}{}
-		closed bool
+		closed atomic.Bool
 		wg     sync.WaitGroup
 	)
 	stop := context.AfterFunc(ctx, func() {
 		l.Close()
 		mu.Lock()
-		closed = true
+		closed.Store(true)
 		for c := range conns {
 			c.SetReadDeadline(time.Unix(1, 0)) // wake idle readers; a reply in progress completes
 		}
@@ -199,7 +200,7 @@ func (s *Server) ServeSocketmap(ctx context.Context, l net.Listener) error {
 		}
 		delay = 0
 		mu.Lock()
-		if closed {
+		if closed.Load() {
 			mu.Unlock()
 			c.Close()
 			break
@@ -209,11 +210,7 @@ func (s *Server) ServeSocketmap(ctx context.Context, l net.Listener) error {
 		mu.Unlock()
 		go func() {
 			defer wg.Done()
-			s.serveSocketmapConn(c, func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return closed
-			})
+			s.serveSocketmapConn(c, closed.Load)
 			c.Close()
 			mu.Lock()
 			delete(conns, c)
