@@ -100,12 +100,26 @@ func (f *scanFlags) logger() *slog.Logger {
 
 // build makes the resolver and the scanner. The caller closes both.
 func (f *scanFlags) build(log *slog.Logger, cache scanner.STSCache) (*resolve.Client, *scanner.Scanner, error) {
+	res, err := f.buildResolver(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, err := f.buildScanner(log, res, cache)
+	if err != nil {
+		res.Close()
+		return nil, nil, err
+	}
+	return res, sc, nil
+}
+
+// buildResolver makes the DNS client from --resolver, --dns-rate and --trust-ad.
+func (f *scanFlags) buildResolver(log *slog.Logger) (*resolve.Client, error) {
 	servers := []string{f.resolver}
 	if f.resolver == "" {
 		var err error
 		servers, err = resolve.SystemServers("/etc/resolv.conf")
 		if err != nil {
-			return nil, nil, fmt.Errorf("no --resolver and /etc/resolv.conf unusable: %w", err)
+			return nil, fmt.Errorf("no --resolver and /etc/resolv.conf unusable: %w", err)
 		}
 	}
 	rc := resolve.Config{Servers: servers, Rate: f.dnsRate, Logger: log}
@@ -113,10 +127,11 @@ func (f *scanFlags) build(log *slog.Logger, cache scanner.STSCache) (*resolve.Cl
 		b, _ := strconv.ParseBool(f.trustAD)
 		rc.TrustAD = &b
 	}
-	res, err := resolve.New(rc)
-	if err != nil {
-		return nil, nil, err
-	}
+	return resolve.New(rc)
+}
+
+// roots is the system pool plus --ca-file.
+func (f *scanFlags) roots() (*x509.CertPool, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
@@ -124,19 +139,26 @@ func (f *scanFlags) build(log *slog.Logger, cache scanner.STSCache) (*resolve.Cl
 	if f.caFile != "" {
 		pem, err := os.ReadFile(f.caFile)
 		if err != nil {
-			res.Close()
-			return nil, nil, fmt.Errorf("--ca-file: %w", err)
+			return nil, fmt.Errorf("--ca-file: %w", err)
 		}
 		if !roots.AppendCertsFromPEM(pem) {
-			res.Close()
-			return nil, nil, fmt.Errorf("--ca-file %s: no certificates found", f.caFile)
+			return nil, fmt.Errorf("--ca-file %s: no certificates found", f.caFile)
 		}
+	}
+	return roots, nil
+}
+
+// buildScanner makes a scanner (one run's shared caches) over res.
+func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache scanner.STSCache) (*scanner.Scanner, error) {
+	roots, err := f.roots()
+	if err != nil {
+		return nil, err
 	}
 	helo := f.helo
 	if helo == "" {
 		helo, _ = os.Hostname()
 	}
-	sc, err := scanner.New(scanner.Config{
+	return scanner.New(scanner.Config{
 		Resolver: res,
 		Probe: smtpprobe.Config{
 			Port:    f.smtpPort,
@@ -155,9 +177,4 @@ func (f *scanFlags) build(log *slog.Logger, cache scanner.STSCache) (*resolve.Cl
 		STSCache:     cache,
 		Logger:       log,
 	})
-	if err != nil {
-		res.Close()
-		return nil, nil, err
-	}
-	return res, sc, nil
 }

@@ -26,7 +26,7 @@ import (
 // LEAD: set this to newLiveChecker (the scanner-backed gateway.Checker) when
 // it lands. While it is nil, live checks are disabled and --live is a usage
 // error. There is deliberately no fake here.
-var liveCheckerHook func(cmd *cobra.Command) (gateway.Checker, error)
+var liveCheckerHook func(cmd *cobra.Command) (gateway.Checker, error) = newLiveChecker
 
 type serveOptions struct {
 	db              string
@@ -87,6 +87,7 @@ SIGTERM or SIGINT shuts down gracefully (exit 0).`,
 	fs.StringVar(&o.verifiedPolicy, "verified-policy", gateway.PolicyVerify, `Postfix policy for "verified" domains: verify (blocks STARTTLS downgrade) or may`)
 	fs.StringVar(&o.encryptedPolicy, "encrypted-policy", gateway.PolicyEncrypt, `Postfix policy for "encrypted" domains: encrypt (blocks STARTTLS downgrade) or may`)
 	fs.BoolVar(&o.live, "live", false, "allow ?live=1: scan a domain the cache does not know (rate limited; saves the result)")
+	registerLiveFlags(fs)
 	fs.DurationVar(&o.liveTimeout, "live-timeout", gateway.DefaultLiveTimeout, "bound on one live check")
 	fs.Float64Var(&o.liveRate, "live-rate", gateway.DefaultLiveRate, "live checks per second, all clients together")
 	fs.IntVar(&o.maxBatch, "max-batch", gateway.DefaultMaxBatch, "most domains plus recipients in one POST /v1/lookup")
