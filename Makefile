@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 DEMO_DIR  ?= demo-out
 
-.PHONY: all build demo test deps vet fuzz bench bench-scan bench-gateway bench-report clean
+.PHONY: all build demo test deps vet fuzz bench bench-scan bench-national bench-gateway bench-report clean
 
 all: build
 
@@ -61,8 +61,16 @@ bench: bench-scan bench-gateway bench-report
 bench-scan:
 	$(GO) test -run '^$$' -bench 'BenchmarkScan' -benchtime 1x -timeout 60m ./cmd/tlsready
 
+# National scale, end to end (issue 6): 10,000,000 addresses over 1,000,000
+# domains at 50 ms RTT: ingestion, scan, report. Takes a quarter of an hour.
+bench-national:
+	TLSREADY_BENCH_DOMAINS=1000000 TLSREADY_BENCH_ADDRESSES=10000000 TLSREADY_BENCH_REPORT=1 \
+	  $(GO) test -run '^$$' -bench 'BenchmarkScanLatency' -benchtime 1x -timeout 120m ./cmd/tlsready
+
+# Gateway lookups on 1,000,000 domains over HTTP keep-alive and the socketmap,
+# load generator in a second process.
 bench-gateway:
-	@echo "gateway benchmark: see README"
+	$(GO) run ./gateway/bench -domains 1000000 -duration 10s -conns 8
 
 # Report generation for 1,000,000 domains / 10,000,000 citizens (the first
 # run builds and caches the database under /tmp, a few minutes).

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/report"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/store"
 )
 
 // The end-to-end scan benchmarks. The simulated internet runs in a child
@@ -190,6 +192,9 @@ func benchScan(b *testing.B, rtt time.Duration) {
 		fmt.Fprintf(os.Stderr, "SMTP:        %d connections, %d distinct MX IPs seen by the servers, %d probed by the scanner\n", conns, after.DistinctIPs, sum.Run.Stats.MXIPs)
 		fmt.Fprintf(os.Stderr, "DNS:         %.2f queries/domain (%d)\n", float64(q)/n, q)
 		fmt.Fprintf(os.Stderr, "peak RSS:    %.0f MiB (scanner process)\n", float64(peakRSS())/(1<<20))
+		if os.Getenv("TLSREADY_BENCH_REPORT") != "" {
+			benchReport(b, db, sum)
+		}
 		if rtt > 0 {
 			rtPer := float64(rt) / n
 			bound := float64(conc) / (rtPer * rtt.Seconds())
@@ -213,3 +218,28 @@ func BenchmarkScanLatency(b *testing.B) { benchScan(b, 50*time.Millisecond) }
 
 // BenchmarkScanCPU: no injected latency; scanner CPU per MX IP and DNS query.
 func BenchmarkScanCPU(b *testing.B) { benchScan(b, 0) }
+
+// benchReport times the report phase of an end-to-end run: the model, the
+// HTML page and the CSV of every domain.
+func benchReport(b *testing.B, db string, sum scanSummary) {
+	st, err := store.Open(b.Context(), db, store.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Now()
+	m, err := report.Load(b.Context(), st, sum.Run.ID, report.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := report.RenderHTML(io.Discard, m, "en"); err != nil {
+		b.Fatal(err)
+	}
+	tHTML := time.Since(t0)
+	if err := report.WriteCSV(b.Context(), st, sum.Run.ID, io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	tAll := time.Since(t0)
+	fmt.Fprintf(os.Stderr, "report:      HTML %v, + CSV of every domain %v\n", tHTML.Round(time.Millisecond), tAll.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "wall time:   ingestion+scan %v, with report %v\n", sum.Elapsed.Round(time.Millisecond), (sum.Elapsed + tAll).Round(time.Millisecond))
+}
