@@ -133,3 +133,133 @@ func (s *Store) keepStored(ctx context.Context, get *sql.Stmt, r result.Result) 
 	}
 	return scanned >= r.ScannedAt.Add(-s.staleAfter).UnixNano(), nil
 }
+
+// ResultsRaw is Results without the decoding: it calls fn with each domain
+// and the JSON of its latest stored result (a result.Result), with the same
+// domains, order and errors as Results.
+//
+// raw is only valid during the call (it is the database row's buffer, reused
+// for the next row): fn must copy it to keep it, and must not modify it.
+func (s *Store) ResultsRaw(ctx context.Context, runID int64, fn func(domain string, raw []byte) error) error {
+	query := `SELECT domain, result FROM domains ORDER BY domain`
+	var args []any
+	if runID > 0 {
+		run, err := s.GetRun(ctx, runID)
+		if err != nil {
+			return err
+		}
+		args = []any{runID}
+		if run.Status == RunFinished {
+			query = `SELECT d.domain, d.result FROM run_domains AS rd JOIN domains AS d ON d.domain = rd.domain
+				WHERE rd.run_id = ? ORDER BY rd.domain`
+		} else {
+			query = `SELECT d.domain, d.result FROM domains AS d
+				WHERE d.domain IN (SELECT domain FROM run_recipient_domains WHERE run_id = ?) ORDER BY d.domain`
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("store: results: %w", err)
+	}
+	defer rows.Close()
+	var (
+		domain string
+		raw    sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&domain, &raw); err != nil {
+			return fmt.Errorf("store: results: %w", err)
+		}
+		if err := fn(domain, raw); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: results: %w", err)
+	}
+	return nil
+}
+
+// RunResultsRaw calls fn for every domain of a finished run's history, in
+// domain order, with its history row (as RunDomains gives it) and the JSON
+// of the domain's latest stored result (a result.Result), or nil raw when no
+// result is stored for the domain. The stored result may be newer than the
+// run: its verdict can differ from the history row's.
+//
+// It is one pass over the history joined to the results, for exports that
+// write a row per domain of a run. raw is only valid during the call (the
+// row's buffer, reused for the next row): fn must copy it to keep it, and
+// must not modify it. It returns ErrNotFound for an unknown run; a run that
+// is not finished has no history rows. An error from fn stops the iteration
+// and is returned.
+func (s *Store) RunResultsRaw(ctx context.Context, runID int64, fn func(d RunDomain, raw []byte) error) error {
+	if _, err := s.GetRun(ctx, runID); err != nil {
+		return err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT rd.domain, rd.citizens, rd.verdict, rd.flags, d.result
+		FROM run_domains AS rd LEFT JOIN domains AS d ON d.domain = rd.domain
+		WHERE rd.run_id = ? ORDER BY rd.domain`, runID)
+	if err != nil {
+		return fmt.Errorf("store: run results: %w", err)
+	}
+	defer rows.Close()
+	var (
+		flags string
+		raw   sql.RawBytes
+	)
+	for rows.Next() {
+		var d RunDomain
+		if err := rows.Scan(&d.Domain, &d.Citizens, &d.Verdict, &flags, &raw); err != nil {
+			return fmt.Errorf("store: run results: %w", err)
+		}
+		if d.Flags, err = parseFlags(flags); err != nil {
+			return fmt.Errorf("store: run results: stored flags: %w", err)
+		}
+		if err := fn(d, raw); err != nil { // raw is nil for NULL
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: run results: %w", err)
+	}
+	return nil
+}
+
+// VerdictTotal counts the domains of a run with one verdict and their citizens.
+type VerdictTotal struct {
+	Domains  int64
+	Citizens int64
+}
+
+// RunVerdictTotals returns a finished run's domains and citizens per verdict
+// (result.Unknown for domains without a known verdict), computed in SQLite
+// from the run's history (an index makes it a short scan): what a trend
+// needs of an older run without a pass over its domains. Verdicts without
+// domains are absent. It returns ErrNotFound for an unknown run; a run that
+// is not finished has no history, so an empty map.
+func (s *Store) RunVerdictTotals(ctx context.Context, runID int64) (map[result.Verdict]VerdictTotal, error) {
+	if _, err := s.GetRun(ctx, runID); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT verdict, count(*), sum(citizens) FROM run_domains
+		WHERE run_id = ? GROUP BY verdict`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: run verdict totals: %w", err)
+	}
+	defer rows.Close()
+	out := map[result.Verdict]VerdictTotal{}
+	for rows.Next() {
+		var (
+			v result.Verdict
+			t VerdictTotal
+		)
+		if err := rows.Scan(&v, &t.Domains, &t.Citizens); err != nil {
+			return nil, fmt.Errorf("store: run verdict totals: %w", err)
+		}
+		out[v] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: run verdict totals: %w", err)
+	}
+	return out, nil
+}

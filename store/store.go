@@ -31,6 +31,10 @@ var (
 	ErrLocked   = errors.New("store: another scan holds the lock on this database")
 	ErrNotFound = errors.New("store: not found")
 	ErrReadOnly = errors.New("store: database opened read-only")
+
+	// ErrRecipientsReplaced: the recipient list of a run is no longer kept,
+	// because a later run has added recipients (see RecipientsByVerdict).
+	ErrRecipientsReplaced = errors.New("store: only the latest run's recipient list is kept")
 )
 
 // Store is a handle on one database file. Safe for concurrent use.
@@ -563,49 +567,27 @@ func (s *Store) RunDomains(ctx context.Context, runID int64, fn func(RunDomain) 
 // run still running (or aborted), those of its recipients. Domains without a
 // stored result are skipped. It returns ErrNotFound for an unknown run. An
 // error from fn stops the iteration and is returned.
+//
+// Decoding the stored JSON is most of the cost; ResultsRaw hands out the
+// JSON instead, for callers that decode in parallel or only in part.
 func (s *Store) Results(ctx context.Context, runID int64, fn func(result.Result) error) error {
-	query := `SELECT result FROM domains ORDER BY domain`
-	var args []any
-	if runID > 0 {
-		run, err := s.GetRun(ctx, runID)
-		if err != nil {
-			return err
-		}
-		args = []any{runID}
-		if run.Status == RunFinished {
-			query = `SELECT d.result FROM run_domains AS rd JOIN domains AS d ON d.domain = rd.domain
-				WHERE rd.run_id = ? ORDER BY rd.domain`
-		} else {
-			query = `SELECT d.result FROM domains AS d
-				WHERE d.domain IN (SELECT domain FROM run_recipient_domains WHERE run_id = ?) ORDER BY d.domain`
-		}
-	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("store: results: %w", err)
-	}
-	defer rows.Close()
-	var js []byte
-	for rows.Next() {
-		if err := rows.Scan(&js); err != nil {
-			return fmt.Errorf("store: results: %w", err)
-		}
+	return s.ResultsRaw(ctx, runID, func(domain string, raw []byte) error {
 		var r result.Result
-		if err := json.Unmarshal(js, &r); err != nil {
-			return fmt.Errorf("store: results: stored result: %w", err)
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("store: results: stored result of %s: %w", domain, err)
 		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: results: %w", err)
-	}
-	return nil
+		return fn(r)
+	})
 }
 
 // RecipientsByVerdict calls fn for each recipient seen in runID whose domain
 // had one of the verdicts in that run.
+//
+// Recipients are not versioned per run: the database keeps one recipient
+// list, each recipient marked with the latest run that added it. So only the
+// latest run that added recipients has its complete list; for an earlier run
+// (a later run, finished or not, has added recipients since)
+// RecipientsByVerdict returns ErrRecipientsReplaced instead of a partial list.
 //
 // The verdicts are those of the run's history, so the run must be finished;
 // an empty verdicts list means every verdict (including "unknown"). Recipients
@@ -614,6 +596,15 @@ func (s *Store) Results(ctx context.Context, runID int64, fn func(result.Result)
 func (s *Store) RecipientsByVerdict(ctx context.Context, runID int64, verdicts []result.Verdict, fn func(Recipient, result.Verdict) error) error {
 	if _, err := s.GetRun(ctx, runID); err != nil {
 		return err
+	}
+	var later int64
+	err := s.r.QueryRowContext(ctx, `SELECT run_id FROM run_recipient_domains WHERE run_id > ?
+		ORDER BY run_id DESC LIMIT 1`, runID).Scan(&later)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: run %d's recipients were re-added by run %d", ErrRecipientsReplaced, runID, later)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store: recipients by verdict: %w", err)
 	}
 	// One pass over recipients in ID order (CROSS JOIN keeps it the outer
 	// loop; there is no index on recipients.domain), each joined to the

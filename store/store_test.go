@@ -603,6 +603,20 @@ func TestLookupRoundTrip(t *testing.T) {
 // scenario: two runs over a small register with results in between.
 func scenario(t *testing.T, s *Store) (run1, run2 Run) {
 	t.Helper()
+	run1 = scenarioRun1(t, s)
+	// Run 2: plain.example improves; only part of the register is re-added.
+	run2 = mustBegin(t, s, "r2")
+	mustAdd(t, s, run2.ID,
+		Recipient{ID: "4", Domain: "plain.example"},
+		Recipient{ID: "6", Domain: "alpha.example"},
+	)
+	mustSave(t, s, res("plain.example", result.Encrypted, t0.Add(2*time.Hour), run2.ID))
+	return run1, run2
+}
+
+// scenarioRun1 is the first, finished run of scenario.
+func scenarioRun1(t *testing.T, s *Store) (run1 Run) {
+	t.Helper()
 	ctx := context.Background()
 	run1 = mustBegin(t, s, "r1")
 	mustAdd(t, s, run1.ID,
@@ -623,14 +637,7 @@ func scenario(t *testing.T, s *Store) (run1, run2 Run) {
 	if err := s.FinishRun(ctx, run1.ID, RunStats{Recipients: 7}, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	// Run 2: plain.example improves; only part of the register is re-added.
-	run2 = mustBegin(t, s, "r2")
-	mustAdd(t, s, run2.ID,
-		Recipient{ID: "4", Domain: "plain.example"},
-		Recipient{ID: "6", Domain: "alpha.example"},
-	)
-	mustSave(t, s, res("plain.example", result.Encrypted, t0.Add(2*time.Hour), run2.ID))
-	return run1, run2
+	return run1
 }
 
 func TestFinishRunSnapshotAndRunDomains(t *testing.T) {
@@ -724,7 +731,7 @@ func TestRecipientsByVerdict(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := openTest(t)
-	run1, run2 := scenario(t, s)
+	run1 := scenarioRun1(t, s)
 	type hit struct {
 		Recipient
 		V result.Verdict
@@ -740,24 +747,40 @@ func TestRecipientsByVerdict(t *testing.T) {
 		}
 		return out
 	}
-	// Run 1's verdicts, but only recipients still last seen in run 1
-	// (4 and 6 moved on to run 2).
 	got := collect(run1.ID, result.Plaintext, result.Verified, result.Unknown)
 	want := []hit{
 		{Recipient{ID: "1", Domain: "big.example", Address: "a@big.example"}, result.Verified},
 		{Recipient{ID: "2", Domain: "big.example"}, result.Verified},
 		{Recipient{ID: "3", Domain: "big.example"}, result.Verified},
+		{Recipient{ID: "4", Domain: "plain.example"}, result.Plaintext},
 		{Recipient{ID: "5", Domain: "plain.example"}, result.Plaintext},
 		{Recipient{ID: "7", Domain: "unscanned.example"}, result.Unknown},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("run 1:\n got %+v\nwant %+v", got, want)
 	}
-	if got := collect(run1.ID, result.Plaintext); len(got) != 1 || got[0].ID != "5" {
+	if got := collect(run1.ID, result.Plaintext); len(got) != 2 || got[0].ID != "4" || got[1].ID != "5" {
 		t.Errorf("run 1 plaintext: %+v", got)
 	}
-	if got := collect(run1.ID); len(got) != 5 {
+	if got := collect(run1.ID); len(got) != 7 {
 		t.Errorf("run 1, all verdicts: %d recipients", len(got))
+	}
+	// A later run that has not added recipients (yet) leaves run 1's list.
+	run2 := mustBegin(t, s, "r2")
+	if got := collect(run1.ID); len(got) != 7 {
+		t.Errorf("run 1 after run 2 began: %d recipients", len(got))
+	}
+	// Once run 2 adds recipients (4 and 6 move on to run 2), run 1's list
+	// is no longer complete: an error, not a partial list.
+	mustAdd(t, s, run2.ID,
+		Recipient{ID: "4", Domain: "plain.example"},
+		Recipient{ID: "6", Domain: "alpha.example"},
+	)
+	mustSave(t, s, res("plain.example", result.Encrypted, t0.Add(2*time.Hour), run2.ID))
+	calls := 0
+	err := s.RecipientsByVerdict(ctx, run1.ID, nil, func(Recipient, result.Verdict) error { calls++; return nil })
+	if !errors.Is(err, ErrRecipientsReplaced) || calls != 0 {
+		t.Errorf("run 1 after run 2 added recipients: %v after %d calls", err, calls)
 	}
 	if err := s.FinishRun(ctx, run2.ID, RunStats{}, t0.Add(3*time.Hour)); err != nil {
 		t.Fatal(err)
