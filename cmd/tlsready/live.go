@@ -12,12 +12,10 @@ import (
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
-// liveFlags configure the scanner behind `serve --live`: the subset of the
-// scan flags a single on-demand check needs.
-var liveFlags = scanFlags{concurrency: 1, rate: 1, maxMX: 10, maxIPs: 4, trustAD: "auto", logFormat: "text"}
-
-func registerLiveFlags(fs *pflag.FlagSet) {
-	f := &liveFlags
+// registerLiveFlags registers the scanner flags of `serve --live`: the
+// subset of the scan flags a single on-demand check needs.
+func registerLiveFlags(fs *pflag.FlagSet) *scanFlags {
+	f := &scanFlags{concurrency: 1, rate: 1, maxMX: 10, maxIPs: 4, trustAD: "auto", logFormat: "text"}
 	fs.StringVar(&f.resolver, "resolver", "", "live checks: DNS resolver HOST:PORT (default: /etc/resolv.conf)")
 	fs.StringVar(&f.caFile, "ca-file", "", "live checks: extra trusted roots (PEM)")
 	fs.DurationVar(&f.timeout, "probe-timeout", 60e9, "live checks: deadline for one MX IP probe")
@@ -27,34 +25,36 @@ func registerLiveFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowPrivate, "allow-private", false, "live checks: connect to private/reserved addresses (labs and tests)")
 	fs.StringVar(&f.trustAD, "trust-ad", "auto", "live checks: trust the resolver's AD bit: auto, true, false")
 	fs.BoolVar(&f.ipv6, "ipv6", false, "live checks: also probe AAAA addresses")
+	return f
 }
 
 // liveChecker scans one domain on demand. Each check gets a fresh Scanner:
 // a scanner's probe cache is one run's, and a long-lived one would answer
 // from probes made hours ago.
 type liveChecker struct {
-	res *resolve.Client
-	log *slog.Logger
+	flags *scanFlags
+	res   *resolve.Client
+	log   *slog.Logger
 }
 
-func newLiveChecker(cmd *cobra.Command) (gateway.Checker, error) {
-	if err := liveFlags.validate(); err != nil {
+func newLiveChecker(cmd *cobra.Command, f *scanFlags) (gateway.Checker, error) {
+	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := liveFlags.roots(); err != nil {
+	if _, err := f.roots(); err != nil {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-	res, err := liveFlags.buildResolver(log)
+	res, err := f.buildResolver(log)
 	if err != nil {
 		return nil, err
 	}
 	go func() { <-cmd.Context().Done(); res.Close() }()
-	return &liveChecker{res: res, log: log}, nil
+	return &liveChecker{flags: f, res: res, log: log}, nil
 }
 
 func (l *liveChecker) Check(ctx context.Context, domain string) (result.Result, error) {
-	sc, err := liveFlags.buildScanner(l.log, l.res, nil)
+	sc, err := l.flags.buildScanner(l.log, l.res, nil)
 	if err != nil {
 		return result.Result{}, err
 	}

@@ -21,13 +21,6 @@ import (
 	"github.com/tlsready/tlsready/store"
 )
 
-// liveCheckerHook builds the Checker behind --live (HTTP ?live=1).
-//
-// LEAD: set this to newLiveChecker (the scanner-backed gateway.Checker) when
-// it lands. While it is nil, live checks are disabled and --live is a usage
-// error. There is deliberately no fake here.
-var liveCheckerHook func(cmd *cobra.Command) (gateway.Checker, error) = newLiveChecker
-
 type serveOptions struct {
 	db              string
 	httpAddr        string
@@ -37,6 +30,7 @@ type serveOptions struct {
 	verifiedPolicy  string
 	encryptedPolicy string
 	live            bool
+	liveScan        *scanFlags // the scanner behind --live
 	liveTimeout     time.Duration
 	liveRate        float64
 	maxBatch        int
@@ -87,7 +81,7 @@ SIGTERM or SIGINT shuts down gracefully (exit 0).`,
 	fs.StringVar(&o.verifiedPolicy, "verified-policy", gateway.PolicyVerify, `Postfix policy for "verified" domains: verify (blocks STARTTLS downgrade) or may`)
 	fs.StringVar(&o.encryptedPolicy, "encrypted-policy", gateway.PolicyEncrypt, `Postfix policy for "encrypted" domains: encrypt (blocks STARTTLS downgrade) or may`)
 	fs.BoolVar(&o.live, "live", false, "allow ?live=1: scan a domain the cache does not know (rate limited; saves the result)")
-	registerLiveFlags(fs)
+	o.liveScan = registerLiveFlags(fs)
 	fs.DurationVar(&o.liveTimeout, "live-timeout", gateway.DefaultLiveTimeout, "bound on one live check")
 	fs.Float64Var(&o.liveRate, "live-rate", gateway.DefaultLiveRate, "live checks per second, all clients together")
 	fs.IntVar(&o.maxBatch, "max-batch", gateway.DefaultMaxBatch, "most domains plus recipients in one POST /v1/lookup")
@@ -136,10 +130,7 @@ func (o *serveOptions) config(cmd *cobra.Command) (gateway.Config, error) {
 		cfg.Token = tok
 	}
 	if o.live {
-		if liveCheckerHook == nil {
-			return cfg, usageErr("--live: live checks are not available in this build")
-		}
-		c, err := liveCheckerHook(cmd)
+		c, err := newLiveChecker(cmd, o.liveScan)
 		if err != nil {
 			return cfg, err
 		}

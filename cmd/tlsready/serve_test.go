@@ -45,7 +45,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{"serve", "--db", db, "--encrypted-policy", "verify"},
 		{"serve", "--db", db, "--stale-after", "0s"},
 		{"serve", "--db", db, "--max-batch", "0"},
-		{"serve", "--db", db, "--live"}, // no live checker in this build
+		{"serve", "--db", db, "--live", "--resolver", "no-port"},
+		{"serve", "--db", db, "--live", "--smtp-port", "0"},
 		{"serve", "--db", db, "extra-arg"},
 	} {
 		if code, _, stderr := runCLI(t, args...); code != exitUsage {
