@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,11 @@ func New(cfg Config) (*Scanner, error) {
 	// A leaky bucket spaces connections evenly (burst 1), so the rate holds
 	// in every one-second window, not only per refill period.
 	s.limiter = ratelimit.NewLeakyBucket(ctx, 1, time.Second/time.Duration(cfg.Rate))
+	inner := cfg.Probe.Dialer
+	if inner == nil {
+		inner = &net.Dialer{}
+	}
+	s.cfg.Probe.Dialer = healthDialer{inner: inner, s: s}
 	s.cfg.Probe.OnConnect = func() {
 		s.limiter.Take()
 		s.connections.Add(1)
@@ -392,23 +398,44 @@ func (s *Scanner) probe(ctx context.Context, sni string, ip netip.Addr) *result.
 	}
 	s.probed.Add(1)
 	e.probe = smtpprobe.Probe(ctx, s.cfg.Probe, sni, ip)
-	s.noteProbe(e.probe)
 	close(e.done)
 	return e.probe
 }
 
-// noteProbe watches for a network that cannot reach port 25 at all.
-func (s *Scanner) noteProbe(p *result.Probe) {
-	if s.cfg.HealthProbes < 0 {
-		return
-	}
-	if p.Status != result.ProbeConnectFailed || !strings.Contains(p.Error, "timeout") {
+// healthDialer watches every SMTP dial for a network that cannot reach
+// port 25 at all: outbound port 25 filtered (most clouds) makes every
+// connect time out, while a refusal or a reset proves the path works.
+type healthDialer struct {
+	inner smtpprobe.Dialer
+	s     *Scanner
+}
+
+func (d healthDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := d.inner.DialContext(ctx, network, addr)
+	s := d.s
+	switch {
+	case err == nil:
 		s.reachable.Add(1)
-		return
+	case errors.Is(err, context.Canceled):
+		// our own shutdown: no evidence either way
+	case isTimeout(err):
+		if s.cfg.HealthProbes > 0 && s.dialTimeout.Add(1) >= int64(s.cfg.HealthProbes) &&
+			s.reachable.Load() == 0 && s.dnsOK.Load() > 0 {
+			s.setFatal(ErrPort25Blocked)
+		}
+	default:
+		s.reachable.Add(1) // refused, reset, unreachable host: packets got an answer
 	}
-	if s.dialTimeout.Add(1) >= int64(s.cfg.HealthProbes) && s.reachable.Load() == 0 && s.dnsOK.Load() > 0 {
-		s.setFatal(ErrPort25Blocked)
+	return c, err
+}
+
+// isTimeout reports whether err is a deadline or timeout.
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
 	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // judge fills the host-specific facts of one probed address: whether the
