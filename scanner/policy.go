@@ -198,7 +198,7 @@ func (s *Scanner) tlsaOnce(ctx context.Context, name string) *result.TLSA {
 		}
 	}
 	ans := s.cfg.Resolver.TLSA(ctx, name)
-	s.noteDNS(ans.Status)
+	s.noteDNS(ans.Answer)
 	t := &result.TLSA{Name: trimDot(name), Secure: ans.Secure, Status: string(ans.Status)}
 	for _, rr := range ans.Records {
 		t.Records = append(t.Records, result.TLSARecord{

@@ -235,7 +235,7 @@ func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
 	}
 
 	mx := s.cfg.Resolver.MX(ctx, domain)
-	s.noteDNS(mx.Status)
+	s.noteDNS(mx.Answer)
 	r.DNSStatus = string(mx.Status)
 	r.MXSecure = mx.Secure
 	var names []resolve.MX
@@ -247,7 +247,7 @@ func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
 	case mx.Status == resolve.StatusNoData:
 		// RFC 5321 §5.1: no MX, the domain itself is the mail host if it has addresses.
 		addrs := s.cfg.Resolver.Addrs(ctx, domain, s.cfg.IPv6)
-		s.noteDNS(addrs.Status)
+		s.noteDNS(addrs.Answer)
 		switch {
 		case addrs.Status == resolve.StatusOK:
 			r.ImplicitMX = true
@@ -288,14 +288,17 @@ func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
 	return r
 }
 
-func (s *Scanner) noteDNS(st resolve.Status) {
-	switch st {
-	case resolve.StatusTimeout:
-		if s.dnsTimeout.Add(1) >= 50 && s.dnsOK.Load() == 0 && s.cfg.HealthProbes > 0 {
-			s.setFatal(ErrResolverDead)
-		}
-	default:
+// noteDNS watches for a resolver that does not answer at all (dead, or
+// unreachable from here): then every domain would be a dns-error.
+func (s *Scanner) noteDNS(a resolve.Answer) {
+	dead := a.Status == resolve.StatusTimeout ||
+		(a.Status == resolve.StatusError && (errors.Is(a.Err, resolve.ErrNetwork) || errors.Is(a.Err, resolve.ErrRefused)))
+	if !dead {
 		s.dnsOK.Add(1)
+		return
+	}
+	if s.dnsTimeout.Add(1) >= 50 && s.dnsOK.Load() == 0 && s.cfg.HealthProbes > 0 {
+		s.setFatal(ErrResolverDead)
 	}
 }
 
@@ -377,7 +380,7 @@ func (s *Scanner) lookupHost(ctx context.Context, host string) resolve.AddrAnswe
 		}
 	}
 	e.ans = s.cfg.Resolver.Addrs(ctx, host, s.cfg.IPv6)
-	s.noteDNS(e.ans.Status)
+	s.noteDNS(e.ans.Answer)
 	close(e.done)
 	return e.ans
 }

@@ -503,3 +503,36 @@ func TestPoliteness(t *testing.T) {
 		t.Errorf("an IP saw %d concurrent connections", m)
 	}
 }
+
+// TestResolverRefused: a resolver address where nothing listens (ICMP port
+// unreachable) stops the run too.
+func TestResolverRefused(t *testing.T) {
+	t.Parallel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close() // nothing listens there now
+	res, err := resolve.New(resolve.Config{Servers: []string{addr}, Timeout: 100 * time.Millisecond, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res.Close)
+	s, err := scanner.New(scanner.Config{Resolver: res, Concurrency: 20, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	in := make(chan string)
+	go func() {
+		defer close(in)
+		for i := range 300 {
+			in <- "refused" + itoa(i) + ".test"
+		}
+	}()
+	s.Run(context.Background(), in, func(result.Result) {})
+	if !errors.Is(s.Err(), scanner.ErrResolverDead) {
+		t.Fatalf("Err() = %v, want ErrResolverDead", s.Err())
+	}
+}
