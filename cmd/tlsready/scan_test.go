@@ -137,3 +137,37 @@ func TestScanDemoVerdicts(t *testing.T) {
 		t.Errorf("lookup of an unknown domain: exit %d, %s", code, out)
 	}
 }
+
+// TestSTSPolicyCache: a second run with the same TXT id and an unexpired
+// max_age does not fetch the MTA-STS policies again (RFC 8461 §5.1), and
+// still gives the same verdicts.
+func TestSTSPolicyCache(t *testing.T) {
+	world, input, expected := demoWorld(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--max-age", "0")...); code != 0 {
+		t.Fatalf("scan 1: %d %s", code, stderr)
+	}
+	first := world.Counters().HTTPSRequests
+	if first == 0 {
+		t.Fatal("the demo world served no MTA-STS policy")
+	}
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--max-age", "0")...); code != 0 {
+		t.Fatalf("scan 2: %d %s", code, stderr)
+	}
+	c := world.Counters()
+	t.Logf("policy fetches: first run %d, second run %d", first, c.HTTPSRequests-first)
+	// Policies that failed to fetch are tried again; good ones are not.
+	if again := c.HTTPSRequests - first; again >= first {
+		t.Errorf("second run fetched %d policies again (first run: %d)", again, first)
+	}
+	var domains []string
+	for d := range expected {
+		domains = append(domains, d)
+	}
+	got := verdicts(t, db, domains)
+	for d, v := range expected {
+		if got[d] != v {
+			t.Errorf("%s: %s on the second run, want %s", d, got[d], v)
+		}
+	}
+}
