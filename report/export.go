@@ -2,13 +2,14 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,15 +79,12 @@ type AddrRecord struct {
 }
 
 // newRecord combines a run snapshot with the domain's stored result (nil
-// when none).
-func newRecord(domain string, citizens int64, v result.Verdict, flags []string, r *result.Result, withMX bool) DomainRecord {
+// when none). It may reorder r.MX.
+func newRecord(domain string, citizens int64, v result.Verdict, flags []string, r *storedResult, withMX bool) DomainRecord {
 	rec := DomainRecord{Domain: domain, Verdict: v, Citizens: citizens, Flags: nonNil(flags),
 		MXHosts: []string{}, TLSVersions: []string{}, CertProblems: []string{}}
 	if r == nil {
 		return rec
-	}
-	if len(rec.Flags) == 0 && r.Verdict == v {
-		rec.Flags = nonNil(r.Flags)
 	}
 	rec.DomainUnicode = r.Unicode
 	rec.MXSecure = r.MXSecure
@@ -99,22 +97,25 @@ func newRecord(domain string, citizens int64, v result.Verdict, flags []string, 
 		rec.MTASTSMode = r.MTASTS.Mode
 	}
 	problems := certFlags(nil, r.Flags)
-	hosts := slices.Clone(r.MX)
-	slices.SortStableFunc(hosts, func(a, b result.Host) int { return int(a.Preference) - int(b.Preference) })
-	for _, h := range hosts {
+	slices.SortStableFunc(r.MX, func(a, b storedHost) int { return int(a.Preference) - int(b.Preference) })
+	for _, h := range r.MX {
 		rec.MXHosts = append(rec.MXHosts, h.Name)
 		if h.TLSA != nil && h.TLSA.Secure && len(h.TLSA.Records) > 0 {
 			rec.TLSAHosts++
 		}
 		problems = certFlags(problems, h.Flags)
-		mx := MXRecord{Name: h.Name, Preference: h.Preference, Secure: h.Secure, Flags: h.Flags, Addrs: []AddrRecord{}}
-		if h.TLSA != nil {
-			mx.TLSA, mx.TLSASecure = h.TLSA.Status, h.TLSA.Secure
+		var mx *MXRecord // only for the JSON export
+		if withMX {
+			rec.MX = append(rec.MX, MXRecord{Name: h.Name, Preference: h.Preference, Secure: h.Secure, Flags: h.Flags, Addrs: []AddrRecord{}})
+			mx = &rec.MX[len(rec.MX)-1]
+			if h.TLSA != nil {
+				mx.TLSA, mx.TLSASecure = h.TLSA.Status, h.TLSA.Secure
+			}
 		}
 		for _, a := range h.Addrs {
 			rec.IPs++
 			problems = certFlags(problems, a.Flags)
-			ar := AddrRecord{IP: a.IP.String(), PKIXValid: a.PKIXValid, DANEMatch: a.DANEMatch, Flags: a.Flags}
+			var ar AddrRecord
 			if p := a.Probe; p != nil {
 				ar.Status = string(p.Status)
 				if p.Reachable {
@@ -135,13 +136,13 @@ func newRecord(domain string, citizens int64, v result.Verdict, flags []string, 
 						}
 					}
 				}
-			} else {
+			} else if mx != nil {
 				ar.Status = "skipped:" + a.Skipped
 			}
-			mx.Addrs = append(mx.Addrs, ar)
-		}
-		if withMX {
-			rec.MX = append(rec.MX, mx)
+			if mx != nil {
+				ar.IP, ar.PKIXValid, ar.DANEMatch, ar.Flags = a.IP.String(), a.PKIXValid, a.DANEMatch, a.Flags
+				mx.Addrs = append(mx.Addrs, ar)
+			}
 		}
 	}
 	slices.Sort(rec.TLSVersions)
@@ -166,85 +167,155 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// eachRecord streams every domain of a finished run to fn, in domain order
-// as the store returns results, then any domain without a result of that
-// run. Memory: about 24 bytes per domain for the index, not the results.
-func eachRecord(ctx context.Context, st *store.Store, run store.Run, idx *verdictIndex, withMX bool, fn func(DomainRecord) error) error {
-	// The store decodes results in its goroutine; rows are built and written
-	// in another, so both cores work.
-	ch := make(chan result.Result, 256)
+// recordBatch is a run of consecutive domains of an export: their history
+// rows and raw stored results, then (after a worker) their encoded rows.
+type recordBatch struct {
+	rows  []batchRow
+	arena []byte // the rows' raw results, back to back
+	out   bytes.Buffer
+	err   error
+	done  chan struct{} // closed when out (or err) is ready
+}
+
+type batchRow struct {
+	d          store.RunDomain
+	start, end int  // the raw result in arena
+	stored     bool // false: no stored result
+}
+
+// batchRows is the number of domains per batch: large enough that the
+// channel hand-offs cost little, small enough that batches in flight stay
+// small (a few hundred KiB each).
+const batchRows = 256
+
+// streamRecords writes every domain of a finished run, in domain order, as
+// encode renders it, to write. The store's single pass (history joined to
+// the raw results) feeds batches to GOMAXPROCS workers that decode and
+// encode them; write gets each batch's bytes in order. At most
+// 2*workers+2 batches exist at any time, so memory is bounded whatever the
+// number of domains.
+func streamRecords(ctx context.Context, st *store.Store, run store.Run, withMX bool,
+	format exportFormat, write func([]byte) error) error {
+	workers := max(1, runtime.GOMAXPROCS(0))
+	nBatches := 2*workers + 2
+	free := make(chan *recordBatch, nBatches)
+	for range nBatches {
+		free <- &recordBatch{rows: make([]batchRow, 0, batchRows)}
+	}
+	// Neither channel can fill up: there are only nBatches batches.
+	work := make(chan *recordBatch, nBatches)
+	order := make(chan *recordBatch, nBatches)
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		defer close(ch)
-		err := st.Results(gctx, run.ID, func(r result.Result) error {
+		defer close(work)
+		defer close(order)
+		var b *recordBatch
+		send := func() {
+			work <- b
+			order <- b
+			b = nil
+		}
+		err := st.RunResultsRaw(gctx, run.ID, func(d store.RunDomain, raw []byte) error {
+			if b == nil {
+				select {
+				case b = <-free:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				b.rows, b.arena, b.err = b.rows[:0], b.arena[:0], nil
+				b.out.Reset()
+				b.done = make(chan struct{})
+			}
+			row := batchRow{d: d, start: len(b.arena), stored: raw != nil}
+			b.arena = append(b.arena, raw...)
+			row.end = len(b.arena)
+			b.rows = append(b.rows, row)
+			if len(b.rows) == batchRows {
+				send()
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("report: run %d: %w", run.ID, err)
+		}
+		if b != nil {
+			send()
+		}
+		return nil
+	})
+	for range workers {
+		g.Go(func() error {
+			for b := range work {
+				b.err = encodeBatch(b, withMX, format)
+				close(b.done)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		for b := range order {
 			select {
-			case ch <- r:
-				return nil
+			case <-b.done:
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-		})
-		if err != nil {
-			return fmt.Errorf("report: results: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		for r := range ch {
-			e := idx.find(r.Domain)
-			if e == nil || e.seen {
-				continue
+			if b.err != nil {
+				return b.err
 			}
-			e.seen = true
-			idx.unseen--
-			if err := fn(newRecord(r.Domain, e.citizens, bucketList[e.bucket], nil, &r, withMX)); err != nil {
+			if err := write(b.out.Bytes()); err != nil {
 				return err
 			}
+			free <- b
 		}
 		return nil
 	})
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if idx.unseen == 0 {
-		return nil
-	}
-	// Domains of the run whose result the store did not return for this run
-	// (e.g. a fresh result reused from an earlier run): look them up.
-	return st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
-		e := idx.find(d.Domain)
-		if e == nil || e.seen {
-			return nil
-		}
-		e.seen = true
-		r, err := st.Lookup(ctx, d.Domain)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return fn(newRecord(d.Domain, d.Citizens, d.Verdict, d.Flags, nil, withMX))
-		case err != nil:
-			return fmt.Errorf("report: lookup: %w", err)
-		}
-		return fn(newRecord(d.Domain, d.Citizens, d.Verdict, d.Flags, &r, withMX))
-	})
+	return g.Wait()
 }
 
-// indexRun reads a run's snapshot into a verdict index and its totals.
-func indexRun(ctx context.Context, st *store.Store, run store.Run) (*verdictIndex, Count, []Count, error) {
-	x := newVerdictIndex(maphash.MakeSeed())
+// exportFormat starts encoding a batch of records into out: encode appends
+// one record, flush ends the batch.
+type exportFormat func(out *bytes.Buffer) (encode func(*DomainRecord) error, flush func() error)
+
+// encodeBatch decodes a batch's stored results and encodes its records.
+func encodeBatch(b *recordBatch, withMX bool, format exportFormat) error {
+	encode, flush := format(&b.out)
+	in := interner{}
+	for _, row := range b.rows {
+		d := row.d
+		var rec DomainRecord
+		if row.stored {
+			var r storedResult
+			if err := decodeStored(b.arena[row.start:row.end], &r, in); err != nil {
+				return fmt.Errorf("report: stored result of %s: %w", d.Domain, err)
+			}
+			rec = newRecord(d.Domain, d.Citizens, bucketList[bucket(d.Verdict)], d.Flags, &r, withMX)
+		} else {
+			rec = newRecord(d.Domain, d.Citizens, d.Verdict, d.Flags, nil, withMX)
+		}
+		if err := encode(&rec); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
+// runTotals returns a run's totals and counts per verdict bucket.
+func runTotals(ctx context.Context, st *store.Store, run store.Run) (Count, []Count, error) {
+	vt, err := st.RunVerdictTotals(ctx, run.ID)
+	if err != nil {
+		return Count{}, nil, fmt.Errorf("report: run %d: %w", run.ID, err)
+	}
 	counts := make([]Count, nBuckets)
 	var total Count
-	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
-		x.add(d.Domain, d.Citizens, d.Verdict)
-		total.add(d.Citizens)
-		counts[bucket(d.Verdict)].add(d.Citizens)
-		return ctx.Err()
-	})
-	if err != nil {
-		return nil, Count{}, nil, fmt.Errorf("report: run %d: %w", run.ID, err)
+	for v, t := range vt {
+		b := &counts[bucket(v)]
+		b.Citizens += t.Citizens
+		b.Domains += t.Domains
+		total.Citizens += t.Citizens
+		total.Domains += t.Domains
 	}
-	x.sort()
-	x.unseen = len(x.entries)
-	return x, total, counts, nil
+	return total, counts, nil
 }
 
 // WriteCSV writes one row per domain of a finished run (runID 0: the latest)
@@ -254,19 +325,28 @@ func WriteCSV(ctx context.Context, st *store.Store, runID int64, w io.Writer) er
 	if err != nil {
 		return err
 	}
-	idx, _, _, err := indexRun(ctx, st, run)
-	if err != nil {
-		return err
-	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	cw := csv.NewWriter(bw)
 	if err := cw.Write(CSVColumns); err != nil {
 		return err
 	}
-	row := make([]string, len(CSVColumns))
-	err = eachRecord(ctx, st, run, idx, false, func(r DomainRecord) error {
-		row = row[:0]
-		row = append(row, r.Domain, r.DomainUnicode, string(r.Verdict), strconv.FormatInt(r.Citizens, 10),
+	cw.Flush()
+	err = streamRecords(ctx, st, run, false, csvFormat, func(b []byte) error {
+		_, err := bw.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// csvFormat encodes records as CSV rows with the columns CSVColumns.
+func csvFormat(out *bytes.Buffer) (encode func(*DomainRecord) error, flush func() error) {
+	cw := csv.NewWriter(out)
+	row := make([]string, 0, len(CSVColumns))
+	encode = func(r *DomainRecord) error {
+		row = append(row[:0], r.Domain, r.DomainUnicode, string(r.Verdict), strconv.FormatInt(r.Citizens, 10),
 			strings.Join(r.Flags, ";"), strings.Join(r.MXHosts, ";"), strconv.FormatBool(r.MXSecure),
 			strconv.Itoa(r.IPs), strconv.Itoa(r.IPsReachable), strconv.Itoa(r.IPsTLS),
 			strings.Join(r.TLSVersions, ";"), strings.Join(r.CertProblems, ";"), timeCell(r.CertNotAfter),
@@ -275,15 +355,12 @@ func WriteCSV(ctx context.Context, st *store.Store, runID int64, w io.Writer) er
 			row[i] = safeCell(row[i])
 		}
 		return cw.Write(row)
-	})
-	if err != nil {
-		return err
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
+	flush = func() error {
+		cw.Flush()
+		return cw.Error()
 	}
-	return bw.Flush()
+	return encode, flush
 }
 
 func timeCell(t *time.Time) string {
@@ -326,7 +403,7 @@ func WriteJSON(ctx context.Context, st *store.Store, runID int64, w io.Writer) e
 	if err != nil {
 		return err
 	}
-	idx, total, counts, err := indexRun(ctx, st, run)
+	total, counts, err := runTotals(ctx, st, run)
 	if err != nil {
 		return err
 	}
@@ -343,18 +420,12 @@ func WriteJSON(ctx context.Context, st *store.Store, runID int64, w io.Writer) e
 	bw.Write(hb[:len(hb)-2]) // drop "\n}"
 	bw.WriteString(",\n  \"domains\": [")
 	first := true
-	err = eachRecord(ctx, st, run, idx, true, func(r DomainRecord) error {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		if first {
-			bw.WriteString("\n    ")
+	err = streamRecords(ctx, st, run, true, jsonFormat, func(b []byte) error {
+		if first && len(b) > 0 {
+			b = b[1:] // the first object has no comma before it
 			first = false
-		} else {
-			bw.WriteString(",\n    ")
 		}
-		_, err = bw.Write(b)
+		_, err := bw.Write(b)
 		return err
 	})
 	if err != nil {
@@ -367,10 +438,29 @@ func WriteJSON(ctx context.Context, st *store.Store, runID int64, w io.Writer) e
 	return bw.Flush()
 }
 
+// jsonFormat encodes records as elements of the domains array, each after
+// a comma (WriteJSON drops the first one).
+func jsonFormat(out *bytes.Buffer) (encode func(*DomainRecord) error, flush func() error) {
+	encode = func(r *DomainRecord) error {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		out.WriteString(",\n    ")
+		out.Write(b)
+		return nil
+	}
+	return encode, func() error { return nil }
+}
+
 // ExportRecipients writes, for outreach, the recipients of a finished run
 // (runID 0: the latest) whose domain had one of the verdicts, as CSV
 // "id,domain,verdict" plus "address" when the scan kept addresses (decided
 // by the first recipient: a run keeps all addresses or none).
+//
+// Only the latest run's recipient list is kept (recipients are not
+// versioned per run): for a run whose list a later run has replaced it
+// writes nothing and returns an error wrapping store.ErrRecipientsReplaced.
 func ExportRecipients(ctx context.Context, st *store.Store, runID int64, verdicts []result.Verdict, w io.Writer) (int64, error) {
 	run, _, err := resolveRun(ctx, st, runID)
 	if err != nil {

@@ -6,8 +6,10 @@
 // streaming the run's per-domain history (store.RunDomains), and only the
 // top N domains are loaded in full (store.Lookup), so a run with a million
 // domains costs memory proportional to N plus a small fixed-size record per
-// domain of the previous run (for the change comparison). The CSV and JSON
-// exports stream one row per domain straight from the store to the writer.
+// domain of the previous run (for the change comparison); older runs of the
+// trend are counted per verdict in SQLite. The CSV and JSON exports stream
+// one row per domain from the store to the writer, decoding the stored
+// results on every core with a bounded number of rows in flight.
 package report
 
 import (
@@ -177,9 +179,10 @@ var AtRiskVerdicts = []result.Verdict{result.Plaintext, result.Partial}
 // Load builds the report model of a finished run (runID 0: the latest
 // finished run).
 //
-// The run, the previous finished run and the older runs of the trend are
-// each streamed once, concurrently (one SQLite read connection each, at
-// most GOMAXPROCS at a time); only the top domains are then loaded in full.
+// The run and the previous finished run are each streamed once,
+// concurrently (one SQLite read connection each), while the older runs of
+// the trend are only counted per verdict in SQLite (store.RunVerdictTotals);
+// only the top domains are then loaded in full.
 func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (*Model, error) {
 	opts.defaults()
 	run, finished, err := resolveRun(ctx, st, runID)
@@ -418,18 +421,14 @@ func resolveRun(ctx context.Context, st *store.Store, runID int64) (store.Run, [
 	return runs[i], finished, nil
 }
 
-// runPoint computes one run's distribution.
+// runPoint computes one run's distribution from the store's per-verdict
+// totals (no pass over the run's domains).
 func runPoint(ctx context.Context, st *store.Store, run store.Run) (TrendPoint, error) {
-	p := TrendPoint{Run: run, Verdicts: make([]Count, nBuckets)}
-	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
-		p.Total.add(d.Citizens)
-		p.Verdicts[bucket(d.Verdict)].add(d.Citizens)
-		return ctx.Err()
-	})
+	total, counts, err := runTotals(ctx, st, run)
 	if err != nil {
-		return p, fmt.Errorf("report: trend run %d: %w", run.ID, err)
+		return TrendPoint{Run: run}, fmt.Errorf("report: trend: %w", err)
 	}
-	return p, nil
+	return TrendPoint{Run: run, Total: total, Verdicts: counts}, nil
 }
 
 // verdictIndex is a compact, sorted record of a run's domains: a 64-bit hash
@@ -437,7 +436,6 @@ func runPoint(ctx context.Context, st *store.Store, run store.Run) (TrendPoint, 
 type verdictIndex struct {
 	seed    maphash.Seed
 	entries []indexEntry
-	unseen  int // entries not yet marked seen (maintained by eachRecord)
 }
 
 type indexEntry struct {
@@ -463,11 +461,6 @@ func (x *verdictIndex) sort() {
 		}
 		return 0
 	})
-}
-
-// find returns the entry of domain or nil.
-func (x *verdictIndex) find(domain string) *indexEntry {
-	return x.findHash(maphash.String(x.seed, domain))
 }
 
 // findHash returns the entry with hash h or nil.

@@ -3,13 +3,17 @@ package report
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -609,4 +613,140 @@ func TestDomainWithoutResult(t *testing.T) {
 	if page := renderHTML(t, m, "ja"); !strings.Contains(page, `id="v-unknown-domains" data-value="1"`) {
 		t.Error("unknown row missing from the HTML")
 	}
+}
+
+// TestExportOlderRun: the exports of an older run give each domain the
+// run's snapshot (verdict, flags, citizens) with the latest stored details,
+// in domain order; its recipient list is gone, which is an error.
+func TestExportOlderRun(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openFixture(t)
+	snap := map[string]store.RunDomain{}
+	var domains []string
+	err := st.RunDomains(ctx, 1, func(d store.RunDomain) error {
+		snap[d.Domain] = d
+		domains = append(domains, d.Domain)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(domains)
+	var b bytes.Buffer
+	if err := WriteCSV(ctx, st, 1, &b); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(domains)+1 {
+		t.Fatalf("%d rows for %d domains", len(rows)-1, len(domains))
+	}
+	for i, row := range rows[1:] {
+		d := snap[row[0]]
+		if row[0] != domains[i] || row[2] != string(d.Verdict) || row[3] != strconv.FormatInt(d.Citizens, 10) ||
+			row[4] != strings.Join(d.Flags, ";") {
+			t.Errorf("row %q, snapshot %+v", row, d)
+		}
+	}
+	// partial.example was verified in run 1 (flag no-tlsrpt) and is partial
+	// now: the row keeps run 1's verdict and flags, with today's TLS details.
+	if i := slices.Index(domains, "partial.example"); rows[i+1][4] != "no-tlsrpt" || rows[i+1][10] != "TLS 1.0" {
+		t.Errorf("partial.example in run 1: %q", rows[i+1])
+	}
+
+	var j bytes.Buffer
+	if err := WriteJSON(ctx, st, 1, &j); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Total   Count          `json:"total"`
+		Domains []DomainRecord `json:"domains"`
+	}
+	if err := json.Unmarshal(j.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Domains) != len(domains) || doc.Total.Domains != int64(len(domains)) || doc.Domains[0].Domain != domains[0] {
+		t.Errorf("JSON: %d domains, total %+v", len(doc.Domains), doc.Total)
+	}
+
+	b.Reset()
+	if _, err := ExportRecipients(ctx, st, 1, nil, &b); !errors.Is(err, store.ErrRecipientsReplaced) || b.Len() != 0 {
+		t.Errorf("recipients of run 1: %v, %d bytes written", err, b.Len())
+	}
+}
+
+// TestExportCancel: a cancelled context stops an export with its error,
+// without leaving goroutines blocked (the race detector and -count catch
+// leaks as hangs).
+func TestExportCancel(t *testing.T) {
+	t.Parallel()
+	st := openFixture(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := WriteCSV(ctx, st, 0, io.Discard); !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteCSV: %v", err)
+	}
+	// A writer that fails stops the stream too.
+	ew := failWriter{}
+	if err := WriteJSON(t.Context(), st, 0, ew); !errors.Is(err, errWrite) {
+		t.Errorf("WriteJSON: %v", err)
+	}
+}
+
+var errWrite = errors.New("write failed")
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errWrite }
+
+// TestExportManyBatches: an export longer than the batches in flight keeps
+// domain order and stops cleanly when the writer fails mid-stream.
+func TestExportManyBatches(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const n = 3000 // > (2*GOMAXPROCS+2)*batchRows on small machines
+	path := filepath.Join(t.TempDir(), "many.db")
+	if err := buildBenchDB(ctx, path, n, 2*n, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var b bytes.Buffer
+	if err := WriteCSV(ctx, st, 0, &b); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != n+1 {
+		t.Fatalf("%d rows", len(rows)-1)
+	}
+	for i, row := range rows[1:] {
+		if want := fmt.Sprintf("d%07d.example", i); row[0] != want || row[5] != "mx."+want {
+			t.Fatalf("row %d: %q, want domain %s", i, row, want)
+		}
+	}
+	fw := &limitWriter{n: 100 << 10}
+	if err := WriteJSON(ctx, st, 0, fw); !errors.Is(err, errWrite) {
+		t.Errorf("failing writer: %v", err)
+	}
+}
+
+// limitWriter accepts n bytes, then fails.
+type limitWriter struct{ n int }
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		w.n = 0
+		return 0, errWrite
+	}
+	w.n -= len(p)
+	return len(p), nil
 }

@@ -33,7 +33,12 @@ func newExportRecipientsCmd() *cobra.Command {
 		Long: `Write the recipients of a finished run (default: the latest) whose domain had
 one of the verdicts, as CSV: id,domain,verdict and, when the scan kept
 addresses (--keep-addresses), address. The file is personal data: it is
-created with mode 0600.`,
+created with mode 0600.
+
+Recipients are not versioned per run: the database keeps only the recipient
+list of the latest run that read a register. For an older run (--run N after
+a later scan, even one still running, has added recipients) the command fails
+instead of writing an incomplete list.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if db == "" {
@@ -70,6 +75,6 @@ created with mode 0600.`,
 	f.StringVar(&db, "db", "", "database file (opened read-only)")
 	f.StringVar(&verdicts, "verdict", "plaintext,partial", "comma-separated verdicts")
 	f.StringVar(&out, "out", "", "output file, created 0600 (default: standard output)")
-	f.Int64Var(&runID, "run", 0, "run id (default: the latest finished run)")
+	f.Int64Var(&runID, "run", 0, "run id (default: the latest finished run); only the latest run's recipients are kept")
 	return cmd
 }
