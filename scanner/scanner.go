@@ -71,6 +71,7 @@ type Scanner struct {
 	hosts  sync.Map // host name -> *hostEntry
 	probes sync.Map // netip.Addr -> *probeEntry
 	tlsa   sync.Map // TLSA owner name -> *tlsaEntry
+	judged sync.Map // judgedKey -> *judgedEntry
 
 	connections atomic.Int64
 	probed      atomic.Int64
@@ -315,8 +316,43 @@ type probeEntry struct {
 }
 
 // host resolves one MX host (shared) and probes its IPs (shared).
+//
+// The judged host is the same for every domain that names it (only the
+// preference differs), so it is computed once per run and shared, read-only:
+// a provider's certificates are parsed and checked once, not per domain.
 func (s *Scanner) host(ctx context.Context, m resolve.MX, mxSecure bool) result.Host {
-	h := result.Host{Name: m.Host, Preference: m.Preference, Addrs: []result.Addr{}}
+	key := judgedKey{name: m.Host, mxSecure: mxSecure}
+	e := &judgedEntry{done: make(chan struct{})}
+	if v, loaded := s.judged.LoadOrStore(key, e); loaded {
+		e = v.(*judgedEntry)
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return result.Host{Name: m.Host, Preference: m.Preference, Addrs: []result.Addr{}, DNSStatus: string(resolve.StatusTimeout)}
+		}
+	} else {
+		e.host = s.judgeHost(ctx, m.Host, mxSecure)
+		close(e.done)
+	}
+	h := e.host
+	h.Preference = m.Preference
+	return h
+}
+
+type judgedKey struct {
+	name     string
+	mxSecure bool
+}
+
+type judgedEntry struct {
+	done chan struct{}
+	host result.Host
+}
+
+// judgeHost resolves one MX host, probes its IPs (shared) and judges them.
+func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) result.Host {
+	m := resolve.MX{Host: name}
+	h := result.Host{Name: m.Host, Addrs: []result.Addr{}}
 	if ip, err := netip.ParseAddr(strings.Trim(m.Host, "[]")); err == nil {
 		// RFC 5321 §5.1: an MX target is a domain name; an IP literal is not usable.
 		_ = ip
