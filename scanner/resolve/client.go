@@ -122,6 +122,10 @@ type Client struct {
 
 	queries atomic.Int64
 
+	// pool keeps idle UDP sockets per server for reuse (see udpConn).
+	poolMu sync.Mutex
+	pool   map[string][]*pooledConn
+
 	limiter   *ratelimit.Limiter
 	tokens    chan struct{} // nil when unlimited
 	done      chan struct{}
@@ -205,6 +209,14 @@ func (c *Client) TrustsAD() bool { return c.trustAD }
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		close(c.done)
+		c.poolMu.Lock()
+		for _, conns := range c.pool {
+			for _, pc := range conns {
+				_ = pc.Close()
+			}
+		}
+		c.pool = nil
+		c.poolMu.Unlock()
 		if c.limiter != nil {
 			c.limiter.Stop()
 		}
@@ -359,11 +371,32 @@ func (c *Client) exchange(ctx context.Context, cl *dns.Client, server string, m 
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	co, err := cl.DialContext(ctx, server)
-	if err != nil {
-		return nil, netFailure(err)
+	udp := cl.Net == "udp"
+	var co *dns.Conn
+	var pc *pooledConn
+	if udp {
+		pc = c.getUDP(server)
 	}
-	defer co.Close()
+	if pc != nil {
+		co = pc.Conn
+	} else {
+		var err error
+		co, err = cl.DialContext(ctx, server)
+		if err != nil {
+			return nil, netFailure(err)
+		}
+		if udp {
+			pc = &pooledConn{Conn: co}
+		}
+	}
+	reuse := false
+	defer func() {
+		if reuse {
+			c.putUDP(server, pc)
+			return
+		}
+		_ = co.Close()
+	}()
 	deadline, _ := ctx.Deadline()
 	if err := co.SetDeadline(deadline); err != nil {
 		return nil, netFailure(err)
@@ -376,7 +409,6 @@ func (c *Client) exchange(ctx context.Context, cl *dns.Client, server string, m 
 	if err := co.WriteMsg(m); err != nil {
 		return nil, netFailure(err)
 	}
-	udp := cl.Net == "udp"
 	var bad error
 	for {
 		r, err := co.ReadMsg()
@@ -393,6 +425,9 @@ func (c *Client) exchange(ctx context.Context, cl *dns.Client, server string, m 
 		} else if r.Id != m.Id || !r.Response || !questionMatches(m, r) {
 			bad = &exchangeError{ErrMismatch, fmt.Errorf("id %d, response %t, %d questions", r.Id, r.Response, len(r.Question))}
 		} else {
+			// Only a socket that got exactly its reply goes back to the
+			// pool: one that timed out may still receive a late answer.
+			reuse = udp && bad == nil
 			return r, nil
 		}
 		c.log.Debug("dns reply discarded", "server", server, "name", m.Question[0].Name, "net", cl.Net, "err", bad)
@@ -416,4 +451,44 @@ func questionMatches(q, r *dns.Msg) bool {
 	}
 	a, b := q.Question[0], r.Question[0]
 	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+}
+
+// UDP sockets are reused for up to maxSocketUses queries each: opening and
+// closing a socket per query costs more CPU than the query. A bounded reuse
+// keeps source ports changing (RFC 5452 §9.2); IDs are random per query.
+const (
+	maxSocketUses = 64
+	maxIdleUDP    = 256 // idle sockets kept per server
+)
+
+type pooledConn struct {
+	*dns.Conn
+	uses int
+}
+
+func (c *Client) getUDP(server string) *pooledConn {
+	c.poolMu.Lock()
+	defer c.poolMu.Unlock()
+	conns := c.pool[server]
+	if len(conns) == 0 {
+		return nil
+	}
+	pc := conns[len(conns)-1]
+	c.pool[server] = conns[:len(conns)-1]
+	return pc
+}
+
+func (c *Client) putUDP(server string, pc *pooledConn) {
+	pc.uses++
+	c.poolMu.Lock()
+	defer c.poolMu.Unlock()
+	if c.pool == nil && !c.closed() {
+		c.pool = map[string][]*pooledConn{}
+	}
+	if c.closed() || pc.uses >= maxSocketUses || len(c.pool[server]) >= maxIdleUDP {
+		_ = pc.Close()
+		return
+	}
+	_ = pc.SetDeadline(time.Time{})
+	c.pool[server] = append(c.pool[server], pc)
 }
