@@ -264,7 +264,8 @@ func inputIdentity(path string) (string, error) {
 	return fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano()), nil
 }
 
-// ingest streams the register into the store in batches.
+// ingest streams the register into the store in batches. Reading and
+// normalising run in their own goroutine, overlapping the inserts.
 func ingest(ctx context.Context, st *store.Store, runID int64, path string, keep bool, log *slog.Logger) (register.Stats, error) {
 	f, err := register.Open(path)
 	if err != nil {
@@ -273,34 +274,67 @@ func ingest(ctx context.Context, st *store.Store, runID int64, path string, keep
 	defer f.Close()
 	rd := register.NewReader(f, register.Options{KeepAddresses: keep})
 	const batchSize = 20000
-	batch := make([]store.Recipient, 0, batchSize)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := st.AddRecipients(ctx, runID, batch)
-		batch = batch[:0]
-		return err
+	batches := make(chan []store.Recipient, 2)
+	free := make(chan []store.Recipient, 3)
+	for range 3 {
+		free <- make([]store.Recipient, 0, batchSize)
 	}
-	for {
-		e, err := rd.Next()
-		if errors.Is(err, io.EOF) {
+	readErr := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		defer close(batches)
+		batch := <-free
+		for {
+			e, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				readErr <- fmt.Errorf("reading the register: %w", err)
+				return
+			}
+			batch = append(batch, store.Recipient{ID: e.ID, Domain: e.Domain, Address: e.Address})
+			if len(batch) == batchSize {
+				select {
+				case batches <- batch:
+				case <-stop:
+					return
+				}
+				select {
+				case batch = <-free:
+				case <-stop:
+					return
+				}
+			}
+		}
+		if len(batch) > 0 {
+			select {
+			case batches <- batch:
+			case <-stop:
+			}
+		}
+		readErr <- nil
+	}()
+	var insertErr error
+	for batch := range batches {
+		if insertErr == nil && ctx.Err() == nil {
+			insertErr = st.AddRecipients(ctx, runID, batch)
+		}
+		if insertErr != nil || ctx.Err() != nil {
+			close(stop)
+			for range batches { // let the reader finish
+			}
 			break
 		}
-		if err != nil {
-			return rd.Stats(), fmt.Errorf("reading the register: %w", err)
-		}
-		batch = append(batch, store.Recipient{ID: e.ID, Domain: e.Domain, Address: e.Address})
-		if len(batch) == batchSize {
-			if err := flush(); err != nil {
-				return rd.Stats(), err
-			}
-			if ctx.Err() != nil {
-				return rd.Stats(), nil
-			}
-		}
+		free <- batch[:0]
 	}
-	if err := flush(); err != nil {
+	if insertErr != nil {
+		return rd.Stats(), insertErr
+	}
+	if ctx.Err() != nil {
+		return rd.Stats(), nil
+	}
+	if err := <-readErr; err != nil {
 		return rd.Stats(), err
 	}
 	s := rd.Stats()
