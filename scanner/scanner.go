@@ -353,9 +353,8 @@ type judgedEntry struct {
 func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) result.Host {
 	m := resolve.MX{Host: name}
 	h := result.Host{Name: m.Host, Addrs: []result.Addr{}}
-	if ip, err := netip.ParseAddr(strings.Trim(m.Host, "[]")); err == nil {
+	if _, err := netip.ParseAddr(strings.Trim(m.Host, "[]")); err == nil {
 		// RFC 5321 §5.1: an MX target is a domain name; an IP literal is not usable.
-		_ = ip
 		h.Flags = result.AddFlag(h.Flags, result.FlagMXIPLiteral)
 		h.DNSStatus = string(resolve.StatusNXDomain)
 		return h

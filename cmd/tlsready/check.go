@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -65,8 +64,6 @@ func newCheckCmd() *cobra.Command {
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per domain")
-	cmd.Flags().Lookup("concurrency").DefValue = "1"
-	_ = context.Background
 	return cmd
 }
 
