@@ -397,10 +397,39 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) res
 			continue
 		}
 		a.Probe = p
-		s.judge(&a, h)
 		h.Addrs = append(h.Addrs, a)
 	}
+	s.retryMissingSTARTTLS(ctx, m.Host, h.Addrs)
+	for i := range h.Addrs {
+		if h.Addrs[i].Probe != nil {
+			s.judge(&h.Addrs[i], h)
+		}
+	}
 	return h
+}
+
+// retryMissingSTARTTLS probes again, once, an IP of a host that did not
+// offer STARTTLS while another IP of the same host completed it: large
+// providers occasionally omit STARTTLS from one EHLO reply (FIELD-NOTES).
+// The retry is one more connection, made after the first one closed.
+func (s *Scanner) retryMissingSTARTTLS(ctx context.Context, host string, addrs []result.Addr) {
+	ok := false
+	for _, a := range addrs {
+		if a.Probe != nil && a.Probe.TLS != nil {
+			ok = true
+		}
+	}
+	if !ok {
+		return
+	}
+	for i, a := range addrs {
+		if a.Probe == nil || a.Probe.Status != result.ProbeNoSTARTTLS {
+			continue
+		}
+		p := smtpprobe.Probe(ctx, s.cfg.Probe, host, a.IP)
+		p.Retried = true
+		addrs[i].Probe = p
+	}
 }
 
 func (s *Scanner) lookupHost(ctx context.Context, host string) resolve.AddrAnswer {

@@ -536,3 +536,25 @@ func TestResolverRefused(t *testing.T) {
 		t.Fatalf("Err() = %v, want ErrResolverDead", s.Err())
 	}
 }
+
+// TestSTARTTLSRetry: one IP of a host that omits STARTTLS while the host's
+// other IP offers it is probed once more before the domain is judged.
+func TestSTARTTLSRetry(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	good := b.Host("mx.flaky.test", scantest.SMTPHost{})
+	bad := b.Host("mx.flaky.test", scantest.SMTPHost{NoSTARTTLS: true})
+	b.MX("flaky.test", "mx.flaky.test")
+	l := newLab(t, b, nil)
+	r := l.scanAll(context.Background(), "flaky.test")["flaky.test"]
+	if r.Verdict != result.Partial {
+		t.Errorf("verdict %s, want partial", r.Verdict)
+	}
+	c := l.world.Counters()
+	if c.ConnsPerIP[good] != 1 || c.ConnsPerIP[bad] != 2 {
+		t.Errorf("connections: good IP %d, IP without STARTTLS %d; want 1 and 2", c.ConnsPerIP[good], c.ConnsPerIP[bad])
+	}
+	if m := c.MaxConcurrency(); m > 1 {
+		t.Errorf("%d concurrent connections to one IP", m)
+	}
+}
