@@ -56,11 +56,19 @@ func (s *Store) saveResults(ctx context.Context, rs []result.Result) error {
 		return fmt.Errorf("store: save results: %w", err)
 	}
 	defer attempt.Close()
-	put, err := tx.PrepareContext(ctx, `INSERT INTO domains(domain, verdict, flags, scanned_at, run_id, result, last_attempt_at, last_error)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	// Replaced rows carry the data version this transaction commits
+	// (ResultsRawSince); the write lock, taken at BEGIN, keeps it ours.
+	var version int64
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'data_version'`).Scan(&version); err != nil {
+		return fmt.Errorf("store: save results: data version: %w", err)
+	}
+	version++
+	put, err := tx.PrepareContext(ctx, `INSERT INTO domains(domain, verdict, flags, scanned_at, run_id, result, last_attempt_at, last_error, changed_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(domain) DO UPDATE SET verdict = excluded.verdict, flags = excluded.flags,
 			scanned_at = excluded.scanned_at, run_id = excluded.run_id, result = excluded.result,
-			last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error`)
+			last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error,
+			changed_version = excluded.changed_version`)
 	if err != nil {
 		return fmt.Errorf("store: save results: %w", err)
 	}
@@ -97,14 +105,14 @@ func (s *Store) saveResults(ctx context.Context, rs []result.Result) error {
 			return fmt.Errorf("store: save results: encode %s: %w", r.Domain, err)
 		}
 		if _, err := put.ExecContext(ctx, r.Domain, string(r.Verdict), flags, r.ScannedAt.UnixNano(), runID,
-			string(js), r.ScannedAt.UnixNano(), lastError); err != nil {
+			string(js), r.ScannedAt.UnixNano(), lastError, version); err != nil {
 			return fmt.Errorf("store: save results: %w", err)
 		}
 		changed = true
 	}
 	if changed {
-		if err := bumpDataVersion(ctx, tx); err != nil {
-			return err
+		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'data_version'`, version); err != nil {
+			return fmt.Errorf("store: save results: data version: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -91,6 +91,15 @@ CREATE TABLE sts_policies (
 	`
 CREATE INDEX run_domains_run_verdict ON run_domains(run_id, verdict, citizens);
 `,
+	// 3: per-row change version (ResultsRawSince): the data version of the
+	// SaveResults that last replaced the row's result; 0 for rows saved
+	// before this step (no row rewrite: ADD COLUMN with a constant default).
+	// The index finds the rows changed since a version (the gateway's
+	// incremental reload) without a pass over the table.
+	`
+ALTER TABLE domains ADD COLUMN changed_version INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX domains_changed ON domains(changed_version);
+`,
 }
 
 // schemaVersion is the user_version a fully migrated database has.
