@@ -31,7 +31,7 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	versions := make(chan int64)
-	s.afterReload = func(tb *table) {
+	s.afterReload = func(tb *snapshot) {
 		select {
 		case versions <- tb.version:
 		case <-ctx.Done():
@@ -123,5 +123,124 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 	cancel()
 	if err := <-watchDone; err != nil {
 		t.Errorf("Watch: %v", err)
+	}
+}
+
+// TestLookupsWhileIncrementalUpdates: a writer replaces the results of
+// existing domains and adds new ones in batches while the gateway answers
+// and applies the changes incrementally (merging now and then). A domain
+// that exists throughout is never answered as unknown, a replaced one has
+// its old or its new answer, and at the end every answer is the new one —
+// without a single full reload after the first.
+func TestLookupsWhileIncrementalUpdates(t *testing.T) {
+	t.Parallel()
+	const batches, perBatch = 20, 50
+	rw := openTestStore(t)
+	fillVerdicts(t, rw, testNow)
+	flip := func(i int) string { return fmt.Sprintf("flip%d.example.test", i) }
+	var rs []result.Result
+	for i := range batches * perBatch {
+		rs = append(rs, result.Result{Domain: flip(i), Verdict: result.Verified, ScannedAt: testNow})
+	}
+	if err := rw.SaveResults(t.Context(), rs); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := store.Open(t.Context(), rw.Path(), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+
+	s, _ := newTestServer(t, ro, Config{RefreshInterval: time.Millisecond})
+	s.mergeMin = 120 // a few merges while the lookups run
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	versions := make(chan int64)
+	merges := 0
+	s.afterReload = func(sn *snapshot) {
+		if sn.delta == nil {
+			merges++ // only Watch's goroutine calls the hook
+		}
+		select {
+		case versions <- sn.version:
+		case <-ctx.Done():
+		}
+	}
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- s.Watch(ctx) }()
+	smAddr := serve(t, s.ServeSocketmap)
+
+	var (
+		stop    atomic.Bool
+		readers sync.WaitGroup
+		lookups atomic.Int64
+	)
+	for i := range 2 {
+		readers.Add(1)
+		c := dialSocketmap(t, smAddr)
+		c.c.SetDeadline(time.Time{})
+		go func() {
+			defer readers.Done()
+			for n := i; !stop.Load(); n++ {
+				if got, err := c.try("dane.example.test"); got != "OK dane-only" {
+					t.Errorf("socketmap during updates: %q, %v", got, err)
+					return
+				}
+				if got, err := c.try(flip(n % (batches * perBatch))); got != "OK verify" && got != "OK encrypt" {
+					t.Errorf("replaced domain during updates: %q, %v", got, err)
+					return
+				}
+				if got, err := c.try(fmt.Sprintf("new%d.example.test", n%(batches*perBatch))); got != "NOTFOUND " && got != "OK dane-only" {
+					t.Errorf("new domain during updates: %q, %v", got, err)
+					return
+				}
+				lookups.Add(3)
+			}
+		}()
+	}
+	for b := range batches {
+		rs := rs[:0]
+		for i := b * perBatch; i < (b+1)*perBatch; i++ {
+			rs = append(rs, result.Result{Domain: flip(i), Verdict: result.Encrypted, ScannedAt: testNow},
+				result.Result{Domain: fmt.Sprintf("new%d.example.test", i), Verdict: result.DANE, ScannedAt: testNow})
+		}
+		if err := rw.SaveResults(t.Context(), rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	final, err := rw.DataVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := int64(-1); v != final; {
+		select {
+		case v = <-versions:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("cache never reached data version %d", final)
+		}
+	}
+	stop.Store(true)
+	readers.Wait()
+	cancel()
+	if err := <-watchDone; err != nil {
+		t.Errorf("Watch: %v", err)
+	}
+	if lookups.Load() == 0 {
+		t.Error("no lookups ran during the updates")
+	}
+	c := dialSocketmap(t, smAddr)
+	for i := range batches * perBatch {
+		if got := c.query(flip(i)); got != "OK encrypt" {
+			t.Fatalf("%s after the updates: %q", flip(i), got)
+		}
+		if got := c.query(fmt.Sprintf("new%d.example.test", i)); got != "OK dane-only" {
+			t.Fatalf("new%d after the updates: %q", i, got)
+		}
+	}
+	if n := reloads(t, s, "full"); n != 1 || merges == 0 {
+		t.Errorf("%v full reloads (want only the first), %d merges", n, merges)
+	}
+	if got, want := s.snap.Load().len(), len(verdictDomains)+2*batches*perBatch; got != want {
+		t.Errorf("cache counts %d domains, want %d", got, want)
 	}
 }

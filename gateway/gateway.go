@@ -132,13 +132,14 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	snap atomic.Pointer[table] // nil until the first load
+	snap atomic.Pointer[snapshot] // nil until the first load
 
 	ovMu    sync.Mutex
 	overlay map[string]overlayEntry // live results not (yet) in the snapshot
 	ovLen   atomic.Int32
 
 	reloadMu sync.Mutex // one reload at a time
+	mergeMin int        // see mergeAt; tests lower it
 
 	limiter *rate.Limiter
 	flMu    sync.Mutex
@@ -148,7 +149,7 @@ type Server struct {
 	m   metrics
 
 	// test hooks (set only by this package's tests, before serving)
-	afterReload func(*table)
+	afterReload func(*snapshot)
 	liveJoined  func(domain string)
 }
 
@@ -166,12 +167,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		overlay: map[string]overlayEntry{},
-		limiter: rate.NewLimiter(rate.Limit(cfg.LiveRate), max(1, int(cfg.LiveRate))),
-		flights: map[string]*flight{},
-		reg:     prometheus.NewRegistry(),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		overlay:  map[string]overlayEntry{},
+		limiter:  rate.NewLimiter(rate.Limit(cfg.LiveRate), max(1, int(cfg.LiveRate))),
+		flights:  map[string]*flight{},
+		reg:      prometheus.NewRegistry(),
+		mergeMin: defaultMergeMin,
 	}
 	s.m = newMetrics(s)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -181,9 +183,12 @@ func New(cfg Config) (*Server, error) {
 // Ready reports whether the first cache load has completed.
 func (s *Server) Ready() bool { return s.snap.Load() != nil }
 
-// Refresh reloads the cache from the store when the store's DataVersion
-// differs from the snapshot's (or when there is no snapshot yet). The new
-// snapshot replaces the old one atomically; lookups continue meanwhile.
+// Refresh brings the cache up to date with the store when the store's
+// DataVersion differs from the snapshot's: the first time (or when the
+// version went back: another database) it loads every result; afterwards it
+// applies only the results changed since the snapshot's version
+// (store.ResultsRawSince). The new snapshot replaces the old one atomically;
+// lookups continue meanwhile.
 func (s *Server) Refresh(ctx context.Context) (reloaded bool, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -192,51 +197,49 @@ func (s *Server) Refresh(ctx context.Context) (reloaded bool, err error) {
 		s.m.reloads.WithLabelValues("error").Inc()
 		return false, err
 	}
-	if cur := s.snap.Load(); cur != nil && cur.version == v {
+	cur := s.snap.Load()
+	if cur != nil && cur.version == v {
 		return false, nil
 	}
-	if err := s.load(ctx, v); err != nil {
-		s.m.reloads.WithLabelValues("error").Inc()
-		return false, err
+	start := time.Now()
+	kind := "incremental"
+	var (
+		next    *snapshot
+		skipped int
+	)
+	if cur != nil && v > cur.version {
+		next, skipped, err = s.loadChanges(ctx, cur)
 	}
-	s.m.reloads.WithLabelValues("ok").Inc()
+	if next == nil && err == nil {
+		kind = "full"
+		next, skipped, err = s.loadFull(ctx)
+	}
+	if err != nil {
+		s.m.reloads.WithLabelValues("error").Inc()
+		return false, fmt.Errorf("gateway: load cache: %w", err)
+	}
+	next.loadedAt = s.cfg.Now()
+	s.snap.Store(next)
+	s.pruneOverlay(start)
+	s.m.reloads.WithLabelValues(kind).Inc()
+	s.log.Debug("gateway cache loaded", "kind", kind, "domains", next.len(), "delta", next.delta.len(),
+		"skipped", skipped, "data_version", next.version, "took", time.Since(start))
+	if skipped > 0 {
+		s.log.Warn("gateway: results not cached (invalid domain, verdict or stored JSON)", "count", skipped)
+	}
+	if s.afterReload != nil {
+		s.afterReload(next)
+	}
 	return true, nil
 }
 
-// load reads every result into a new snapshot tagged with version v (read
-// before the results, so a change during the load triggers another one).
-func (s *Server) load(ctx context.Context, v int64) error {
-	start := time.Now()
-	b := newBuilder(s.snap.Load().len() + 1024)
-	err := s.cfg.Store.Results(ctx, 0, func(r result.Result) error {
-		b.add(r)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("gateway: load cache: %w", err)
-	}
-	t := b.finish()
-	t.version = v
-	t.loadTook = time.Since(start)
-	t.loadedAt = s.cfg.Now()
-	s.snap.Store(t)
-	s.pruneOverlay(start)
-	s.log.Debug("gateway cache loaded", "domains", t.len(), "skipped", t.skipped,
-		"data_version", v, "took", t.loadTook)
-	if t.skipped > 0 {
-		s.log.Warn("gateway: results not cached (invalid domain or verdict)", "count", t.skipped)
-	}
-	if s.afterReload != nil {
-		s.afterReload(t)
-	}
-	return nil
-}
-
 // Watch loads the cache, then polls the store's DataVersion every
-// RefreshInterval and reloads on change until ctx is done (it then returns
-// nil). A reload of a large store costs CPU that a running batch scan also
-// wants, so after a reload that took d the next one waits at least 4·d: the
-// cache spends at most a fifth of one core on reloading.
+// RefreshInterval and applies the changes (Refresh) until ctx is done (it
+// then returns nil). A refresh costs CPU that a running batch scan also
+// wants, so after one that took d the next waits at least 4·d: the cache
+// spends at most a fifth of one core on refreshing. An update of a few
+// batches of results takes milliseconds; only the first load (and the
+// occasional in-memory merge) takes longer.
 func (s *Server) Watch(ctx context.Context) error {
 	tick := time.NewTicker(s.cfg.RefreshInterval)
 	defer tick.Stop()

@@ -42,7 +42,7 @@ func newMetrics(s *Server) metrics {
 			Name: ns + "lookups_total", Help: "Domain lookups by source (cache, batch, socketmap: from memory; store: before the first cache load) and outcome (hit, stale, miss).",
 		}, []string{"source", "outcome"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: ns + "cache_reloads_total", Help: "Cache reloads from the store by result.",
+			Name: ns + "cache_reloads_total", Help: "Cache refreshes from the store by result: full (every result read), incremental (only the changed ones), error.",
 		}, []string{"result"}),
 		live: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ns + "live_checks_total", Help: "On-demand live checks by outcome.",
@@ -66,7 +66,7 @@ func newMetrics(s *Server) metrics {
 	})
 	m.storeErrors = storeErrors
 
-	snap := func(f func(t *table) float64) func() float64 {
+	snap := func(f func(t *snapshot) float64) func() float64 {
 		return func() float64 {
 			t := s.snap.Load()
 			if t == nil {
@@ -77,15 +77,15 @@ func newMetrics(s *Server) metrics {
 	}
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_domains", Help: "Domains in the cache snapshot."},
-			snap(func(t *table) float64 { return float64(t.len()) })),
+			snap(func(t *snapshot) float64 { return float64(t.len()) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_data_version", Help: "Store data version of the cache snapshot."},
-			snap(func(t *table) float64 { return float64(t.version) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_load_seconds", Help: "How long the last cache load took."},
-			snap(func(t *table) float64 { return t.loadTook.Seconds() })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_age_seconds", Help: "Time since the cache snapshot was loaded."},
-			snap(func(t *table) float64 { return s.cfg.Now().Sub(t.loadedAt).Seconds() })),
+			snap(func(t *snapshot) float64 { return float64(t.version) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_load_seconds", Help: "How long the last full cache load took."},
+			snap(func(t *snapshot) float64 { return t.loadTook.Seconds() })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_age_seconds", Help: "Time since the cache was last loaded or updated."},
+			snap(func(t *snapshot) float64 { return s.cfg.Now().Sub(t.loadedAt).Seconds() })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "data_age_seconds", Help: "Age of the newest scan result in the cache (how long since the batch last wrote)."},
-			snap(func(t *table) float64 {
+			snap(func(t *snapshot) float64 {
 				if t.newest == 0 {
 					return 0
 				}

@@ -24,12 +24,20 @@ const (
 // a host name yields "" (no policy), so that nothing we did not validate can
 // reach Postfix's policy syntax.
 func stsMatch(p *result.STSPolicy) string {
-	if p == nil || p.Mode != "enforce" || len(p.MX) == 0 {
+	if p == nil {
 		return ""
 	}
-	out := make([]string, 0, len(p.MX))
+	return stsMatchOf(p.Mode, p.MX)
+}
+
+// stsMatchOf is stsMatch of a policy's mode and mx patterns.
+func stsMatchOf(mode string, patterns []string) string {
+	if mode != "enforce" || len(patterns) == 0 {
+		return ""
+	}
+	out := make([]string, 0, len(patterns))
 	n := 0
-	for _, pat := range p.MX {
+	for _, pat := range patterns {
 		wild := strings.HasPrefix(pat, "*.")
 		name := pat
 		if wild {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"strings"
@@ -31,12 +32,17 @@ type entry struct {
 	mxLen   uint16
 	stsLen  uint16
 	nameLen uint8
-	verdict uint8 // index into result.Verdicts
+	verdict uint8 // index into result.Verdicts; tombstone in a delta
 	_       [2]byte
 }
 
-// table is an immutable snapshot of every domain's record: an open-addressing
-// hash index over pointer-free arrays. Safe for concurrent reads.
+// tombstone is the verdict of a delta entry that removes a domain from the
+// cache: its new stored result cannot be represented (see item).
+const tombstone = math.MaxUint8
+
+// table is an immutable set of domain records (see snapshot): an
+// open-addressing hash index over pointer-free arrays. Safe for concurrent
+// reads.
 type table struct {
 	seed     maphash.Seed
 	slots    []uint32 // len is a power of two; 0 empty, else entry index + 1
@@ -45,12 +51,9 @@ type table struct {
 	strs     string // interned MX and STS lists, concatenated
 	flagSets [][]string
 
-	version  int64     // store.DataVersion the snapshot was read at
-	loadedAt time.Time // when loading finished
-	loadTook time.Duration
-	newest   int64 // newest ScannedAt (Unix nanoseconds), 0 when empty
-	count    int   // distinct domains
-	skipped  int   // results that could not be represented
+	newest  int64 // newest ScannedAt (Unix nanoseconds), 0 when empty
+	count   int   // distinct domains (tombstones included)
+	skipped int   // results that could not be represented
 }
 
 func (t *table) len() int {
@@ -62,18 +65,42 @@ func (t *table) len() int {
 
 // get returns the record of an A-label domain name.
 func (t *table) get(domain string) (record, bool) {
-	if t == nil || len(t.slots) == 0 {
+	e := t.find(domain)
+	if e == nil || e.verdict == tombstone {
 		return record{}, false
+	}
+	return t.record(e), true
+}
+
+// find returns the entry of a domain (a tombstone included), nil for none.
+func (t *table) find(domain string) *entry {
+	if t == nil || len(t.slots) == 0 {
+		return nil
 	}
 	mask := uint64(len(t.slots) - 1)
 	for i := maphash.String(t.seed, domain) & mask; ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s == 0 {
-			return record{}, false
+			return nil
 		}
 		e := &t.entries[s-1]
-		if t.names[e.name:e.name+uint32(e.nameLen)] == domain {
-			return t.record(e), true
+		if t.name(e) == domain {
+			return e
+		}
+	}
+}
+
+func (t *table) name(e *entry) string { return t.names[e.name : e.name+uint32(e.nameLen)] }
+
+// each calls fn with every entry the index holds (not those a later
+// duplicate replaced), tombstones included.
+func (t *table) each(fn func(e *entry)) {
+	if t == nil {
+		return
+	}
+	for _, s := range t.slots {
+		if s != 0 {
+			fn(&t.entries[s-1])
 		}
 	}
 }
@@ -96,9 +123,13 @@ type builder struct {
 	strs     strings.Builder
 	strIdx   map[string]uint32
 	flagSets [][]string
-	flagIdx  map[string]uint32
+	flagIdx  map[string]uint32 // flagKey of a set -> index
 	newest   int64
 	skipped  int
+
+	keyBuf []byte
+	from   *table  // the table copyEntry last copied from
+	remap  []int32 // its flag set indexes -> ours (-1: not yet interned)
 }
 
 func newBuilder(sizeHint int) *builder {
@@ -140,9 +171,7 @@ func recordOf(r result.Result) record {
 func (b *builder) addRecord(rec record) bool {
 	v := rec.Verdict.Rank()
 	d, err := NormalizeDomain(rec.Domain)
-	if v >= len(result.Verdicts) || err != nil || d != rec.Domain ||
-		b.names.Len()+len(d) > math.MaxUint32 || b.strs.Len()+len(rec.MX)+len(rec.STSMatch) > math.MaxUint32 ||
-		len(b.entries) >= math.MaxUint32-1 {
+	if v >= len(result.Verdicts) || err != nil || d != rec.Domain || !b.fits(len(d), len(rec.MX)+len(rec.STSMatch)) {
 		b.skipped++
 		return false
 	}
@@ -167,6 +196,9 @@ func (b *builder) addRecord(rec record) bool {
 // intern stores s once in the string arena (many domains share their
 // provider's MX list). s is at most math.MaxUint16 bytes (joinBounded).
 func (b *builder) intern(s string) (uint32, uint16) {
+	if s == "" {
+		return 0, 0
+	}
 	if off, ok := b.strIdx[s]; ok {
 		return off, uint16(len(s))
 	}
@@ -177,14 +209,109 @@ func (b *builder) intern(s string) (uint32, uint16) {
 }
 
 func (b *builder) internFlags(flags []string) uint32 {
-	key := strings.Join(flags, " ")
-	if i, ok := b.flagIdx[key]; ok {
+	b.keyBuf = appendFlagKey(b.keyBuf[:0], flags)
+	return b.internFlagKey(b.keyBuf)
+}
+
+// internFlagKey interns the flag set of a flagKey.
+func (b *builder) internFlagKey(key []byte) uint32 {
+	if i, ok := b.flagIdx[string(key)]; ok {
 		return i
 	}
 	i := uint32(len(b.flagSets))
-	b.flagSets = append(b.flagSets, append([]string(nil), flags...))
-	b.flagIdx[key] = i
+	b.flagSets = append(b.flagSets, parseFlagKey(key))
+	b.flagIdx[string(key)] = i
 	return i
+}
+
+// appendFlagKey appends the key of a flag set: each flag preceded by its
+// length (uvarint), so that no two sets share a key.
+func appendFlagKey(key []byte, flags []string) []byte {
+	for _, f := range flags {
+		key = binary.AppendUvarint(key, uint64(len(f)))
+		key = append(key, f...)
+	}
+	return key
+}
+
+// parseFlagKey is the inverse of appendFlagKey (an empty set is non-nil).
+func parseFlagKey(key []byte) []string {
+	flags := []string{}
+	for len(key) > 0 {
+		n, w := binary.Uvarint(key)
+		if w <= 0 || uint64(len(key)-w) < n {
+			break // not a key appendFlagKey wrote
+		}
+		flags = append(flags, string(key[w:w+int(n)]))
+		key = key[w+int(n):]
+	}
+	return flags
+}
+
+// internBytes is intern for a byte slice (no allocation when s is known).
+func (b *builder) internBytes(s []byte) (uint32, uint16) {
+	if len(s) == 0 {
+		return 0, 0
+	}
+	if off, ok := b.strIdx[string(s)]; ok {
+		return off, uint16(len(s))
+	}
+	return b.intern(string(s))
+}
+
+// addItem adds a decoded result (a tombstone too: for a delta). It reports
+// false when the item is not representable (arena overflow).
+func (b *builder) addItem(it *item, arena []byte) bool {
+	if !b.fits(len(it.domain), int(it.mxEnd-it.mxOff)+int(it.stsEnd-it.stsOff)) {
+		b.skipped++
+		return false
+	}
+	e := entry{scanned: it.scanned, name: uint32(b.names.Len()), nameLen: uint8(len(it.domain)), verdict: it.verdict}
+	b.names.WriteString(it.domain)
+	if it.verdict != tombstone {
+		e.flags = b.internFlagKey(arena[it.flagsOff:it.flagsEnd])
+		e.mx, e.mxLen = b.internBytes(arena[it.mxOff:it.mxEnd])
+		e.sts, e.stsLen = b.internBytes(arena[it.stsOff:it.stsEnd])
+		b.newest = max(b.newest, e.scanned)
+	}
+	b.entries = append(b.entries, e)
+	return true
+}
+
+// copyEntry adds an entry of another table (built by a builder: valid).
+func (b *builder) copyEntry(t *table, e *entry) bool {
+	if !b.fits(int(e.nameLen), int(e.mxLen)+int(e.stsLen)) {
+		b.skipped++
+		return false
+	}
+	if b.from != t {
+		b.from = t
+		b.remap = make([]int32, len(t.flagSets))
+		for i := range b.remap {
+			b.remap[i] = -1
+		}
+	}
+	n := *e
+	n.name = uint32(b.names.Len())
+	b.names.WriteString(t.name(e))
+	if e.verdict != tombstone {
+		if b.remap[e.flags] < 0 {
+			b.remap[e.flags] = int32(b.internFlags(t.flagSets[e.flags]))
+		}
+		n.flags = uint32(b.remap[e.flags])
+		n.mx, _ = b.intern(t.strs[e.mx : e.mx+uint32(e.mxLen)])
+		n.sts, _ = b.intern(t.strs[e.sts : e.sts+uint32(e.stsLen)])
+		b.newest = max(b.newest, n.scanned)
+	}
+	b.entries = append(b.entries, n)
+	return true
+}
+
+// fits reports whether a name and strings of these lengths still fit the
+// table's 32-bit offsets.
+func (b *builder) fits(name, strs int) bool {
+	return b.names.Len()+name <= math.MaxUint32 && b.strs.Len()+strs <= math.MaxUint32 &&
+		len(b.entries) < math.MaxUint32-1
 }
 
 // finish builds the hash index. The builder must not be used afterwards.
@@ -206,7 +333,7 @@ func (b *builder) finish() *table {
 	mask := uint64(n - 1)
 	for idx := range t.entries {
 		e := &t.entries[idx]
-		name := t.names[e.name : e.name+uint32(e.nameLen)]
+		name := t.name(e)
 		for i := maphash.String(t.seed, name) & mask; ; i = (i + 1) & mask {
 			s := t.slots[i]
 			if s == 0 {
@@ -214,8 +341,7 @@ func (b *builder) finish() *table {
 				t.count++
 				break
 			}
-			o := &t.entries[s-1]
-			if t.names[o.name:o.name+uint32(o.nameLen)] == name { // duplicate: the later one wins
+			if t.name(&t.entries[s-1]) == name { // duplicate: the later one wins
 				t.slots[i] = uint32(idx + 1)
 				break
 			}

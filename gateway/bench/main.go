@@ -174,7 +174,12 @@ func ensureDB(ctx context.Context, path string, n int) error {
 	marker := path + ".complete"
 	if _, err := os.Stat(marker); err == nil {
 		fmt.Printf("database: %s (cached)\n", path)
-		return nil
+		// One read-write open migrates a database built by an older version.
+		st, err := store.Open(ctx, path, store.Options{})
+		if err != nil {
+			return err
+		}
+		return st.Close()
 	}
 	for _, suffix := range []string{"", "-wal", "-shm", ".lock"} {
 		os.Remove(path + suffix)

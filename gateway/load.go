@@ -1,0 +1,318 @@
+package gateway
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+)
+
+// snapshot is what lookups read: an immutable table of every domain as of a
+// full load, and an immutable delta table of the results changed since (nil
+// when none; a tombstone entry hides a base record). A change of the store
+// replaces the delta (copy on write: the old delta's entries plus the
+// changes); once the delta outgrows mergeAt, base and delta are merged into
+// a new base in memory. Safe for concurrent reads.
+type snapshot struct {
+	base, delta *table
+
+	version  int64         // store data version the snapshot holds every result of
+	loadedAt time.Time     // when the last load or update finished
+	loadTook time.Duration // how long the last full load took
+	newest   int64         // newest ScannedAt (Unix nanoseconds), 0 when empty
+	count    int           // distinct domains
+}
+
+func (sn *snapshot) len() int {
+	if sn == nil {
+		return 0
+	}
+	return sn.count
+}
+
+// get returns the record of an A-label domain name: the delta's, else the
+// base's.
+func (sn *snapshot) get(domain string) (record, bool) {
+	if sn == nil {
+		return record{}, false
+	}
+	if e := sn.delta.find(domain); e != nil {
+		if e.verdict == tombstone {
+			return record{}, false
+		}
+		return sn.delta.record(e), true
+	}
+	return sn.base.get(domain)
+}
+
+// mergeAt is the delta size past which it is merged into the base: an
+// update copies the delta, so a large one costs every update; a merge copies
+// everything. An eighth of the base keeps both small: a nightly rescan of
+// every domain, written in batches, merges about eight times.
+func (s *Server) mergeAt(base int) int { return max(s.mergeMin, base/8) }
+
+// defaultMergeMin is the smallest delta that is merged.
+const defaultMergeMin = 4096
+
+// loadFull reads every stored result into a new snapshot. skipped counts
+// the results that could not be represented (invalid domain, verdict or
+// JSON).
+func (s *Server) loadFull(ctx context.Context) (_ *snapshot, skipped int, _ error) {
+	start := time.Now()
+	b := newBuilder(s.snap.Load().len() + 1024)
+	v, err := readItems(ctx, s.cfg.Store, 0, func(ib *itemBatch) {
+		skipped += ib.skipped
+		for i := range ib.items {
+			if it := &ib.items[i]; it.verdict == tombstone {
+				skipped++
+			} else {
+				b.addItem(it, ib.arena)
+			}
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	t := b.finish()
+	return &snapshot{base: t, version: v, loadTook: time.Since(start), newest: t.newest, count: t.count},
+		skipped + t.skipped, nil
+}
+
+// loadChanges applies the results changed since cur was read. It returns
+// nil (and no error) when the store's data version went back: the database
+// is not the one cur was read from, and only a full load is right.
+func (s *Server) loadChanges(ctx context.Context, cur *snapshot) (_ *snapshot, skipped int, _ error) {
+	b := newBuilder(cur.delta.len() + 256)
+	cur.delta.each(func(e *entry) { b.copyEntry(cur.delta, e) })
+	v, err := readItems(ctx, s.cfg.Store, cur.version, func(ib *itemBatch) {
+		skipped += ib.skipped
+		for i := range ib.items {
+			it := &ib.items[i]
+			if it.verdict == tombstone {
+				skipped++
+			}
+			b.addItem(it, ib.arena)
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if v < cur.version {
+		return nil, 0, nil
+	}
+	delta := b.finish()
+	skipped += b.skipped
+	next := &snapshot{base: cur.base, delta: delta, version: v, loadTook: cur.loadTook,
+		newest: max(cur.newest, delta.newest)}
+	if delta.count > s.mergeAt(cur.base.len()) {
+		next.base, next.delta = merge(cur.base, delta), nil
+		next.count = next.base.count
+		return next, skipped, nil
+	}
+	next.count = cur.base.len()
+	delta.each(func(e *entry) {
+		inBase := cur.base.find(delta.name(e)) != nil
+		switch {
+		case e.verdict == tombstone && inBase:
+			next.count--
+		case e.verdict != tombstone && !inBase:
+			next.count++
+		}
+	})
+	if delta.count == 0 {
+		next.delta = nil
+	}
+	return next, skipped, nil
+}
+
+// merge builds one table of base with delta applied.
+func merge(base, delta *table) *table {
+	b := newBuilder(base.len() + delta.len())
+	base.each(func(e *entry) {
+		if delta.find(base.name(e)) == nil {
+			b.copyEntry(base, e)
+		}
+	})
+	delta.each(func(e *entry) {
+		if e.verdict != tombstone {
+			b.copyEntry(delta, e)
+		}
+	})
+	return b.finish()
+}
+
+// item is one decoded stored result, ready for a builder. Its flag key (see
+// appendFlagKey), MX list and STS match list are byte ranges of its batch's
+// arena. A result whose verdict is not one of the ten, or whose JSON does
+// not decode, is a tombstone: it removes the domain from the cache.
+type item struct {
+	domain             string
+	scanned            int64
+	verdict            uint8 // index into result.Verdicts, or tombstone
+	flagsOff, flagsEnd uint32
+	mxOff, mxEnd       uint32
+	stsOff, stsEnd     uint32
+}
+
+// Batches of the load pipeline: about loadBatchRows rows (fewer when their
+// JSON exceeds loadBatchBytes), a few per decoding goroutine in flight.
+const (
+	loadBatchRows  = 1024
+	loadBatchBytes = 1 << 20
+)
+
+// rawBatch is a batch of stored rows, copied out of the database's buffers.
+type rawBatch struct {
+	buf  []byte
+	rows []rawRow
+}
+
+type rawRow struct {
+	domain   string
+	off, end int
+}
+
+// itemBatch is a batch of decoded rows.
+type itemBatch struct {
+	items   []item
+	arena   []byte
+	skipped int // rows whose domain is not a valid A-label host name
+}
+
+// readItems reads the stored results changed since data version since (all
+// of them when 0) and decodes them on GOMAXPROCS goroutines while the store
+// reads on. It calls add, on the calling goroutine, with each batch (valid
+// only during the call; batches come in no particular order), and returns
+// the data version the results are consistent with (store.ResultsRawSince).
+// Memory in flight is bounded by a few batches per goroutine.
+func readItems(ctx context.Context, st *store.Store, since int64, add func(*itemBatch)) (int64, error) {
+	workers := runtime.GOMAXPROCS(0)
+	inFlight := 2*workers + 2
+	rawFree := make(chan *rawBatch, inFlight)
+	itemFree := make(chan *itemBatch, inFlight)
+	for range inFlight {
+		rawFree <- &rawBatch{}
+		itemFree <- &itemBatch{}
+	}
+	work := make(chan *rawBatch, inFlight)
+	out := make(chan *itemBatch, inFlight)
+
+	var (
+		version int64
+		readErr error
+	)
+	go func() {
+		defer close(work)
+		cur := <-rawFree
+		version, readErr = st.ResultsRawSince(ctx, since, func(domain string, raw []byte) error {
+			off := len(cur.buf)
+			cur.buf = append(cur.buf, raw...)
+			cur.rows = append(cur.rows, rawRow{domain: domain, off: off, end: len(cur.buf)})
+			if len(cur.rows) >= loadBatchRows || len(cur.buf) >= loadBatchBytes {
+				work <- cur
+				cur = <-rawFree
+			}
+			return nil
+		})
+		if len(cur.rows) > 0 {
+			work <- cur
+		}
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var dec itemDecoder
+			for rb := range work {
+				ib := <-itemFree
+				ib.items, ib.arena, ib.skipped = ib.items[:0], ib.arena[:0], 0
+				for _, row := range rb.rows {
+					dec.decode(ib, row.domain, rb.buf[row.off:row.end])
+				}
+				clear(rb.rows) // drop the domain strings
+				rb.buf, rb.rows = rb.buf[:0], rb.rows[:0]
+				rawFree <- rb
+				out <- ib
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
+	for ib := range out {
+		add(ib)
+		clear(ib.items)
+		itemFree <- ib
+	}
+	return version, readErr
+}
+
+// itemDecoder decodes stored rows on one goroutine, reusing its buffers.
+type itemDecoder struct {
+	in    interner
+	mx    []storedHost
+	flags []string
+}
+
+// decode adds the item of one stored row to the batch: what recordOf takes
+// from a full result, from the fields decodeStored reads.
+func (dec *itemDecoder) decode(ib *itemBatch, domain string, raw []byte) {
+	if d, err := NormalizeDomain(domain); err != nil || d != domain {
+		ib.skipped++
+		return
+	}
+	if dec.in == nil {
+		dec.in, dec.mx, dec.flags = interner{}, make([]storedHost, 8), make([]string, 8)
+	}
+	// Start from empty slices with room, as a fresh storedResult would
+	// grow them (decodeStored gives the same values whatever the capacity).
+	clear(dec.mx)
+	clear(dec.flags)
+	r := storedResult{MX: dec.mx[:0], Flags: dec.flags[:0]}
+	it := item{domain: domain, verdict: tombstone}
+	if err := decodeStored(raw, &r, dec.in); err != nil {
+		ib.items = append(ib.items, it)
+		return
+	}
+	v := r.Verdict.Rank()
+	if v >= len(result.Verdicts) {
+		ib.items = append(ib.items, it)
+		return
+	}
+	it.verdict = uint8(v)
+	if !r.ScannedAt.IsZero() {
+		it.scanned = r.ScannedAt.UnixNano()
+	}
+	a := ib.arena
+	it.flagsOff = uint32(len(a))
+	a = appendFlagKey(a, r.Flags)
+	it.flagsEnd = uint32(len(a))
+	it.mxOff = it.flagsEnd
+	n := 0 // as joinBounded counts
+	for _, h := range r.MX {
+		if h.Name == "" || strings.IndexByte(h.Name, ',') >= 0 {
+			continue
+		}
+		if n+1+len(h.Name) > math.MaxUint16 {
+			break
+		}
+		if n > 0 {
+			a = append(a, ',')
+		}
+		n += 1 + len(h.Name)
+		a = append(a, h.Name...)
+	}
+	it.mxEnd = uint32(len(a))
+	it.stsOff = it.mxEnd
+	if r.MTASTS != nil {
+		a = append(a, stsMatchOf(r.MTASTS.Mode, r.MTASTS.MX)...)
+	}
+	it.stsEnd = uint32(len(a))
+	ib.arena = a
+	ib.items = append(ib.items, it)
+}
