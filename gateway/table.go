@@ -98,6 +98,12 @@ func (t *table) each(fn func(e *entry)) {
 	if t == nil {
 		return
 	}
+	if t.count == len(t.entries) { // no duplicates: in order, without the index
+		for i := range t.entries {
+			fn(&t.entries[i])
+		}
+		return
+	}
 	for _, s := range t.slots {
 		if s != 0 {
 			fn(&t.entries[s-1])

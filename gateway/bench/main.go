@@ -99,6 +99,9 @@ func run(n int, duration time.Duration, conns int, dbPath string, miss float64, 
 		n, loadTook.Round(time.Millisecond), float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20),
 		float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n))
 	debug.FreeOSMemory()
+	if err := measureUpdates(ctx, s, dbPath, n); err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -167,6 +170,44 @@ func run(n int, duration time.Duration, conns int, dbPath string, miss float64, 
 	cancel()
 	wg.Wait()
 	return nil
+}
+
+// measureUpdates re-saves batches of existing domains, as a scan's writer
+// does (store.DefaultWriterBatch results per transaction), and times the
+// cache's refresh after each (an incremental update).
+func measureUpdates(ctx context.Context, s *gateway.Server, path string, n int) error {
+	const batches, size = 10, store.DefaultWriterBatch
+	st, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
+	now := time.Now()
+	var total, worst time.Duration
+	for range batches {
+		rs := make([]result.Result, 0, size)
+		for range size {
+			rs = append(rs, benchResult(rng, rng.IntN(n), now))
+		}
+		if err := st.SaveResults(ctx, rs); err != nil {
+			return err
+		}
+		start := time.Now()
+		reloaded, err := s.Refresh(ctx)
+		if err != nil {
+			return err
+		}
+		if !reloaded {
+			return errors.New("cache did not notice a change")
+		}
+		d := time.Since(start)
+		total += d
+		worst = max(worst, d)
+	}
+	fmt.Printf("updates: %d batches of %d changed results, cache refresh mean %v, max %v\n", batches, size,
+		(total / batches).Round(10*time.Microsecond), worst.Round(10*time.Microsecond))
+	return st.Close()
 }
 
 // ensureDB builds the benchmark database unless a complete one exists.
