@@ -237,8 +237,14 @@ func (s *Scanner) judgeDANE(a *result.Addr, h result.Host) {
 		names = append(names, h.CNAME)
 	}
 	ok := false
-	if a.Probe.TLS != nil {
-		ok = dane.Verify(a.Probe.TLS.Raw, recs, names, s.cfg.Now()).Match
+	if t := a.Probe.TLS; t != nil {
+		raw := t.Raw
+		if raw == nil { // the shared probe dropped its chain: fetch it again
+			if p := s.probeForDANE(context.Background(), h.Name, a.IP); p != nil && p.TLS != nil {
+				raw = p.TLS.Raw
+			}
+		}
+		ok = dane.Verify(raw, recs, names, s.cfg.Now()).Match
 	}
 	a.DANEMatch = &ok
 	if !ok {

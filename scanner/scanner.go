@@ -68,10 +68,11 @@ type Scanner struct {
 	limiter *ratelimit.Limiter
 	stop    context.CancelFunc
 
-	hosts  sync.Map // host name -> *hostEntry
-	probes sync.Map // netip.Addr -> *probeEntry
-	tlsa   sync.Map // TLSA owner name -> *tlsaEntry
-	judged sync.Map // judgedKey -> *judgedEntry
+	hosts      sync.Map // host name -> *hostEntry
+	probes     sync.Map // netip.Addr -> *probeEntry
+	tlsa       sync.Map // TLSA owner name -> *tlsaEntry
+	judged     sync.Map // judgedKey -> *judgedEntry
+	daneProbes sync.Map // netip.Addr -> *probeEntry, see probeForDANE
 
 	connections atomic.Int64
 	probed      atomic.Int64
@@ -390,7 +391,7 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) res
 			h.Addrs = append(h.Addrs, a)
 			continue
 		}
-		p := s.probe(ctx, m.Host, ip)
+		p := s.probe(ctx, m.Host, ip, hasUsableSecureTLSA(h))
 		if p == nil { // ctx ended while waiting
 			a.Skipped = "cancelled"
 			h.Addrs = append(h.Addrs, a)
@@ -452,7 +453,12 @@ func (s *Scanner) lookupHost(ctx context.Context, host string) resolve.AddrAnswe
 // probe returns the run's probe of ip, making it if this is the first ask.
 // The first asker's host name is the SNI; the certificate's names are judged
 // per host afterwards (judge), so sharing the probe is sound.
-func (s *Scanner) probe(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
+//
+// The DER chain (TLSInfo.Raw) is needed only to check TLSA records; unless
+// the first asker needs it, it is dropped before the probe is shared, so a
+// national run does not hold every certificate in memory. A later host with
+// TLSA records on the same IP probes it again (probeForDANE).
+func (s *Scanner) probe(ctx context.Context, sni string, ip netip.Addr, keepRaw bool) *result.Probe {
 	e := &probeEntry{done: make(chan struct{})}
 	if v, loaded := s.probes.LoadOrStore(ip, e); loaded {
 		e = v.(*probeEntry)
@@ -464,6 +470,28 @@ func (s *Scanner) probe(ctx context.Context, sni string, ip netip.Addr) *result.
 		}
 	}
 	s.probed.Add(1)
+	e.probe = smtpprobe.Probe(ctx, s.cfg.Probe, sni, ip)
+	if !keepRaw && e.probe.TLS != nil {
+		e.probe.TLS.Raw = nil
+	}
+	close(e.done)
+	return e.probe
+}
+
+// probeForDANE returns a probe of ip with its DER chain, for a host with
+// TLSA records whose shared probe was made without keeping the chain.
+// Once per IP per run, like probe.
+func (s *Scanner) probeForDANE(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
+	e := &probeEntry{done: make(chan struct{})}
+	if v, loaded := s.daneProbes.LoadOrStore(ip, e); loaded {
+		e = v.(*probeEntry)
+		select {
+		case <-e.done:
+			return e.probe
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	e.probe = smtpprobe.Probe(ctx, s.cfg.Probe, sni, ip)
 	close(e.done)
 	return e.probe
@@ -527,7 +555,7 @@ func (s *Scanner) judge(a *result.Addr, h result.Host) {
 	if t == nil {
 		return
 	}
-	a.NameMatch = smtpprobe.NameMatch(p, h.Name)
+	a.NameMatch = nameMatch(t, h.Name)
 	a.PKIXValid = t.ChainTrusted && !t.Expired && !t.NotYetValid && a.NameMatch
 	if t.Expired {
 		a.Flags = result.AddFlag(a.Flags, result.FlagCertExpired)
@@ -589,3 +617,16 @@ func (d dialer) DialContext(ctx context.Context, network, address string) (net.C
 // NetworkWorks reports whether at least one probe got past TCP connect
 // timeouts (a server answered or refused): our own network reaches port 25.
 func (s *Scanner) NetworkWorks() bool { return s.reachable.Load() > 0 }
+
+// nameMatch reports whether the leaf certificate's DNS names cover host
+// (RFC 6125 wildcards, as crypto/x509 checks them; the subject CN is not
+// a name, as in Go since 1.15). It needs only the recorded names, not the
+// DER chain.
+func nameMatch(t *result.TLSInfo, host string) bool {
+	if len(t.Certs) == 0 {
+		return false
+	}
+	host = strings.TrimSuffix(host, ".")
+	leaf := &x509.Certificate{DNSNames: t.Certs[0].DNSNames}
+	return host != "" && leaf.VerifyHostname(host) == nil
+}

@@ -558,3 +558,32 @@ func TestSTARTTLSRetry(t *testing.T) {
 		t.Errorf("%d concurrent connections to one IP", m)
 	}
 }
+
+// TestDANEOnSharedIPAfterPlainHost: a probe shared by a host without TLSA
+// drops its DER chain; a later host with TLSA on the same IP still gets a
+// correct DANE judgement (one more connection for it).
+func TestDANEOnSharedIPAfterPlainHost(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	ip := b.Host("mx.plain.test", scantest.SMTPHost{})
+	b.MX("plain.test", "mx.plain.test")
+	cert, err := b.HostCertificate("mx.plain.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Secure("signed.test")
+	b.A("mx.signed.test", ip)
+	b.MX("signed.test", "mx.signed.test")
+	b.TLSA("mx.signed.test", scantest.TLSA(cert.Leaf, 3, 1, 1))
+	l := newLab(t, b, nil)
+	if r := l.scanAll(context.Background(), "plain.test")["plain.test"]; r.Verdict != result.Verified {
+		t.Fatalf("plain.test: %s %v", r.Verdict, r.Flags)
+	}
+	r := l.scanAll(context.Background(), "signed.test")["signed.test"]
+	if r.Verdict != result.DANE {
+		t.Errorf("signed.test on the shared IP: %s (%s, %v), want dane", r.Verdict, r.Reason, r.Flags)
+	}
+	if n := l.world.Counters().ConnsPerIP[ip]; n != 2 {
+		t.Errorf("%d connections to the shared IP, want 2 (the shared probe, one for DANE)", n)
+	}
+}

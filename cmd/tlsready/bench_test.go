@@ -163,7 +163,7 @@ func benchScan(b *testing.B, rtt time.Duration) {
 			resolver: net.info.DNS, caFile: net.info.CAFile, concurrency: conc, rate: 1000000,
 			timeout: 30 * time.Second, helo: "bench.tlsready.invalid", smtpPort: net.info.SMTPPort,
 			httpsPort: net.info.HTTPSPort, allowPrivate: true, trustAD: "true", maxMX: 10, maxIPs: 4,
-			logFormat: "text", quiet: true,
+			logFormat: "text", quiet: true, verbose: os.Getenv("TLSREADY_BENCH_VERBOSE") != "",
 		}
 		before := net.stats(b)
 		cpu0 := cpuTime()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -83,6 +84,12 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	log := o.logger()
 	var sum scanSummary
 	started := time.Now()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit makes the collector work harder as the heap nears it,
+		// instead of letting garbage double the live heap (GOGC=100): the
+		// run's caches are large and long-lived. GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(768 << 20)
+	}
 
 	st, err := store.Open(ctx, o.db, store.Options{})
 	if err != nil {
@@ -128,6 +135,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		return sum, &exitError{code: exitInterrupted, err: errors.New("interrupted during ingestion; run the same command again to resume")}
 	}
 	sum.Ingest = time.Since(started)
+	logMem(log, "ingested")
 
 	// 2. Scan what is not fresh.
 	total, err := st.CountRunDomains(ctx, run.ID)
@@ -219,6 +227,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		return sum, fmt.Errorf("writing results: %w", err)
 	}
 	sum.Scan = time.Since(scanStart)
+	logMem(log, "scanned")
 	scs := sc.Stats()
 	stats.Scanned += scanned
 	stats.Reused = total - int64(len(pending))
@@ -232,6 +241,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	if err := st.FinishRun(ctx, run.ID, stats, time.Now()); err != nil {
 		return sum, err
 	}
+	logMem(log, "finished")
 	run, err = st.GetRun(ctx, run.ID)
 	if err != nil {
 		return sum, err
@@ -340,4 +350,10 @@ func ingest(ctx context.Context, st *store.Store, runID int64, path string, keep
 	s := rd.Stats()
 	log.Info("register read", "lines", s.Lines, "recipients", s.OK, "bad_lines", s.Bad)
 	return s, nil
+}
+
+// logMem logs the process's memory at the end of a phase (debug level).
+func logMem(log *slog.Logger, phase string) {
+	rss, hwm, heap := memStats()
+	log.Debug("memory", "phase", phase, "rss_mib", rss>>10, "peak_rss_mib", hwm>>10, "go_heap_mib", heap)
 }

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+)
+
+// memStats reads the process's resident set (now and peak, KiB, from
+// /proc/self/status) and the Go heap in use, for the run's log.
+func memStats() (rssKiB, hwmKiB int64, heapMiB uint64) {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := bytes.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		var n int64
+		for _, c := range f[1] {
+			n = n*10 + int64(c-'0')
+		}
+		switch string(f[0]) {
+		case "VmRSS:":
+			rssKiB = n
+		case "VmHWM:":
+			hwmKiB = n
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return rssKiB, hwmKiB, ms.HeapInuse >> 20
+}
