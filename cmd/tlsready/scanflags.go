@@ -36,6 +36,10 @@ type scanFlags struct {
 	logFormat    string
 	quiet        bool
 	verbose      bool
+
+	// dialer, when set, replaces the network for SMTP probes: tests use it
+	// to simulate a network whose outbound port 25 is filtered.
+	dialer smtpprobe.Dialer
 }
 
 func (f *scanFlags) register(fs *pflag.FlagSet) {
@@ -164,6 +168,7 @@ func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache s
 			Port:    f.smtpPort,
 			HELO:    helo,
 			Timeout: f.timeout,
+			Dialer:  f.dialer,
 		},
 		RootCAs:      roots,
 		HTTPSPort:    f.httpsPort,
