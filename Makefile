@@ -18,13 +18,19 @@ demo: build
 	./$(BIN) demo --dir $(DEMO_DIR)
 
 # Debian packages the real-client tests need: Chromium (HTML report, with a
-# Japanese font for the screenshots) and Postfix's postmap (socketmap).
+# Japanese font for the screenshots) and Postfix's postmap (socketmap); the
+# interop lab (cmd/tlsready TestInteropRealServers) also needs Postfix, NSD,
+# Unbound, nginx and ldns-keygen/ldns-signzone.
 # Installed when missing and we are root.
 deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	test -x /usr/sbin/postmap || missing="$$missing postfix"; \
 	dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || missing="$$missing fonts-ipafont-gothic"; \
+	test -x /usr/sbin/unbound || missing="$$missing unbound"; \
+	test -x /usr/sbin/nsd || missing="$$missing nsd"; \
+	test -x /usr/sbin/nginx || missing="$$missing nginx-light"; \
+	command -v ldns-signzone >/dev/null 2>&1 || missing="$$missing ldnsutils"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
