@@ -5,9 +5,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -60,6 +62,8 @@ var interopCases = []interopCase{
 	{"sts.interop.test", result.MTASTS, nil, []string{result.FlagNoTLSRPT, result.FlagSTSFetchFailed}},
 	{"sts-broken.interop.test", result.Broken, []string{result.FlagSTSMXMismatch}, nil},
 	{"sts-testing.interop.test", result.Verified, []string{result.FlagSTSTesting}, nil},
+	{"legacy.interop.test", result.Verified, []string{result.FlagTLS10}, nil},
+	{"dhe-only.interop.test", result.Plaintext, []string{result.FlagHandshakeFailed}, nil},
 	{"nullmx.interop.test", result.NoMail, []string{result.FlagNullMX}, nil},
 	{"nonexistent.interop.test", result.NoMail, []string{result.FlagNXDomain}, nil},
 	{"unreachable.interop.test", result.Unreachable, []string{result.FlagConnectFailed}, nil},
@@ -294,16 +298,22 @@ func (l *interopLab) run(dir string, argv ...string) string {
 
 type labKey struct {
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	key  crypto.Signer
 	der  []byte
 }
 
+// newCert makes an ECDSA P-256 certificate, self-signed when issuer is nil.
 func (l *interopLab) newCert(cn string, names []string, issuer *labKey, isCA bool) *labKey {
 	l.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	return l.newCertKey(key, cn, names, issuer, isCA)
+}
+
+func (l *interopLab) newCertKey(key crypto.Signer, cn string, names []string, issuer *labKey, isCA bool) *labKey {
+	l.t.Helper()
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		l.t.Fatal(err)
@@ -328,7 +338,7 @@ func (l *interopLab) newCert(cn string, names []string, issuer *labKey, isCA boo
 	if issuer != nil {
 		parent, signer = issuer.cert, issuer.key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -388,6 +398,13 @@ func (l *interopLab) makeCerts() {
 	// DANE-TA: the server presents leaf + TA.
 	l.chain("mx-dane-ta", l.newCert("mx.dane-ta.interop.test", []string{"mx.dane-ta.interop.test"}, daneCA, false), daneCA)
 	l.TLSA["ta"] = "2 1 1 " + spkiSHA256(daneCA.cert)
+	l.chain("mx-legacy", l.newCert("mx.legacy.interop.test", []string{"mx.legacy.interop.test"}, ca, false))
+	// DHE-RSA needs an RSA certificate.
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.chain("mx-dhe-only", l.newCertKey(rsaKey, "mx.dhe-only.interop.test", []string{"mx.dhe-only.interop.test"}, ca, false))
 	l.chain("mx-sts", l.newCert("mx.sts.interop.test",
 		[]string{"mx.sts.interop.test", "mx.sts-broken.interop.test", "mx.sts-testing.interop.test"}, ca, false))
 
