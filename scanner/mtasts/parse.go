@@ -235,7 +235,14 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty policy", ErrPolicySyntax)
 	}
-	s := string(b)
+	// Blank lines at the end are accepted: the ABNF allows one final line
+	// break, but policy files edited by hand or served by web servers often
+	// end with more, and senders (postfix-mta-sts-resolver, mox) accept them.
+	// A blank line between fields is still an error.
+	s := strings.TrimRight(string(b), " \t\r\n")
+	if s == "" {
+		return nil, fmt.Errorf("%w: empty policy", ErrPolicySyntax)
+	}
 	p := &Policy{}
 	seen := map[string]bool{}
 	for lineno := 1; s != ""; lineno++ {

@@ -149,7 +149,6 @@ func TestParsePolicy(t *testing.T) {
 		{"space before colon", "version : STSv1\nmode: none\nmax_age: 1\n"},
 		{"no colon", base + "garbage\n"},
 		{"blank line inside", "version: STSv1\n\nmode: none\nmax_age: 1\n"},
-		{"two final newlines", base + "\n"},
 		{"leading space", " version: STSv1\nmode: none\nmax_age: 1\n"},
 		{"bare CR line end", "version: STSv1\rmode: none\rmax_age: 1\r"},
 		{"mx trailing dot", "version: STSv1\nmode: enforce\nmx: a.example.\nmax_age: 1\n"},
