@@ -3,6 +3,7 @@ package scanner
 import (
 	"fmt"
 
+	"github.com/tlsready/tlsready/scanner/dane"
 	"github.com/tlsready/tlsready/scanner/mtasts"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
@@ -178,13 +179,9 @@ func hasUsableSecureTLSA(h result.Host) bool {
 		return false
 	}
 	for _, t := range h.TLSA.Records {
-		if usableTLSA(t) {
+		if dane.Usable(dane.Record{Usage: t.Usage, Selector: t.Selector, MatchingType: t.MatchingType, Data: unhex(t.Data)}) {
 			return true
 		}
 	}
 	return false
-}
-
-func usableTLSA(t result.TLSARecord) bool {
-	return (t.Usage == 2 || t.Usage == 3) && t.Selector <= 1 && t.MatchingType <= 2
 }

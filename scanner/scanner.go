@@ -555,7 +555,7 @@ func (s *Scanner) judge(a *result.Addr, h result.Host) {
 	if t == nil {
 		return
 	}
-	a.NameMatch = nameMatch(t, h.Name)
+	a.NameMatch = smtpprobe.NameMatch(p, h.Name)
 	a.PKIXValid = t.ChainTrusted && !t.Expired && !t.NotYetValid && a.NameMatch
 	if t.Expired {
 		a.Flags = result.AddFlag(a.Flags, result.FlagCertExpired)
@@ -617,16 +617,3 @@ func (d dialer) DialContext(ctx context.Context, network, address string) (net.C
 // NetworkWorks reports whether at least one probe got past TCP connect
 // timeouts (a server answered or refused): our own network reaches port 25.
 func (s *Scanner) NetworkWorks() bool { return s.reachable.Load() > 0 }
-
-// nameMatch reports whether the leaf certificate's DNS names cover host
-// (RFC 6125 wildcards, as crypto/x509 checks them; the subject CN is not
-// a name, as in Go since 1.15). It needs only the recorded names, not the
-// DER chain.
-func nameMatch(t *result.TLSInfo, host string) bool {
-	if len(t.Certs) == 0 {
-		return false
-	}
-	host = strings.TrimSuffix(host, ".")
-	leaf := &x509.Certificate{DNSNames: t.Certs[0].DNSNames}
-	return host != "" && leaf.VerifyHostname(host) == nil
-}

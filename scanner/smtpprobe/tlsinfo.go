@@ -301,11 +301,14 @@ func Leaf(p *result.Probe) (*x509.Certificate, error) {
 // insensitive, a wildcard only as the whole leftmost label matching exactly
 // one label (RFC 6125 §6.4.3). It is false when no handshake completed.
 func NameMatch(p *result.Probe, host string) bool {
-	leaf, err := Leaf(p)
-	if err != nil {
+	// Only the leaf's recorded DNS names are needed (the subject CN is not a
+	// name, as in crypto/x509 since Go 1.15), so this works after the
+	// scanner dropped the DER chain of a probe it shares.
+	if p == nil || p.TLS == nil || len(p.TLS.Certs) == 0 {
 		return false
 	}
 	host = strings.TrimSuffix(host, ".")
+	leaf := &x509.Certificate{DNSNames: p.TLS.Certs[0].DNSNames}
 	return host != "" && leaf.VerifyHostname(host) == nil
 }
 
