@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 
 	"github.com/spf13/cobra"
@@ -33,6 +34,7 @@ func registerLiveFlags(fs *pflag.FlagSet) *scanFlags {
 // from probes made hours ago.
 type liveChecker struct {
 	flags *scanFlags
+	roots *x509.CertPool // read once, not per check
 	res   *resolve.Client
 	log   *slog.Logger
 }
@@ -41,7 +43,8 @@ func newLiveChecker(cmd *cobra.Command, f *scanFlags) (gateway.Checker, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := f.roots(); err != nil {
+	roots, err := f.roots()
+	if err != nil {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
@@ -50,11 +53,11 @@ func newLiveChecker(cmd *cobra.Command, f *scanFlags) (gateway.Checker, error) {
 		return nil, err
 	}
 	go func() { <-cmd.Context().Done(); res.Close() }()
-	return &liveChecker{flags: f, res: res, log: log}, nil
+	return &liveChecker{flags: f, roots: roots, res: res, log: log}, nil
 }
 
 func (l *liveChecker) Check(ctx context.Context, domain string) (result.Result, error) {
-	sc, err := l.flags.buildScanner(l.log, l.res, nil)
+	sc, err := l.flags.buildScanner(l.log, l.res, nil, l.roots)
 	if err != nil {
 		return result.Result{}, err
 	}

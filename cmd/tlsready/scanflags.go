@@ -108,7 +108,12 @@ func (f *scanFlags) build(log *slog.Logger, cache scanner.STSCache) (*resolve.Cl
 	if err != nil {
 		return nil, nil, err
 	}
-	sc, err := f.buildScanner(log, res, cache)
+	roots, err := f.roots()
+	if err != nil {
+		res.Close()
+		return nil, nil, err
+	}
+	sc, err := f.buildScanner(log, res, cache, roots)
 	if err != nil {
 		res.Close()
 		return nil, nil, err
@@ -153,11 +158,7 @@ func (f *scanFlags) roots() (*x509.CertPool, error) {
 }
 
 // buildScanner makes a scanner (one run's shared caches) over res.
-func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache scanner.STSCache) (*scanner.Scanner, error) {
-	roots, err := f.roots()
-	if err != nil {
-		return nil, err
-	}
+func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache scanner.STSCache, roots *x509.CertPool) (*scanner.Scanner, error) {
 	helo := f.helo
 	if helo == "" {
 		helo, _ = os.Hostname()
