@@ -235,7 +235,7 @@ func (s *smtpSession) command(bannerCode int, verb, arg string) error {
 			s.hugeLine()
 			return errQuit
 		}
-		lines := []string{h.Name + " greets " + arg, "PIPELINING", "SIZE 52428800"}
+		lines := []string{h.Name + " greets " + printable(arg), "PIPELINING", "SIZE 52428800"}
 		if !h.NoSTARTTLS && !s.inTLS {
 			lines = append(lines, "STARTTLS")
 		}
@@ -440,4 +440,15 @@ func multiline(code int, lines []string) string {
 		b.WriteString(c + sep + l + "\r\n")
 	}
 	return b.String()
+}
+
+// printable replaces control characters (a bare CR would end a reply line
+// early) and non-ASCII bytes in text echoed from the client.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
 }
