@@ -277,9 +277,15 @@ func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
 		r.Flags = result.AddFlag(r.Flags, result.FlagMXTruncated)
 	}
 
-	for _, m := range names {
-		r.MX = append(r.MX, s.host(ctx, m, r.MXSecure && !s.cfg.NoPolicy))
+	// MX hosts are judged in parallel (each IP still sees one connection at
+	// a time), so a domain of ten tarpitting MX hosts takes about one probe
+	// deadline, not ten.
+	r.MX = make([]result.Host, len(names))
+	var wg sync.WaitGroup
+	for i, m := range names {
+		wg.Go(func() { r.MX[i] = s.host(ctx, m, r.MXSecure && !s.cfg.NoPolicy) })
 	}
+	wg.Wait()
 
 	if polDone != nil {
 		<-polDone
@@ -383,23 +389,25 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) res
 	if mxSecure && ans.Secure {
 		h.TLSA = s.lookupTLSA(ctx, h)
 	}
-	for _, ip := range addrs {
-		a := result.Addr{IP: ip}
+	h.Addrs = make([]result.Addr, len(addrs))
+	keepRaw := hasUsableSecureTLSA(h)
+	var wg sync.WaitGroup
+	for i, ip := range addrs {
+		a := &h.Addrs[i]
+		a.IP = ip
 		if !s.cfg.AllowPrivate && Forbidden(ip) {
 			a.Skipped = "private-address"
 			a.Flags = result.AddFlag(a.Flags, result.FlagMXPrivate)
-			h.Addrs = append(h.Addrs, a)
 			continue
 		}
-		p := s.probe(ctx, m.Host, ip, hasUsableSecureTLSA(h))
-		if p == nil { // ctx ended while waiting
-			a.Skipped = "cancelled"
-			h.Addrs = append(h.Addrs, a)
-			continue
-		}
-		a.Probe = p
-		h.Addrs = append(h.Addrs, a)
+		// Distinct IPs of one host are probed in parallel.
+		wg.Go(func() {
+			if a.Probe = s.probe(ctx, m.Host, ip, keepRaw); a.Probe == nil {
+				a.Skipped = "cancelled" // ctx ended while waiting
+			}
+		})
 	}
+	wg.Wait()
 	s.retryMissingSTARTTLS(ctx, m.Host, h.Addrs)
 	for i := range h.Addrs {
 		if h.Addrs[i].Probe != nil {

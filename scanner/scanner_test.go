@@ -587,3 +587,24 @@ func TestDANEOnSharedIPAfterPlainHost(t *testing.T) {
 		t.Errorf("%d connections to the shared IP, want 2 (the shared probe, one for DANE)", n)
 	}
 }
+
+// TestManyTarpits: a domain whose every MX host is a silent tarpit ends
+// after about one banner deadline, not one per host.
+func TestManyTarpits(t *testing.T) {
+	t.Parallel()
+	b := scantest.NewBuilder(nil)
+	var hosts []scantest.SMTPHost
+	for range 6 {
+		hosts = append(hosts, scantest.SMTPHost{Silent: true})
+	}
+	b.MailDomain("tarpits.test", hosts...)
+	l := newLab(t, b, nil) // banner deadline 1 s
+	start := time.Now()
+	r := l.scanAll(context.Background(), "tarpits.test")["tarpits.test"]
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("6 tarpit MX hosts took %v; hosts are not probed in parallel", el)
+	}
+	if r.Verdict != result.Unreachable || len(r.MX) != 6 {
+		t.Errorf("%s with %d MX hosts, want unreachable with 6", r.Verdict, len(r.MX))
+	}
+}
