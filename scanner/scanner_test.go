@@ -265,34 +265,47 @@ func TestPort25Blocked(t *testing.T) {
 	}
 }
 
-// TestResolverDead: a resolver that never answers stops the run.
+// TestResolverDead: a resolver that never answers, or an address where
+// nothing listens (ICMP port unreachable), stops the run.
 func TestResolverDead(t *testing.T) {
 	t.Parallel()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // a resolver that reads and never answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	res, err := resolve.New(resolve.Config{Servers: []string{pc.LocalAddr().String()}, Timeout: 50 * time.Millisecond, Attempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(res.Close)
-	s, err := scanner.New(scanner.Config{Resolver: res, Concurrency: 20, AllowPrivate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	in := make(chan string)
-	go func() {
-		defer close(in)
-		for i := range 300 {
-			in <- "dead" + itoa(i) + ".test"
-		}
-	}()
-	s.Run(context.Background(), in, func(result.Result) {})
-	if !errors.Is(s.Err(), scanner.ErrResolverDead) {
-		t.Fatalf("Err() = %v, want ErrResolverDead", s.Err())
+	for _, tc := range []struct {
+		name   string
+		listen bool // keep a socket that reads and never answers
+	}{{"silent", true}, {"refused", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := pc.LocalAddr().String()
+			if tc.listen {
+				t.Cleanup(func() { pc.Close() })
+			} else {
+				pc.Close()
+			}
+			res, err := resolve.New(resolve.Config{Servers: []string{addr}, Timeout: 50 * time.Millisecond, Attempts: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(res.Close)
+			s, err := scanner.New(scanner.Config{Resolver: res, Concurrency: 20, AllowPrivate: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.Close)
+			in := make(chan string)
+			go func() {
+				defer close(in)
+				for i := range 300 {
+					in <- tc.name + itoa(i) + ".test"
+				}
+			}()
+			s.Run(context.Background(), in, func(result.Result) {})
+			if !errors.Is(s.Err(), scanner.ErrResolverDead) {
+				t.Fatalf("Err() = %v, want ErrResolverDead", s.Err())
+			}
+		})
 	}
 }
 
@@ -501,39 +514,6 @@ func TestPoliteness(t *testing.T) {
 	}
 	if m := c.MaxConcurrency(); m > 1 {
 		t.Errorf("an IP saw %d concurrent connections", m)
-	}
-}
-
-// TestResolverRefused: a resolver address where nothing listens (ICMP port
-// unreachable) stops the run too.
-func TestResolverRefused(t *testing.T) {
-	t.Parallel()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	pc.Close() // nothing listens there now
-	res, err := resolve.New(resolve.Config{Servers: []string{addr}, Timeout: 100 * time.Millisecond, Attempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(res.Close)
-	s, err := scanner.New(scanner.Config{Resolver: res, Concurrency: 20, AllowPrivate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	in := make(chan string)
-	go func() {
-		defer close(in)
-		for i := range 300 {
-			in <- "refused" + itoa(i) + ".test"
-		}
-	}()
-	s.Run(context.Background(), in, func(result.Result) {})
-	if !errors.Is(s.Err(), scanner.ErrResolverDead) {
-		t.Fatalf("Err() = %v, want ErrResolverDead", s.Err())
 	}
 }
 
