@@ -1,13 +1,9 @@
 package report
 
-import (
-	"errors"
-	"strconv"
-	"time"
-	"unicode"
-	"unicode/utf16"
-	"unicode/utf8"
-)
+import "github.com/tlsready/tlsready/store/storedjson"
+
+// interner shares repeated strings between the results one goroutine decodes.
+type interner = storedjson.Interner
 
 // decodeStored decodes the JSON of a stored result.Result into r exactly as
 // json.Unmarshal(data, r) would: the same values (unknown fields skipped,
@@ -26,752 +22,144 @@ import (
 // versions, issuers) are taken from in when it is not nil, and added to it
 // while it is small.
 func decodeStored(data []byte, r *storedResult, in interner) error {
-	d := decoder{b: data, in: in}
-	d.ws()
-	var err error
-	switch d.peek() {
-	case '{':
-		err = d.object(func(f int) error { return d.resultField(f, r) }, resultFields)
-	case 'n':
-		err = d.literal("null")
-	default:
-		if err = d.skip(); err == nil {
-			err = errType
-		}
-	}
+	d := storedjson.NewDecoder(data, in)
+	err := storedjson.DecodeStruct(d, r, resultFields, func(f int, r *storedResult) error { return resultField(d, f, r) })
 	if err != nil {
 		return err
 	}
-	d.ws()
-	if d.i != len(d.b) {
-		return errSyntax
-	}
-	return nil
+	return d.End()
 }
 
 var (
-	errSyntax = errors.New("report: stored result: invalid JSON")
-	errType   = errors.New("report: stored result: JSON value of the wrong type")
-	errDepth  = errors.New("report: stored result: JSON nested too deeply")
+	resultFields = storedjson.NewFieldSet("domain_unicode", "verdict", "flags", "scanned_at", "reason", "mx_secure", "mx", "mta_sts")
+	stsFields    = storedjson.NewFieldSet("mode")
+	hostFields   = storedjson.NewFieldSet("name", "preference", "secure", "flags", "tlsa", "addrs")
+	tlsaFields   = storedjson.NewFieldSet("secure", "status", "records")
+	addrFields   = storedjson.NewFieldSet("ip", "probe", "skipped", "pkix_valid", "dane_match", "flags")
+	probeFields  = storedjson.NewFieldSet("status", "reachable", "tls")
+	tlsFields    = storedjson.NewFieldSet("version", "cipher_suite", "certs")
+	certFields   = storedjson.NewFieldSet("subject", "issuer", "not_after")
+	noFields     = storedjson.NewFieldSet()
 )
 
-// maxDepth is encoding/json's nesting limit.
-const maxDepth = 10000
-
-// decoder reads one JSON document.
-type decoder struct {
-	b     []byte
-	i     int
-	depth int
-	in    interner
-}
-
-// interner shares the strings of repeated values between results; it is
-// used by one goroutine at a time.
-type interner map[string]string
-
-// maxInterned bounds an interner.
-const maxInterned = 4096
-
-func (in interner) string(b []byte) string {
-	if in == nil {
-		return string(b)
-	}
-	if s, ok := in[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if len(in) < maxInterned {
-		in[s] = s
-	}
-	return s
-}
-
-// fieldSet names the JSON fields of one struct, and their folded forms for
-// the case-insensitive match (encoding/json's foldName).
-type fieldSet struct {
-	names, folded []string
-}
-
-func newFieldSet(names ...string) *fieldSet {
-	f := &fieldSet{names: names}
-	for _, n := range names {
-		f.folded = append(f.folded, string(foldName([]byte(n))))
-	}
-	return f
-}
-
-// find returns the index of the field named key (-1: none): an exact match
-// first, then a case-insensitive one, as encoding/json does.
-func (f *fieldSet) find(key []byte) int {
-	if len(f.names) == 0 {
-		return -1
-	}
-	for i, n := range f.names {
-		if string(key) == n {
-			return i
-		}
-	}
-	ascii := true
-	for _, c := range key {
-		if c >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if ascii { // folding only upper-cases a-z: compare without folding
-		for i, n := range f.names {
-			if asciiEqualFold(key, n) {
-				return i
-			}
-		}
-		return -1
-	}
-	k := foldName(key)
-	for i, n := range f.folded {
-		if string(k) == n {
-			return i
-		}
-	}
-	return -1
-}
-
-// asciiEqualFold reports whether the ASCII strings a and b are equal with
-// a-z and A-Z matched alike.
-func asciiEqualFold(a []byte, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i], b[i]
-		if 'a' <= x && x <= 'z' {
-			x -= 'a' - 'A'
-		}
-		if 'a' <= y && y <= 'z' {
-			y -= 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-// foldName is encoding/json's: ASCII letters upper-cased, other runes
-// replaced by the smallest rune of their case-folding set.
-func foldName(in []byte) []byte {
-	out := make([]byte, 0, len(in))
-	for i := 0; i < len(in); {
-		if c := in[i]; c < utf8.RuneSelf {
-			if 'a' <= c && c <= 'z' {
-				c -= 'a' - 'A'
-			}
-			out = append(out, c)
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(in[i:])
-		for {
-			r2 := unicode.SimpleFold(r)
-			if r2 <= r {
-				r = r2
-				break
-			}
-			r = r2
-		}
-		out = utf8.AppendRune(out, r)
-		i += n
-	}
-	return out
-}
-
-var (
-	resultFields = newFieldSet("domain_unicode", "verdict", "flags", "scanned_at", "reason", "mx_secure", "mx", "mta_sts")
-	stsFields    = newFieldSet("mode")
-	hostFields   = newFieldSet("name", "preference", "secure", "flags", "tlsa", "addrs")
-	tlsaFields   = newFieldSet("secure", "status", "records")
-	addrFields   = newFieldSet("ip", "probe", "skipped", "pkix_valid", "dane_match", "flags")
-	probeFields  = newFieldSet("status", "reachable", "tls")
-	tlsFields    = newFieldSet("version", "cipher_suite", "certs")
-	certFields   = newFieldSet("subject", "issuer", "not_after")
-	noFields     = newFieldSet()
-)
-
-func (d *decoder) resultField(f int, r *storedResult) error {
+func resultField(d *storedjson.Decoder, f int, r *storedResult) error {
 	switch f {
 	case 0:
-		return d.str(&r.Unicode)
+		return d.String(&r.Unicode)
 	case 1:
-		return decodeString(d, &r.Verdict, true)
+		return storedjson.DecodeString(d, &r.Verdict, true)
 	case 2:
-		return d.strings(&r.Flags)
+		return d.Strings(&r.Flags)
 	case 3:
-		return d.time(&r.ScannedAt)
+		return d.Time(&r.ScannedAt)
 	case 4:
-		return d.str(&r.Reason)
+		return d.String(&r.Reason)
 	case 5:
-		return d.bool(&r.MXSecure)
+		return d.Bool(&r.MXSecure)
 	case 6:
-		return decodeSlice(d, &r.MX, func(h *storedHost) error {
-			return decodeStruct(d, h, hostFields, d.hostField)
+		return storedjson.DecodeSlice(d, &r.MX, func(h *storedHost) error {
+			return storedjson.DecodeStruct(d, h, hostFields, func(f int, h *storedHost) error { return hostField(d, f, h) })
 		})
 	case 7:
-		return decodePtr(d, &r.MTASTS, func(s *storedSTS) error {
-			return decodeStruct(d, s, stsFields, func(f int, s *storedSTS) error { return d.str(&s.Mode) })
+		return storedjson.DecodePtr(d, &r.MTASTS, func(s *storedSTS) error {
+			return storedjson.DecodeStruct(d, s, stsFields, func(_ int, s *storedSTS) error { return d.String(&s.Mode) })
 		})
 	}
-	return d.skip()
+	return d.Skip()
 }
 
-func (d *decoder) hostField(f int, h *storedHost) error {
+func hostField(d *storedjson.Decoder, f int, h *storedHost) error {
 	switch f {
 	case 0:
-		return d.str(&h.Name)
+		return d.String(&h.Name)
 	case 1:
-		return d.uint16(&h.Preference)
+		return d.Uint16(&h.Preference)
 	case 2:
-		return d.bool(&h.Secure)
+		return d.Bool(&h.Secure)
 	case 3:
-		return d.strings(&h.Flags)
+		return d.Strings(&h.Flags)
 	case 4:
-		return decodePtr(d, &h.TLSA, func(t *storedTLSA) error { return decodeStruct(d, t, tlsaFields, d.tlsaField) })
+		return storedjson.DecodePtr(d, &h.TLSA, func(t *storedTLSA) error {
+			return storedjson.DecodeStruct(d, t, tlsaFields, func(f int, t *storedTLSA) error { return tlsaField(d, f, t) })
+		})
 	case 5:
-		return decodeSlice(d, &h.Addrs, func(a *storedAddr) error { return decodeStruct(d, a, addrFields, d.addrField) })
-	}
-	return d.skip()
-}
-
-func (d *decoder) tlsaField(f int, t *storedTLSA) error {
-	switch f {
-	case 0:
-		return d.bool(&t.Secure)
-	case 1:
-		return decodeString(d, &t.Status, true)
-	case 2:
-		return decodeSlice(d, &t.Records, func(e *struct{}) error {
-			return decodeStruct(d, e, noFields, func(int, *struct{}) error { return d.skip() })
+		return storedjson.DecodeSlice(d, &h.Addrs, func(a *storedAddr) error {
+			return storedjson.DecodeStruct(d, a, addrFields, func(f int, a *storedAddr) error { return addrField(d, f, a) })
 		})
 	}
-	return d.skip()
+	return d.Skip()
 }
 
-func (d *decoder) addrField(f int, a *storedAddr) error {
+func tlsaField(d *storedjson.Decoder, f int, t *storedTLSA) error {
 	switch f {
 	case 0:
-		return d.text(a.IP.UnmarshalText)
+		return d.Bool(&t.Secure)
 	case 1:
-		return decodePtr(d, &a.Probe, func(p *storedProbe) error { return decodeStruct(d, p, probeFields, d.probeField) })
+		return storedjson.DecodeString(d, &t.Status, true)
 	case 2:
-		return decodeString(d, &a.Skipped, true)
+		return storedjson.DecodeSlice(d, &t.Records, func(e *struct{}) error {
+			return storedjson.DecodeStruct(d, e, noFields, func(_ int, _ *struct{}) error { return d.Skip() })
+		})
+	}
+	return d.Skip()
+}
+
+func addrField(d *storedjson.Decoder, f int, a *storedAddr) error {
+	switch f {
+	case 0:
+		return d.Text(a.IP.UnmarshalText)
+	case 1:
+		return storedjson.DecodePtr(d, &a.Probe, func(p *storedProbe) error {
+			return storedjson.DecodeStruct(d, p, probeFields, func(f int, p *storedProbe) error { return probeField(d, f, p) })
+		})
+	case 2:
+		return storedjson.DecodeString(d, &a.Skipped, true)
 	case 3:
-		return d.bool(&a.PKIXValid)
+		return d.Bool(&a.PKIXValid)
 	case 4:
-		if d.peek() == 'n' {
-			a.DANEMatch = nil
-			return d.literal("null")
-		}
-		if a.DANEMatch == nil {
-			a.DANEMatch = new(bool)
-		}
-		return d.bool(a.DANEMatch)
+		return storedjson.DecodePtr(d, &a.DANEMatch, d.Bool)
 	case 5:
-		return d.strings(&a.Flags)
+		return d.Strings(&a.Flags)
 	}
-	return d.skip()
+	return d.Skip()
 }
 
-func (d *decoder) probeField(f int, p *storedProbe) error {
+func probeField(d *storedjson.Decoder, f int, p *storedProbe) error {
 	switch f {
 	case 0:
-		return decodeString(d, &p.Status, true)
+		return storedjson.DecodeString(d, &p.Status, true)
 	case 1:
-		return d.bool(&p.Reachable)
+		return d.Bool(&p.Reachable)
 	case 2:
-		return decodePtr(d, &p.TLS, func(t *storedTLS) error { return decodeStruct(d, t, tlsFields, d.tlsField) })
+		return storedjson.DecodePtr(d, &p.TLS, func(t *storedTLS) error {
+			return storedjson.DecodeStruct(d, t, tlsFields, func(f int, t *storedTLS) error { return tlsField(d, f, t) })
+		})
 	}
-	return d.skip()
+	return d.Skip()
 }
 
-func (d *decoder) tlsField(f int, t *storedTLS) error {
+func tlsField(d *storedjson.Decoder, f int, t *storedTLS) error {
 	switch f {
 	case 0:
-		return decodeString(d, &t.Version, true)
+		return storedjson.DecodeString(d, &t.Version, true)
 	case 1:
-		return decodeString(d, &t.CipherSuite, true)
+		return storedjson.DecodeString(d, &t.CipherSuite, true)
 	case 2:
-		return decodeSlice(d, &t.Certs, func(c *storedCert) error { return decodeStruct(d, c, certFields, d.certField) })
+		return storedjson.DecodeSlice(d, &t.Certs, func(c *storedCert) error {
+			return storedjson.DecodeStruct(d, c, certFields, func(f int, c *storedCert) error { return certField(d, f, c) })
+		})
 	}
-	return d.skip()
+	return d.Skip()
 }
 
-func (d *decoder) certField(f int, c *storedCert) error {
+func certField(d *storedjson.Decoder, f int, c *storedCert) error {
 	switch f {
 	case 0:
-		return d.str(&c.Subject)
+		return d.String(&c.Subject)
 	case 1:
-		return decodeString(d, &c.Issuer, true)
+		return storedjson.DecodeString(d, &c.Issuer, true)
 	case 2:
-		return d.time(&c.NotAfter)
+		return d.Time(&c.NotAfter)
 	}
-	return d.skip()
-}
-
-// decodeStruct decodes an object into v (null: v unchanged); field decodes
-// the value of field f of fs (-1: unknown, to skip).
-func decodeStruct[T any](d *decoder, v *T, fs *fieldSet, field func(int, *T) error) error {
-	switch d.peek() {
-	case '{':
-		return d.object(func(f int) error {
-			if f < 0 {
-				return d.skip()
-			}
-			return field(f, v)
-		}, fs)
-	case 'n':
-		return d.literal("null")
-	}
-	return d.wrongType()
-}
-
-// decodePtr decodes into *p, allocating it when nil; null sets it to nil.
-func decodePtr[T any](d *decoder, p **T, elem func(*T) error) error {
-	if d.peek() == 'n' {
-		*p = nil
-		return d.literal("null")
-	}
-	if *p == nil {
-		*p = new(T)
-	}
-	return elem(*p)
-}
-
-// decodeSlice decodes an array into *s as encoding/json does: into the
-// existing elements first (a repeated key merges), growing within the
-// capacity, truncating to the array's length; an empty array gives an
-// empty non-nil slice, null a nil one.
-func decodeSlice[T any](d *decoder, s *[]T, elem func(*T) error) error {
-	switch d.peek() {
-	case 'n':
-		*s = nil
-		return d.literal("null")
-	case '[':
-	default:
-		return d.wrongType()
-	}
-	i := 0
-	err := d.array(func() error {
-		if i >= len(*s) {
-			if i < cap(*s) {
-				*s = (*s)[:i+1]
-			} else {
-				var zero T
-				*s = append(*s, zero)
-			}
-		}
-		i++
-		return elem(&(*s)[i-1])
-	})
-	if err != nil {
-		return err
-	}
-	if i < len(*s) {
-		*s = (*s)[:i]
-	}
-	if i == 0 {
-		*s = []T{}
-	}
-	return nil
-}
-
-// decodeString decodes a string into a string type (shared through the
-// interner when intern is set); null leaves it.
-func decodeString[S ~string](d *decoder, s *S, intern bool) error {
-	switch d.peek() {
-	case '"':
-		b, err := d.stringBytes(true)
-		if err != nil {
-			return err
-		}
-		if intern {
-			*s = S(d.in.string(b))
-		} else {
-			*s = S(b)
-		}
-		return nil
-	case 'n':
-		return d.literal("null")
-	}
-	return d.wrongType()
-}
-
-func (d *decoder) str(s *string) error { return decodeString(d, s, false) }
-
-func (d *decoder) strings(s *[]string) error {
-	return decodeSlice(d, s, func(e *string) error { return decodeString(d, e, true) })
-}
-
-func (d *decoder) bool(v *bool) error {
-	switch d.peek() {
-	case 't':
-		*v = true
-		return d.literal("true")
-	case 'f':
-		*v = false
-		return d.literal("false")
-	case 'n':
-		return d.literal("null")
-	}
-	return d.wrongType()
-}
-
-func (d *decoder) uint16(v *uint16) error {
-	switch c := d.peek(); {
-	case c == '-' || '0' <= c && c <= '9':
-		start := d.i
-		if err := d.number(); err != nil {
-			return err
-		}
-		n, err := strconv.ParseUint(string(d.b[start:d.i]), 10, 16)
-		if err != nil {
-			return errType
-		}
-		*v = uint16(n)
-		return nil
-	case c == 'n':
-		return d.literal("null")
-	}
-	return d.wrongType()
-}
-
-// time hands the value, whatever it is, to time.Time.UnmarshalJSON, as
-// encoding/json does for a json.Unmarshaler.
-func (d *decoder) time(t *time.Time) error {
-	start := d.i
-	if err := d.skip(); err != nil {
-		return err
-	}
-	return t.UnmarshalJSON(d.b[start:d.i])
-}
-
-// text decodes a string with an encoding.TextUnmarshaler; null is ignored.
-func (d *decoder) text(unmarshal func([]byte) error) error {
-	switch d.peek() {
-	case '"':
-		b, err := d.stringBytes(true)
-		if err != nil {
-			return err
-		}
-		return unmarshal(b)
-	case 'n':
-		return d.literal("null")
-	}
-	return d.wrongType()
-}
-
-// wrongType skips a value and reports a type error (or the syntax error
-// found while skipping).
-func (d *decoder) wrongType() error {
-	if err := d.skip(); err != nil {
-		return err
-	}
-	return errType
-}
-
-func (d *decoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
-// peek returns the next byte after white space (0 at the end).
-func (d *decoder) peek() byte {
-	d.ws()
-	if d.i < len(d.b) {
-		return d.b[d.i]
-	}
-	return 0
-}
-
-func (d *decoder) literal(lit string) error {
-	if len(d.b)-d.i < len(lit) || string(d.b[d.i:d.i+len(lit)]) != lit {
-		return errSyntax
-	}
-	d.i += len(lit)
-	return nil
-}
-
-func (d *decoder) push() error {
-	d.depth++
-	if d.depth > maxDepth {
-		return errDepth
-	}
-	return nil
-}
-
-// object reads an object (at '{'), calling field with the index in fs of
-// each key (-1: unknown) to read the value.
-func (d *decoder) object(field func(int) error, fs *fieldSet) error {
-	if err := d.push(); err != nil {
-		return err
-	}
-	d.i++ // {
-	if d.peek() == '}' {
-		d.i++
-		d.depth--
-		return nil
-	}
-	for {
-		if d.peek() != '"' {
-			return errSyntax
-		}
-		key, err := d.stringBytes(fs != nil)
-		if err != nil {
-			return err
-		}
-		if d.peek() != ':' {
-			return errSyntax
-		}
-		d.i++
-		d.ws()
-		f := -1
-		if fs != nil {
-			f = fs.find(key)
-		}
-		if err := field(f); err != nil {
-			return err
-		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			d.depth--
-			return nil
-		default:
-			return errSyntax
-		}
-	}
-}
-
-// array reads an array (at '['), calling elem to read each element.
-func (d *decoder) array(elem func() error) error {
-	if err := d.push(); err != nil {
-		return err
-	}
-	d.i++ // [
-	if d.peek() == ']' {
-		d.i++
-		d.depth--
-		return nil
-	}
-	for {
-		d.ws()
-		if err := elem(); err != nil {
-			return err
-		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			d.depth--
-			return nil
-		default:
-			return errSyntax
-		}
-	}
-}
-
-// skip reads and checks any value.
-func (d *decoder) skip() error {
-	switch c := d.peek(); {
-	case c == '{':
-		return d.object(func(int) error { return d.skip() }, nil)
-	case c == '[':
-		return d.array(d.skip)
-	case c == '"':
-		_, err := d.stringBytes(false)
-		return err
-	case c == 't':
-		return d.literal("true")
-	case c == 'f':
-		return d.literal("false")
-	case c == 'n':
-		return d.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		return d.number()
-	}
-	return errSyntax
-}
-
-// number reads a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (d *decoder) number() error {
-	digits := func() int {
-		n := 0
-		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-			d.i++
-			n++
-		}
-		return n
-	}
-	if d.i < len(d.b) && d.b[d.i] == '-' {
-		d.i++
-	}
-	switch {
-	case d.i < len(d.b) && d.b[d.i] == '0':
-		d.i++
-	case digits() == 0:
-		return errSyntax
-	}
-	if d.i < len(d.b) && d.b[d.i] == '.' {
-		d.i++
-		if digits() == 0 {
-			return errSyntax
-		}
-	}
-	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
-			d.i++
-		}
-		if digits() == 0 {
-			return errSyntax
-		}
-	}
-	return nil
-}
-
-// stringBytes reads a string (at '"') and, when want is set, returns its
-// decoded bytes: a slice of the input when there is nothing to decode.
-func (d *decoder) stringBytes(want bool) ([]byte, error) {
-	d.i++ // "
-	start := d.i
-	plain := true
-	for {
-		if d.i >= len(d.b) {
-			return nil, errSyntax
-		}
-		c := d.b[d.i]
-		switch {
-		case c == '"':
-			s := d.b[start:d.i]
-			d.i++
-			if !want {
-				return nil, nil
-			}
-			if plain || utf8.Valid(s) && !hasByte(s, '\\') {
-				return s, nil
-			}
-			return unquote(s), nil
-		case c == '\\':
-			plain = false
-			d.i++
-			if d.i >= len(d.b) {
-				return nil, errSyntax
-			}
-			switch d.b[d.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				d.i++
-			case 'u':
-				if len(d.b)-d.i < 5 || hex4(d.b[d.i+1:d.i+5]) < 0 {
-					return nil, errSyntax
-				}
-				d.i += 5
-			default:
-				return nil, errSyntax
-			}
-		case c < 0x20:
-			return nil, errSyntax
-		case c >= utf8.RuneSelf:
-			plain = false
-			d.i++
-		default:
-			d.i++
-		}
-	}
-}
-
-func hasByte(s []byte, c byte) bool {
-	for _, x := range s {
-		if x == c {
-			return true
-		}
-	}
-	return false
-}
-
-// hex4 decodes four hex digits (-1: not hex).
-func hex4(s []byte) rune {
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
-}
-
-// unquote decodes the contents of a checked string as encoding/json does:
-// escapes decoded, an unpaired surrogate and each byte of invalid UTF-8
-// replaced by U+FFFD.
-func unquote(s []byte) []byte {
-	b := make([]byte, 0, len(s)+utf8.UTFMax)
-	for r := 0; r < len(s); {
-		c := s[r]
-		switch {
-		case c == '\\':
-			r++
-			switch s[r] {
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				rr := hex4(s[r+1:])
-				r += 5
-				if utf16.IsSurrogate(rr) {
-					if r+6 <= len(s) && s[r] == '\\' && s[r+1] == 'u' {
-						if dec := utf16.DecodeRune(rr, hex4(s[r+2:])); dec != unicode.ReplacementChar {
-							b = utf8.AppendRune(b, dec)
-							r += 6
-							continue
-						}
-					}
-					rr = unicode.ReplacementChar
-				}
-				b = utf8.AppendRune(b, rr)
-				continue
-			default: // " \ /
-				b = append(b, s[r])
-			}
-			r++
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			r++
-		default:
-			rr, size := utf8.DecodeRune(s[r:])
-			r += size
-			b = utf8.AppendRune(b, rr)
-		}
-	}
-	return b
+	return d.Skip()
 }
