@@ -79,6 +79,32 @@ func (l *lab) scanAll(ctx context.Context, domains ...string) map[string]result.
 	return out
 }
 
+// want is a scenario's expected verdict and a flag it must carry ("": any).
+type want struct {
+	want result.Verdict
+	flag string
+}
+
+// scanCases scans the domains of cases and checks each verdict and flag.
+func (l *lab) scanCases(t *testing.T, cases map[string]want) map[string]result.Result {
+	t.Helper()
+	var domains []string
+	for d := range cases {
+		domains = append(domains, d)
+	}
+	got := l.scanAll(context.Background(), domains...)
+	for d, c := range cases {
+		r := got[d]
+		if r.Verdict != c.want {
+			t.Errorf("%s: %s (%s, %v), want %s", d, r.Verdict, r.Reason, r.Flags, c.want)
+		}
+		if c.flag != "" && !hasFlag(r, c.flag) {
+			t.Errorf("%s: flags %v lack %s", d, r.Flags, c.flag)
+		}
+	}
+	return got
+}
+
 func hasFlag(r result.Result, f string) bool {
 	for _, x := range r.Flags {
 		if x == f {
@@ -387,10 +413,7 @@ func TestHostileDNS(t *testing.T) {
 	b.Fault("wrongq.test", scantest.FaultWrongQuestion)
 	b.Zone("nullmx.test. 300 IN MX 0 .")
 	b.Zone("implicit.test. 300 IN A 127.16.0.1")
-	cases := map[string]struct {
-		want result.Verdict
-		flag string
-	}{
+	cases := map[string]want{
 		"truncated.test": {result.Verified, ""},
 		"many.test":      {result.Unreachable, result.FlagMXTruncated},
 		"loop.test":      {result.DNSError, ""},
@@ -405,20 +428,7 @@ func TestHostileDNS(t *testing.T) {
 		"implicit.test":  {result.Encrypted, result.FlagImplicitMX}, // the server's certificate names mx.ok.test
 	}
 	l := newLab(t, b, nil)
-	var domains []string
-	for d := range cases {
-		domains = append(domains, d)
-	}
-	got := l.scanAll(context.Background(), domains...)
-	for d, c := range cases {
-		r := got[d]
-		if r.Verdict != c.want {
-			t.Errorf("%s: %s (%s, %v), want %s", d, r.Verdict, r.Reason, r.Flags, c.want)
-		}
-		if c.flag != "" && !hasFlag(r, c.flag) {
-			t.Errorf("%s: flags %v lack %s", d, r.Flags, c.flag)
-		}
-	}
+	got := l.scanCases(t, cases)
 	if n := len(got["many.test"].MX); n != 10 {
 		t.Errorf("many.test: %d MX hosts looked at, want the cap of 10", n)
 	}
@@ -453,10 +463,7 @@ func TestDANEScenarios(t *testing.T) {
 	// A passing MTA-STS never overrides failing DANE.
 	add("stsbutdanefails.test", true, func(h string) { b.BadTLSA(h) })
 	b.MTASTS("stsbutdanefails.test", scantest.HTTPSHost{Body: scantest.Policy("enforce", 24*time.Hour, "mx.stsbutdanefails.test")}, "1")
-	cases := map[string]struct {
-		want result.Verdict
-		flag string
-	}{
+	cases := map[string]want{
 		"ee.test":              {result.DANE, ""},
 		"ee-full.test":         {result.DANE, ""},
 		"ta.test":              {result.DANE, ""},
@@ -469,20 +476,7 @@ func TestDANEScenarios(t *testing.T) {
 		"stsbutdanefails.test": {result.Broken, result.FlagDANEMismatch},
 	}
 	l := newLab(t, b, nil)
-	var domains []string
-	for d := range cases {
-		domains = append(domains, d)
-	}
-	got := l.scanAll(context.Background(), domains...)
-	for d, c := range cases {
-		r := got[d]
-		if r.Verdict != c.want {
-			t.Errorf("%s: %s (%s, %v), want %s", d, r.Verdict, r.Reason, r.Flags, c.want)
-		}
-		if c.flag != "" && !hasFlag(r, c.flag) {
-			t.Errorf("%s: flags %v lack %s", d, r.Flags, c.flag)
-		}
-	}
+	got := l.scanCases(t, cases)
 	if r := got["insecure.test"]; len(r.MX) == 0 || r.MX[0].TLSA != nil {
 		t.Errorf("insecure.test: TLSA looked up although the MX RRset is not secure")
 	}
