@@ -212,7 +212,7 @@ func (s *Scanner) tlsaOnce(ctx context.Context, name string) *result.TLSA {
 
 // judgeDANE checks the presented chain of one address against the host's
 // TLSA records (RFC 7672 §3). Only secure, usable records count.
-func (s *Scanner) judgeDANE(a *result.Addr, h result.Host) {
+func (s *Scanner) judgeDANE(ctx context.Context, a *result.Addr, h result.Host) {
 	t := h.TLSA
 	if t.Status != string(resolve.StatusOK) || len(t.Records) == 0 {
 		return
@@ -240,7 +240,7 @@ func (s *Scanner) judgeDANE(a *result.Addr, h result.Host) {
 	if t := a.Probe.TLS; t != nil {
 		raw := t.Raw
 		if raw == nil { // the shared probe dropped its chain: fetch it again
-			if p := s.probeForDANE(context.Background(), h.Name, a.IP); p != nil && p.TLS != nil {
+			if p := s.probeForDANE(ctx, h.Name, a.IP); p != nil && p.TLS != nil {
 				raw = p.TLS.Raw
 			}
 		}

@@ -411,7 +411,7 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) res
 	s.retryMissingSTARTTLS(ctx, m.Host, h.Addrs)
 	for i := range h.Addrs {
 		if h.Addrs[i].Probe != nil {
-			s.judge(&h.Addrs[i], h)
+			s.judge(ctx, &h.Addrs[i], h)
 		}
 	}
 	return h
@@ -543,7 +543,7 @@ func isTimeout(err error) bool {
 
 // judge fills the host-specific facts of one probed address: whether the
 // certificate names this host and is PKIX-valid for it, and its flags.
-func (s *Scanner) judge(a *result.Addr, h result.Host) {
+func (s *Scanner) judge(ctx context.Context, a *result.Addr, h result.Host) {
 	p := a.Probe
 	switch p.Status {
 	case result.ProbeConnectFailed:
@@ -589,7 +589,7 @@ func (s *Scanner) judge(a *result.Addr, h result.Host) {
 		a.Flags = result.AddFlag(a.Flags, result.FlagTLS11)
 	}
 	if h.TLSA != nil {
-		s.judgeDANE(a, h)
+		s.judgeDANE(ctx, a, h)
 	}
 }
 
