@@ -74,6 +74,13 @@ const (
 	FlagHandshakeFailed  = "tls-handshake-failed"
 	FlagLegacyTLSOnly    = "tls-legacy-retry" // handshake only worked with conservative settings
 	FlagBannerRefused    = "banner-refused"   // 4xx/5xx banner
+	FlagEHLORefused      = "ehlo-refused"     // 220 banner, then 4xx/5xx to EHLO and HELO
+	FlagEHLOLost         = "ehlo-lost"        // 220 banner, then the connection was lost, timed out or garbled before the EHLO/HELO reply
+	FlagRetriedLater     = "retried-later"    // a 4xx at banner/EHLO was tried again later in the run (greylisting, rate limits)
+	FlagSNIPerName       = "sni-per-name"     // the IP's server picks its certificate by SNI: judged on a probe with this host's own name
+	FlagTLSFallback      = "tls-fallback-stack"
+	FlagTLSNotJudged     = "tls-not-judged"
+	FlagIPv6NotProbed    = "ipv6-not-probed" // MX host with only IPv6 addresses while IPv6 probing is off
 	FlagConnectFailed    = "connect-failed"
 	FlagTimeout          = "timeout"
 	FlagImplicitMX       = "implicit-mx"
@@ -93,12 +100,15 @@ const (
 	FlagSTSRecordInvalid = "sts-record-invalid"
 	FlagSTSMXMismatch    = "sts-mx-mismatch"
 	FlagSTSCertInvalid   = "sts-cert-invalid"
+	FlagSTSLookupFailed  = "sts-lookup-failed" // the _mta-sts TXT lookup failed (SERVFAIL, timeout)
+	FlagSTSCached        = "sts-cached"        // a cached policy within its max_age applied, the live one being absent or unavailable (RFC 8461 §5.1)
 	FlagTLSAInsecure     = "tlsa-insecure"
 	FlagTLSAUnusable     = "tlsa-unusable"
 	FlagTLSAServfail     = "tlsa-servfail"
 	FlagDANEMismatch     = "dane-mismatch"
 	FlagDNSSECInsecure   = "dnssec-insecure"
 	FlagNoTLSRPT         = "no-tlsrpt"
+	FlagTLSRPTLookupFail = "tlsrpt-lookup-failed" // the _smtp._tls TXT lookup failed (SERVFAIL, timeout)
 )
 
 // Result is the outcome of one domain, as stored and as answered by lookup,
@@ -158,16 +168,24 @@ const (
 	ProbeConnectFailed   ProbeStatus = "connect-failed" // refused, unreachable, dial timeout
 	ProbeTimeout         ProbeStatus = "timeout"        // connected, then a deadline passed (no banner, ...)
 	ProbeBannerRefused   ProbeStatus = "banner-refused" // 4xx/5xx banner
+	ProbeEHLORefused     ProbeStatus = "ehlo-refused"   // 220 banner, then 4xx/5xx to EHLO (and HELO)
 	ProbeProtocolError   ProbeStatus = "protocol-error" // garbage, overlong reply, closed mid-dialogue before STARTTLS
 	ProbeNoSTARTTLS      ProbeStatus = "starttls-not-offered"
 	ProbeSTARTTLSRefused ProbeStatus = "starttls-refused" // reply to STARTTLS was not 220
 	ProbeHandshakeFailed ProbeStatus = "tls-handshake-failed"
+	// ProbeNotJudged: the handshake failed in a way neither TLS stack can
+	// tell apart from one an OpenSSL-based sender would complete; not a
+	// statement that STARTTLS fails.
+	ProbeNotJudged ProbeStatus = "tls-not-judged"
 )
 
-// Reachable reports whether the status implies a 220 banner was read.
+// Reachable reports whether the status implies the server answered EHLO (or
+// HELO) with 250 after a 220 banner, as a sender needs before it can send
+// (VERDICTS.md). A protocol error may happen before or after that point:
+// Probe.Reachable says which.
 func (s ProbeStatus) Reachable() bool {
 	switch s {
-	case ProbeOK, ProbeNoSTARTTLS, ProbeSTARTTLSRefused, ProbeHandshakeFailed, ProbeProtocolError:
+	case ProbeOK, ProbeNoSTARTTLS, ProbeSTARTTLSRefused, ProbeHandshakeFailed, ProbeNotJudged:
 		return true
 	}
 	return false
@@ -179,16 +197,18 @@ type Probe struct {
 	IP              netip.Addr    `json:"ip"`
 	SNI             string        `json:"sni,omitempty"` // the host name sent as SNI
 	Status          ProbeStatus   `json:"status"`
-	Reachable       bool          `json:"reachable"`        // TCP accepted and a 220 banner read
+	Reachable       bool          `json:"reachable"`        // 220 banner, then 250 to EHLO or HELO on the same connection
 	Banner          string        `json:"banner,omitempty"` // first banner line, bounded
 	BannerCode      int           `json:"banner_code,omitempty"`
-	EHLO            []string      `json:"ehlo,omitempty"` // extension keywords (upper case)
+	EHLOCode        int           `json:"ehlo_code,omitempty"` // reply code to EHLO (or to HELO after a 5xx to EHLO)
+	EHLO            []string      `json:"ehlo,omitempty"`      // extension keywords (upper case)
 	STARTTLSOffered bool          `json:"starttls_offered"`
 	STARTTLSReply   string        `json:"starttls_reply,omitempty"`
 	TLS             *TLSInfo      `json:"tls,omitempty"` // nil when no handshake completed
 	Error           string        `json:"error,omitempty"`
 	Alert           string        `json:"tls_alert,omitempty"` // TLS alert on handshake failure
 	Retried         bool          `json:"retried,omitempty"`   // a second attempt was made
+	Attempts        int           `json:"attempts,omitempty"`  // temporary refusals tried again later in the run: 1 + retries
 	StartedAt       time.Time     `json:"started_at"`
 	Duration        time.Duration `json:"duration_ns"`
 }
@@ -200,6 +220,9 @@ type TLSInfo struct {
 	VersionID   uint16 `json:"version_id"`
 	CipherSuite string `json:"cipher_suite"`
 	Legacy      bool   `json:"legacy_retry,omitempty"` // only the conservative second attempt worked
+	// Stack is the TLS implementation that completed the handshake: "" is
+	// Go's crypto/tls; StackFallback the second, OpenSSL-compatible one.
+	Stack string `json:"stack,omitempty"`
 	// Chain validity against the trusted roots, ignoring the host name.
 	ChainTrusted bool       `json:"chain_trusted"` // chains to a trusted root (at a time the leaf is valid)
 	Expired      bool       `json:"expired"`       // leaf (or chain) outside its validity now
@@ -209,6 +232,26 @@ type TLSInfo struct {
 	Certs        []CertInfo `json:"certs"` // as presented, leaf first
 	// The parsed chain, for the host-name check and DANE; not serialised.
 	Raw [][]byte `json:"-"`
+	// AllNames is the leaf's full list of DNS names when Certs[0].DNSNames
+	// had to be truncated for storage; nil otherwise. Not serialised: name
+	// checks use it so a truncated list never decides a verdict.
+	AllNames []string `json:"-"`
+}
+
+// StackFallback names the second TLS implementation in TLSInfo.Stack.
+const StackFallback = "zcrypto"
+
+// TempRefused reports whether the probe ended on a temporary (4xx) refusal
+// of the banner or of EHLO: greylisting or a rate limit, worth trying again
+// later in the run.
+func (p *Probe) TempRefused() bool {
+	switch p.Status {
+	case ProbeBannerRefused:
+		return p.BannerCode >= 400 && p.BannerCode < 500
+	case ProbeEHLORefused:
+		return p.EHLOCode >= 400 && p.EHLOCode < 500
+	}
+	return false
 }
 
 // CertInfo summarises one certificate.

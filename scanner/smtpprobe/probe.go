@@ -217,7 +217,8 @@ func (s *session) run(legacy bool) (retry bool) {
 	p.Banner = sanitize(strconv.Itoa(code)+" "+lines[0], maxStoredLen)
 	switch {
 	case code == 220:
-		p.Reachable = true
+		// Not yet reachable: a sender needs a 250 to EHLO or HELO on this
+		// connection before it can send anything (VERDICTS.md).
 	case code >= 400:
 		p.Status = result.ProbeBannerRefused
 		p.Error = "banner refused"
@@ -236,6 +237,7 @@ func (s *session) run(legacy bool) (retry bool) {
 		s.fail("EHLO", err)
 		return false
 	}
+	p.EHLOCode = code
 	switch {
 	case code == 250:
 		p.EHLO = ParseEHLO(lines)
@@ -245,6 +247,7 @@ func (s *session) run(legacy bool) (retry bool) {
 			s.fail("HELO", err)
 			return false
 		}
+		p.EHLOCode = code
 		if code != 250 {
 			s.refused("HELO", code, lines)
 			return false
@@ -253,6 +256,7 @@ func (s *session) run(legacy bool) (retry bool) {
 		s.refused("EHLO", code, lines)
 		return false
 	}
+	p.Reachable = true
 
 	// STARTTLS (RFC 3207) only when listed as a keyword.
 	p.STARTTLSOffered = slices.Contains(p.EHLO, "STARTTLS")
@@ -332,12 +336,13 @@ func (s *session) fail(step string, err error) {
 	}
 }
 
-// refused records a 4xx (or unexpected) reply to EHLO or HELO: the server
-// refuses the session after its greeting, which is reported like a refused
-// banner (temporary or policy, not a statement about TLS).
+// refused records a 4xx/5xx (or unexpected) reply to EHLO or HELO: the
+// server refuses the session after its greeting. A sender defers (4xx) or
+// gives up on this IP (5xx); either way nothing is sent in plaintext, so
+// the IP is not reachable (VERDICTS.md).
 func (s *session) refused(step string, code int, lines []string) {
 	if code >= 400 {
-		s.p.Status = result.ProbeBannerRefused
+		s.p.Status = result.ProbeEHLORefused
 	} else {
 		s.p.Status = result.ProbeProtocolError
 	}

@@ -351,13 +351,13 @@ func TestProbeDialogue(t *testing.T) {
 			name: "ehlo-and-helo-rejected",
 			script: []step{greet, expect("EHLO"), say("500 no"), expect("HELO"),
 				say("550 5.7.1 go away"), bye()},
-			status: result.ProbeBannerRefused, reachable: true,
+			status: result.ProbeEHLORefused, reachable: false,
 			cmds: []string{"EHLO tlsready.test", "HELO tlsready.test", "QUIT"},
 		},
 		{
 			name:   "ehlo-421",
 			script: []step{greet, expect("EHLO"), say("421 4.7.0 too many connections"), bye()},
-			status: result.ProbeBannerRefused, reachable: true,
+			status: result.ProbeEHLORefused, reachable: false,
 			cmds: []string{"EHLO tlsready.test", "QUIT"},
 		},
 		{
@@ -416,7 +416,7 @@ func TestProbeDialogue(t *testing.T) {
 		{
 			name:   "endless-reply",
 			script: []step{greet, expect("EHLO"), writeForever("250-more")},
-			status: result.ProbeProtocolError, reachable: true,
+			status: result.ProbeProtocolError, reachable: false,
 			cmds: []string{"EHLO tlsready.test"},
 			check: func(t *testing.T, p *result.Probe) {
 				if p.Error != "EHLO: too many reply lines" {
@@ -437,7 +437,7 @@ func TestProbeDialogue(t *testing.T) {
 		{
 			name:   "megabyte-ehlo-line",
 			script: []step{greet, expect("EHLO"), raw("250-" + strings.Repeat("a", 1<<20) + "\r\n"), drain()},
-			status: result.ProbeProtocolError, reachable: true,
+			status: result.ProbeProtocolError, reachable: false,
 			check: func(t *testing.T, p *result.Probe) {
 				if p.Error != "EHLO: reply line too long" {
 					t.Errorf("Error %q", p.Error)
@@ -496,7 +496,7 @@ func TestProbeTimeouts(t *testing.T) {
 		e := newEnv(t, []step{greet, expect("EHLO"), drain()})
 		e.cfg.CommandTimeout = 200 * time.Millisecond
 		p := e.run(t, context.Background())
-		wantStatus(t, p, result.ProbeTimeout, true)
+		wantStatus(t, p, result.ProbeTimeout, false)
 		wantCommands(t, e, 0, "EHLO tlsready.test", "QUIT")
 		if p.Error != "EHLO: timeout" {
 			t.Errorf("Error %q", p.Error)
