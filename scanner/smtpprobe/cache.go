@@ -51,6 +51,7 @@ type chainEntry struct {
 	selfSigned     bool
 	leafNB, leafNA time.Time
 	pathNB, pathNA time.Time // latest NotBefore, earliest NotAfter of the verified path
+	allNames       []string  // the leaf's DNS names when certs[0] holds a truncated list
 }
 
 func chainKey(certs []*x509.Certificate) [32]byte {
@@ -93,6 +94,7 @@ func (e *chainEntry) apply(info *result.TLSInfo, now time.Time) {
 		ci.DNSNames = slices.Clone(ci.DNSNames)
 		info.Certs[i] = ci
 	}
+	info.AllNames = e.allNames // shared, read-only
 	info.ChainTrusted = e.trusted
 	info.ChainError = e.chainErr
 	info.SelfSigned = e.selfSigned

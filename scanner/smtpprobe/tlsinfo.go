@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,6 +140,11 @@ func judgeChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) 
 	}
 	for _, c := range certs {
 		e.certs = append(e.certs, certInfo(c))
+	}
+	if len(leaf.DNSNames) > maxDNSNames {
+		// Stored truncated, checked in full: a truncated list must never
+		// decide a name check.
+		e.allNames = slices.Clone(leaf.DNSNames)
 	}
 	opts := x509.VerifyOptions{Roots: roots, CurrentTime: now}
 	if len(certs) > 1 {
@@ -308,7 +314,11 @@ func NameMatch(p *result.Probe, host string) bool {
 		return false
 	}
 	host = strings.TrimSuffix(host, ".")
-	leaf := &x509.Certificate{DNSNames: p.TLS.Certs[0].DNSNames}
+	names := p.TLS.Certs[0].DNSNames
+	if p.TLS.AllNames != nil {
+		names = p.TLS.AllNames
+	}
+	leaf := &x509.Certificate{DNSNames: names}
 	return host != "" && leaf.VerifyHostname(host) == nil
 }
 
