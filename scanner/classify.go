@@ -45,8 +45,11 @@ func Classify(r *result.Result) {
 		return
 	}
 
-	// Gather per-IP facts over all MX hosts.
-	var reachable, completed, hostDNSTemp, hostsResolved int
+	// Gather per-IP facts over all MX hosts. "Reachable" is as a sender
+	// sees it: a 250 to EHLO/HELO after a 220 banner (VERDICTS.md). An IP
+	// whose TLS neither stack could judge counts as not judged, like one
+	// not reached: never as plaintext.
+	var reachable, completed, notJudged, hostDNSTemp, hostsResolved, v6Only int
 	for _, h := range r.MX {
 		flags = result.AddFlag(flags, h.Flags...)
 		if resolve.Status(h.DNSStatus).Temporary() {
@@ -57,7 +60,13 @@ func Classify(r *result.Result) {
 		}
 		for _, a := range h.Addrs {
 			flags = result.AddFlag(flags, a.Flags...)
-			if a.Probe == nil || !a.Probe.Reachable {
+			if a.Skipped == "ipv6-off" {
+				v6Only++
+			}
+			if !counts(a) {
+				if a.Probe != nil && a.Probe.Reachable {
+					notJudged++
+				}
 				continue
 			}
 			reachable++
@@ -67,15 +76,18 @@ func Classify(r *result.Result) {
 		}
 	}
 	if reachable == 0 {
-		if hostDNSTemp > 0 {
+		switch {
+		case notJudged > 0:
+			set(result.Unreachable, "%d MX IP(s) answered, but whether an OpenSSL-based sender completes their TLS handshake could not be judged", notJudged)
+		case hostDNSTemp > 0:
 			set(result.DNSError, "address lookup of %d MX host(s) failed and no MX IP answered", hostDNSTemp)
-			return
-		}
-		if hostsResolved == 0 {
+		case hostsResolved == 0:
 			set(result.Unreachable, "no MX host has an address (dangling MX)")
-			return
+		case v6Only > 0:
+			set(result.Unreachable, "no MX IP answered; %d IPv6 address(es) not probed (IPv6 probing is off)", v6Only)
+		default:
+			set(result.Unreachable, "no MX IP answered EHLO with 250 after a 220 banner")
 		}
-		set(result.Unreachable, "no MX IP answered SMTP with a 220 banner")
 		return
 	}
 
@@ -92,60 +104,84 @@ func Classify(r *result.Result) {
 		}
 	}
 
-	// DANE (RFC 7672). Hosts with usable, DNSSEC-secure TLSA records bind
-	// senders that do DANE: every reachable IP of such a host must complete
-	// STARTTLS with a matching certificate, or those senders defer the mail.
-	daneHosts, daneOK := 0, true
+	// DANE (RFC 7672). A DANE sender delivers to an IP of a host with
+	// usable, secure TLSA records only when its certificate matches them,
+	// and to the other hosts opportunistically. IPs that fail are skipped
+	// (flagged dane-mismatch on the IP); the domain is broken only when a
+	// DANE sender can deliver nowhere, and dane when every MX host has
+	// TLSA records and at least one IP passes.
+	daneHosts, danePass, deliverable := 0, 0, 0
 	for _, h := range r.MX {
-		if !hasUsableSecureTLSA(h) {
-			continue
+		tlsa := hasUsableSecureTLSA(h)
+		if tlsa {
+			daneHosts++
 		}
-		daneHosts++
 		for _, a := range h.Addrs {
-			if a.Probe == nil || !a.Probe.Reachable {
+			if !counts(a) {
 				continue
 			}
-			if a.Probe.TLS == nil || a.DANEMatch == nil || !*a.DANEMatch {
-				daneOK = false
+			switch {
+			case !tlsa:
+				deliverable++
+			case a.Probe.TLS != nil && a.DANEMatch != nil && *a.DANEMatch:
+				danePass++
+				deliverable++
 			}
 		}
 	}
-	if daneHosts > 0 && !daneOK {
+	if daneHosts > 0 && deliverable == 0 {
 		flags = result.AddFlag(flags, result.FlagDANEMismatch)
-		set(result.Broken, "secure TLSA records that a presented certificate (or a missing STARTTLS) does not match")
+		set(result.Broken, "secure TLSA records that no presented certificate (or a missing STARTTLS) matches on any reachable MX IP")
 		return
 	}
-	if daneHosts > 0 && daneHosts == len(r.MX) && r.MXSecure {
-		set(result.DANE, "every MX host has secure, usable TLSA records matched on every reachable IP")
+	if daneHosts > 0 && daneHosts == len(r.MX) && r.MXSecure && danePass > 0 {
+		if danePass < reachable {
+			set(result.DANE, "every MX host has secure, usable TLSA records; %d of %d reachable MX IP(s) match them (DANE senders skip the others)", danePass, reachable)
+			return
+		}
+		set(result.DANE, "every MX host has secure, usable TLSA records matched on every reachable MX IP")
 		return
 	}
 
-	// MTA-STS (RFC 8461) in enforce mode.
+	// MTA-STS (RFC 8461) in enforce mode: a policy-honouring sender
+	// delivers only to MX hosts matching an mx pattern, over STARTTLS with a
+	// PKIX-valid certificate for that host; it skips the rest (flagged) and
+	// defers only when nothing is left (broken).
 	if p := r.MTASTS; p != nil && p.Mode == "enforce" {
 		pol := mtasts.Policy{Mode: mtasts.Mode(p.Mode), MX: p.MX}
-		var unmatched, invalid int
+		var unmatched, invalid, valid int
 		for _, h := range r.MX {
 			if !pol.MatchMX(h.Name) {
 				unmatched++
 				continue
 			}
 			for _, a := range h.Addrs {
-				if a.Probe != nil && a.Probe.Reachable && !a.PKIXValid {
+				if !counts(a) {
+					continue
+				}
+				if a.PKIXValid {
+					valid++
+				} else {
 					invalid++
 				}
 			}
 		}
-		switch {
-		case unmatched > 0:
+		if unmatched > 0 {
 			flags = result.AddFlag(flags, result.FlagSTSMXMismatch)
-			set(result.Broken, "MTA-STS enforce policy does not cover %d MX host(s)", unmatched)
-			return
-		case invalid > 0:
-			flags = result.AddFlag(flags, result.FlagSTSCertInvalid)
-			set(result.Broken, "MTA-STS enforce policy, but %d reachable MX IP(s) lack a valid certificate", invalid)
-			return
 		}
-		set(result.MTASTS, "MTA-STS enforce policy covers every MX host, all certificates valid")
+		if invalid > 0 {
+			flags = result.AddFlag(flags, result.FlagSTSCertInvalid)
+		}
+		switch {
+		case valid == 0 && unmatched == len(r.MX):
+			set(result.Broken, "MTA-STS enforce policy covers none of the %d MX host(s)", unmatched)
+		case valid == 0:
+			set(result.Broken, "MTA-STS enforce policy, but no reachable MX IP of a covered host presents a valid certificate")
+		case unmatched > 0 || invalid > 0:
+			set(result.MTASTS, "MTA-STS enforce policy: %d reachable MX IP(s) pass; senders skip %d host(s) outside the policy and %d IP(s) without a valid certificate", valid, unmatched, invalid)
+		default:
+			set(result.MTASTS, "MTA-STS enforce policy covers every MX host, all certificates valid")
+		}
 		return
 	}
 
@@ -159,7 +195,7 @@ func Classify(r *result.Result) {
 		invalid := 0
 		for _, h := range r.MX {
 			for _, a := range h.Addrs {
-				if a.Probe != nil && a.Probe.Reachable && !a.PKIXValid {
+				if counts(a) && !a.PKIXValid {
 					invalid++
 				}
 			}
@@ -170,6 +206,12 @@ func Classify(r *result.Result) {
 		}
 		set(result.Verified, "every reachable MX IP completed STARTTLS with a PKIX-valid certificate")
 	}
+}
+
+// counts reports whether an IP counts for the TLS verdicts: it was reached
+// as a sender reaches it, and its STARTTLS outcome was judged.
+func counts(a result.Addr) bool {
+	return a.Probe != nil && a.Probe.Reachable && a.Probe.Status != result.ProbeNotJudged
 }
 
 // hasUsableSecureTLSA reports whether a host has a DNSSEC-secure TLSA RRset

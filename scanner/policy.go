@@ -3,12 +3,14 @@ package scanner
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/dane"
 	"github.com/tlsready/tlsready/scanner/mtasts"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/scanner/tlsrpt"
 	"github.com/tlsready/tlsready/store"
 )
@@ -211,8 +213,10 @@ func (s *Scanner) tlsaOnce(ctx context.Context, name string) *result.TLSA {
 }
 
 // judgeDANE checks the presented chain of one address against the host's
-// TLSA records (RFC 7672 §3). Only secure, usable records count.
-func (s *Scanner) judgeDANE(ctx context.Context, a *result.Addr, h result.Host) {
+// TLSA records (RFC 7672 §3). Only secure, usable records count. The
+// recipient domain, also a DANE-TA reference identifier (RFC 7672 §3.2.2),
+// differs between the domains sharing this host: daneNextHop applies it.
+func (s *Scanner) judgeDANE(ctx context.Context, a *result.Addr, h result.Host, sni string) {
 	t := h.TLSA
 	if t.Status != string(resolve.StatusOK) || len(t.Records) == 0 {
 		return
@@ -240,14 +244,39 @@ func (s *Scanner) judgeDANE(ctx context.Context, a *result.Addr, h result.Host) 
 	if t := a.Probe.TLS; t != nil {
 		raw := t.Raw
 		if raw == nil { // the shared probe dropped its chain: fetch it again
-			if p := s.probeForDANE(ctx, h.Name, a.IP); p != nil && p.TLS != nil {
+			if p := s.probeForDANE(ctx, sni, a.IP); p != nil && p.TLS != nil {
 				raw = p.TLS.Raw
 			}
 		}
-		ok = dane.Verify(raw, recs, names, s.cfg.Now()).Match
+		v := dane.Verify(raw, recs, names, s.cfg.Now())
+		ok = v.Match
+		a.DANENameOnly = !ok && v.Reason == dane.ReasonNameMismatch
 	}
 	a.DANEMatch = &ok
 	if !ok {
 		a.Flags = result.AddFlag(a.Flags, result.FlagDANEMismatch)
 	}
+}
+
+// daneNextHop completes the DANE judgement of a shared host for one
+// recipient domain: a certificate that chains to a DANE-TA record but names
+// only the recipient (next-hop) domain matches (RFC 7672 §3.2.2). The host
+// is shared between domains, so a changed one is a copy.
+func daneNextHop(h result.Host, domain string) result.Host {
+	copied := false
+	for i, a := range h.Addrs {
+		if !a.DANENameOnly || !smtpprobe.NameMatch(a.Probe, domain) {
+			continue
+		}
+		if !copied {
+			h.Addrs = slices.Clone(h.Addrs)
+			copied = true
+		}
+		ok := true
+		a.DANEMatch = &ok
+		a.DANENameOnly = false
+		a.Flags = slices.DeleteFunc(slices.Clone(a.Flags), func(f string) bool { return f == result.FlagDANEMismatch })
+		h.Addrs[i] = a
+	}
+	return h
 }

@@ -49,6 +49,12 @@ type Config struct {
 	STSCache     STSCache         // nil: fetch every policy
 	Now          func() time.Time // nil: time.Now
 	Logger       *slog.Logger     // nil: discard
+	// TempRetry is the back-off schedule for an IP that answered the banner
+	// or EHLO with a 4xx (greylisting, rate limits): the IP is tried again
+	// after each wait, later in the run, before it is judged (VERDICTS.md).
+	// Domains waiting for it are set aside by Run, not holding a worker.
+	// nil: DefaultTempRetry; empty but not nil: no retries.
+	TempRetry []time.Duration
 	// HealthProbes is how many probes must all fail at TCP connect with a
 	// timeout (while DNS works) before the run is stopped with
 	// ErrPort25Blocked; 0: 25. Negative disables the check.
@@ -68,19 +74,19 @@ type Scanner struct {
 	limiter *ratelimit.Limiter
 	stop    context.CancelFunc
 
-	hosts      sync.Map // host name -> *hostEntry
-	probes     sync.Map // netip.Addr -> *probeEntry
-	tlsa       sync.Map // TLSA owner name -> *tlsaEntry
-	judged     sync.Map // judgedKey -> *judgedEntry
-	daneProbes sync.Map // netip.Addr -> *probeEntry, see probeForDANE
+	hosts  sync.Map // host name -> *hostEntry
+	ips    sync.Map // netip.Addr -> *ipState
+	tlsa   sync.Map // TLSA owner name -> *tlsaEntry
+	judged sync.Map // judgedKey -> *judgedEntry
 
-	connections atomic.Int64
-	probed      atomic.Int64
-	reachable   atomic.Int64 // probes that reached a server, or were refused (the network works)
-	dialTimeout atomic.Int64
-	dnsOK       atomic.Int64
-	dnsTimeout  atomic.Int64
-	fatal       atomic.Pointer[error]
+	connections   atomic.Int64
+	probed        atomic.Int64
+	sniPerNameIPs atomic.Int64
+	reachable     atomic.Int64 // probes that reached a server, or were refused (the network works)
+	dialTimeout   atomic.Int64
+	dnsOK         atomic.Int64
+	dnsTimeout    atomic.Int64
+	fatal         atomic.Pointer[error]
 }
 
 // New validates cfg and returns a Scanner. Close it to stop its rate limiter.
@@ -105,6 +111,14 @@ func New(cfg Config) (*Scanner, error) {
 	}
 	if cfg.STSTimeout <= 0 {
 		cfg.STSTimeout = 20 * time.Second
+	}
+	if cfg.TempRetry == nil {
+		cfg.TempRetry = DefaultTempRetry
+	}
+	for _, d := range cfg.TempRetry {
+		if d < 0 {
+			return nil, errors.New("scanner: negative Config.TempRetry wait")
+		}
 	}
 	if cfg.HealthProbes == 0 {
 		cfg.HealthProbes = 25
@@ -157,13 +171,16 @@ func (s *Scanner) Close() { s.stop() }
 
 // Stats are a scanner's counters.
 type Stats struct {
-	Connections int64 // SMTP connections made (a legacy retry is a second one)
+	Connections int64 // SMTP connections made (a second TLS attempt is a second one)
 	MXIPs       int64 // distinct MX IPs probed
+	// SNIPerNameIPs counts the IPs found to choose their certificate by
+	// SNI, whose names were then probed one by one.
+	SNIPerNameIPs int64
 }
 
 // Stats returns the counters so far.
 func (s *Scanner) Stats() Stats {
-	return Stats{Connections: s.connections.Load(), MXIPs: s.probed.Load()}
+	return Stats{Connections: s.connections.Load(), MXIPs: s.probed.Load(), SNIPerNameIPs: s.sniPerNameIPs.Load()}
 }
 
 // Err returns the error that stopped the run (ErrPort25Blocked,
@@ -180,29 +197,87 @@ func (s *Scanner) Err() error {
 // because ctx ended or the run was stopped is not passed to out: it stays
 // pending for the next run. Run returns when in is closed and drained, or ctx
 // ends; then Err says whether the scanner stopped itself.
+//
+// A domain whose MX IP answered with a temporary refusal (4xx to the banner
+// or EHLO) is set aside until the IP's back-off (Config.TempRetry) has
+// passed and then scanned again, without holding a worker meanwhile; Run
+// returns only when those are done too.
 func (s *Scanner) Run(ctx context.Context, in <-chan string, out func(result.Result)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	work := make(chan string)
+	again := make(chan string)     // set-aside domains whose time has come
+	idle := make(chan struct{}, 1) // a worker finished a domain
+	var inflight atomic.Int64      // domains handed out or set aside, not yet finished
+	var timers sync.WaitGroup
+	go func() { // the feeder
+		defer close(work)
+		src := in
+		for src != nil || inflight.Load() > 0 {
+			var next string
+			select {
+			case d, ok := <-src:
+				if !ok {
+					src = nil
+					continue
+				}
+				inflight.Add(1)
+				next = d
+			case next = <-again:
+			case <-idle:
+				continue
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case work <- next:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for range s.cfg.Concurrency {
 		wg.Go(func() {
-			for d := range in {
-				if ctx.Err() != nil {
-					continue // drain
-				}
-				r := s.Domain(ctx, d)
+			for d := range work {
+				r, due := s.domain(ctx, d)
 				if err := s.Err(); err != nil {
 					cancel()
-					continue
 				}
 				if ctx.Err() != nil {
+					continue
+				}
+				if !due.IsZero() {
+					timers.Go(func() {
+						t := time.NewTimer(time.Until(due))
+						defer t.Stop()
+						select {
+						case <-t.C:
+							select {
+							case again <- d:
+							case <-ctx.Done():
+							}
+						case <-ctx.Done():
+						}
+					})
 					continue
 				}
 				out(r)
+				if inflight.Add(-1) == 0 {
+					select {
+					case idle <- struct{}{}:
+					default:
+					}
+				}
 			}
 		})
 	}
 	wg.Wait()
+	cancel()
+	timers.Wait()
+	// An ended ctx leaves the producer's domains unread: drain them.
+	for range in {
+	}
 }
 
 func (s *Scanner) setFatal(err error) {
@@ -210,17 +285,40 @@ func (s *Scanner) setFatal(err error) {
 }
 
 // Check scans one domain live (for `tlsready check` and the gateway's
-// on-demand checks). The error is non-nil only when ctx ended first.
+// on-demand checks), waiting out the back-off of an IP that refused with a
+// 4xx (Config.TempRetry) before judging it. The error is non-nil only when
+// ctx ended first.
 func (s *Scanner) Check(ctx context.Context, domain string) (result.Result, error) {
-	r := s.Domain(ctx, domain)
-	if err := ctx.Err(); err != nil {
-		return r, err
+	for {
+		r, due := s.domain(ctx, domain)
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		if due.IsZero() || s.Err() != nil {
+			return r, s.Err()
+		}
+		s.log.Debug("temporary refusal: trying again later", "domain", domain, "at", due)
+		t := time.NewTimer(time.Until(due))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return r, ctx.Err()
+		}
 	}
-	return r, s.Err()
 }
 
-// Domain scans one domain (A-label form) and classifies it.
+// Domain scans one domain (A-label form) and classifies it. An MX IP that
+// refused with a 4xx is judged on that attempt: Run and Check try it again
+// later instead.
 func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
+	r, _ := s.domain(ctx, domain)
+	return r
+}
+
+// domain scans one domain; due, when not zero, is when an MX IP that
+// refused with a 4xx may be tried again: the result is provisional until.
+func (s *Scanner) domain(ctx context.Context, domain string) (result.Result, time.Time) {
 	start := s.cfg.Now()
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
 	r := result.Result{Domain: domain, ScannedAt: start.UTC(), MX: []result.Host{}}
@@ -252,6 +350,7 @@ func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
 		s.noteDNS(addrs.Answer)
 		switch {
 		case addrs.Status == resolve.StatusOK:
+			// A and/or AAAA: its own mail host, IPv6-only included.
 			r.ImplicitMX = true
 			r.Flags = result.AddFlag(r.Flags, result.FlagImplicitMX)
 			names = []resolve.MX{{Host: domain}}
@@ -281,11 +380,19 @@ func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
 	// a time), so a domain of ten tarpitting MX hosts takes about one probe
 	// deadline, not ten.
 	r.MX = make([]result.Host, len(names))
+	dues := make([]time.Time, len(names))
 	var wg sync.WaitGroup
 	for i, m := range names {
-		wg.Go(func() { r.MX[i] = s.host(ctx, m, r.MXSecure && !s.cfg.NoPolicy) })
+		wg.Go(func() { r.MX[i], dues[i] = s.host(ctx, m, r.MXSecure && !s.cfg.NoPolicy) })
 	}
 	wg.Wait()
+	var due time.Time
+	for i, d := range dues {
+		if !d.IsZero() && (due.IsZero() || d.Before(due)) {
+			due = d
+		}
+		r.MX[i] = daneNextHop(r.MX[i], domain)
+	}
 
 	if polDone != nil {
 		<-polDone
@@ -293,7 +400,7 @@ func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
 	}
 	Classify(&r)
 	r.Duration = s.cfg.Now().Sub(start)
-	return r
+	return r, due
 }
 
 // noteDNS watches for a resolver that does not answer at all (dead, or
@@ -316,34 +423,41 @@ type hostEntry struct {
 	ans  resolve.AddrAnswer
 }
 
-// probeEntry is the shared, once-per-run probe of an MX IP.
-type probeEntry struct {
-	done  chan struct{}
-	probe *result.Probe
-}
-
 // host resolves one MX host (shared) and probes its IPs (shared).
 //
 // The judged host is the same for every domain that names it (only the
 // preference differs), so it is computed once per run and shared, read-only:
 // a provider's certificates are parsed and checked once, not per domain.
-func (s *Scanner) host(ctx context.Context, m resolve.MX, mxSecure bool) result.Host {
+// due, when not zero, is when an IP of the host that refused with a 4xx may
+// be tried again; the first domain to ask after that judges the host anew.
+func (s *Scanner) host(ctx context.Context, m resolve.MX, mxSecure bool) (result.Host, time.Time) {
 	key := judgedKey{name: m.Host, mxSecure: mxSecure}
 	e := &judgedEntry{done: make(chan struct{})}
-	if v, loaded := s.judged.LoadOrStore(key, e); loaded {
-		e = v.(*judgedEntry)
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			return result.Host{Name: m.Host, Preference: m.Preference, Addrs: []result.Addr{}, DNSStatus: string(resolve.StatusTimeout)}
+	for {
+		v, loaded := s.judged.LoadOrStore(key, e)
+		if !loaded {
+			break
 		}
-	} else {
-		e.host = s.judgeHost(ctx, m.Host, mxSecure)
-		close(e.done)
+		old := v.(*judgedEntry)
+		select {
+		case <-old.done:
+		case <-ctx.Done():
+			return result.Host{Name: m.Host, Preference: m.Preference, Addrs: []result.Addr{}, DNSStatus: string(resolve.StatusTimeout)}, time.Time{}
+		}
+		if old.due.IsZero() || time.Now().Before(old.due) {
+			h := old.host
+			h.Preference = m.Preference
+			return h, old.due
+		}
+		if s.judged.CompareAndSwap(key, old, e) {
+			break
+		}
 	}
+	e.host, e.due = s.judgeHost(ctx, m.Host, mxSecure)
+	close(e.done)
 	h := e.host
 	h.Preference = m.Preference
-	return h
+	return h, e.due
 }
 
 type judgedKey struct {
@@ -354,19 +468,20 @@ type judgedKey struct {
 type judgedEntry struct {
 	done chan struct{}
 	host result.Host
+	due  time.Time
 }
 
 // judgeHost resolves one MX host, probes its IPs (shared) and judges them.
-func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) result.Host {
-	m := resolve.MX{Host: name}
-	h := result.Host{Name: m.Host, Addrs: []result.Addr{}}
-	if _, err := netip.ParseAddr(strings.Trim(m.Host, "[]")); err == nil {
+// due is the earliest time an IP that refused with a 4xx may be tried again.
+func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) (result.Host, time.Time) {
+	h := result.Host{Name: name, Addrs: []result.Addr{}}
+	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
 		// RFC 5321 §5.1: an MX target is a domain name; an IP literal is not usable.
 		h.Flags = result.AddFlag(h.Flags, result.FlagMXIPLiteral)
 		h.DNSStatus = string(resolve.StatusNXDomain)
-		return h
+		return h, time.Time{}
 	}
-	ans := s.lookupHost(ctx, m.Host)
+	ans := s.lookupHost(ctx, name)
 	h.DNSStatus = string(ans.Status)
 	h.Secure = ans.Secure
 	if len(ans.CNAMEs) > 0 {
@@ -374,12 +489,20 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) res
 		h.Flags = result.AddFlag(h.Flags, result.FlagMXCNAME)
 	}
 	switch {
+	case ans.Status == resolve.StatusOK && len(ans.Addrs) == 0 && len(ans.IPv6Only) > 0:
+		// IPv6-only while IPv6 probing is off: it accepts mail, but not
+		// from us; not reachable, and not dangling (VERDICTS.md).
+		h.Flags = result.AddFlag(h.Flags, result.FlagIPv6NotProbed)
+		for _, ip := range ans.IPv6Only {
+			h.Addrs = append(h.Addrs, result.Addr{IP: ip, Skipped: "ipv6-off", Flags: []string{result.FlagIPv6NotProbed}})
+		}
+		return h, time.Time{}
 	case ans.Status == resolve.StatusOK:
 	case ans.Status.Temporary():
-		return h
+		return h, time.Time{}
 	default:
 		h.Flags = result.AddFlag(h.Flags, result.FlagMXDangling)
-		return h
+		return h, time.Time{}
 	}
 	addrs := ans.Addrs
 	if len(addrs) > s.cfg.MaxIPs {
@@ -389,8 +512,15 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) res
 	if mxSecure && ans.Secure {
 		h.TLSA = s.lookupTLSA(ctx, h)
 	}
-	h.Addrs = make([]result.Addr, len(addrs))
+	// RFC 7672 §8.1: a DANE client sends the TLSA base domain as SNI;
+	// everyone else the MX host name.
+	sni := name
 	keepRaw := hasUsableSecureTLSA(h)
+	if keepRaw {
+		sni = tlsaBase(h.TLSA.Name)
+	}
+	h.Addrs = make([]result.Addr, len(addrs))
+	refs := make([]probeRef, len(addrs))
 	var wg sync.WaitGroup
 	for i, ip := range addrs {
 		a := &h.Addrs[i]
@@ -402,26 +532,44 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) res
 		}
 		// Distinct IPs of one host are probed in parallel.
 		wg.Go(func() {
-			if a.Probe = s.probe(ctx, m.Host, ip, keepRaw); a.Probe == nil {
+			refs[i] = s.probe(ctx, sni, ip, keepRaw)
+			if a.Probe = refs[i].probe; a.Probe == nil {
 				a.Skipped = "cancelled" // ctx ended while waiting
 			}
 		})
 	}
 	wg.Wait()
-	s.retryMissingSTARTTLS(ctx, m.Host, h.Addrs)
+	s.retryMissingSTARTTLS(ctx, sni, h.Addrs)
+	var due time.Time
 	for i := range h.Addrs {
-		if h.Addrs[i].Probe != nil {
-			s.judge(ctx, &h.Addrs[i], h)
+		if h.Addrs[i].Probe == nil {
+			continue
 		}
+		if refs[i].perName {
+			h.Addrs[i].Flags = result.AddFlag(h.Addrs[i].Flags, result.FlagSNIPerName)
+		}
+		if d := refs[i].due; !d.IsZero() && (due.IsZero() || d.Before(due)) {
+			due = d
+		}
+		s.judge(ctx, &h.Addrs[i], h, sni)
 	}
-	return h
+	return h, due
+}
+
+// tlsaBase is the base domain of a TLSA owner name "_25._tcp.<base>".
+func tlsaBase(owner string) string {
+	owner = strings.TrimSuffix(owner, ".")
+	if _, rest, ok := strings.Cut(owner, "._tcp."); ok {
+		return rest
+	}
+	return owner
 }
 
 // retryMissingSTARTTLS probes again, once, an IP of a host that did not
 // offer STARTTLS while another IP of the same host completed it: large
 // providers occasionally omit STARTTLS from one EHLO reply (FIELD-NOTES).
 // The retry is one more connection, made after the first one closed.
-func (s *Scanner) retryMissingSTARTTLS(ctx context.Context, host string, addrs []result.Addr) {
+func (s *Scanner) retryMissingSTARTTLS(ctx context.Context, sni string, addrs []result.Addr) {
 	ok := false
 	for _, a := range addrs {
 		if a.Probe != nil && a.Probe.TLS != nil {
@@ -435,7 +583,7 @@ func (s *Scanner) retryMissingSTARTTLS(ctx context.Context, host string, addrs [
 		if a.Probe == nil || a.Probe.Status != result.ProbeNoSTARTTLS {
 			continue
 		}
-		p := smtpprobe.Probe(ctx, s.cfg.Probe, host, a.IP)
+		p := s.connect(ctx, s.ipState(a.IP), sni, a.IP)
 		p.Retried = true
 		addrs[i].Probe = p
 	}
@@ -456,53 +604,6 @@ func (s *Scanner) lookupHost(ctx context.Context, host string) resolve.AddrAnswe
 	s.noteDNS(e.ans.Answer)
 	close(e.done)
 	return e.ans
-}
-
-// probe returns the run's probe of ip, making it if this is the first ask.
-// The first asker's host name is the SNI; the certificate's names are judged
-// per host afterwards (judge), so sharing the probe is sound.
-//
-// The DER chain (TLSInfo.Raw) is needed only to check TLSA records; unless
-// the first asker needs it, it is dropped before the probe is shared, so a
-// national run does not hold every certificate in memory. A later host with
-// TLSA records on the same IP probes it again (probeForDANE).
-func (s *Scanner) probe(ctx context.Context, sni string, ip netip.Addr, keepRaw bool) *result.Probe {
-	e := &probeEntry{done: make(chan struct{})}
-	if v, loaded := s.probes.LoadOrStore(ip, e); loaded {
-		e = v.(*probeEntry)
-		select {
-		case <-e.done:
-			return e.probe
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	s.probed.Add(1)
-	e.probe = smtpprobe.Probe(ctx, s.cfg.Probe, sni, ip)
-	if !keepRaw && e.probe.TLS != nil {
-		e.probe.TLS.Raw = nil
-	}
-	close(e.done)
-	return e.probe
-}
-
-// probeForDANE returns a probe of ip with its DER chain, for a host with
-// TLSA records whose shared probe was made without keeping the chain.
-// Once per IP per run, like probe.
-func (s *Scanner) probeForDANE(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
-	e := &probeEntry{done: make(chan struct{})}
-	if v, loaded := s.daneProbes.LoadOrStore(ip, e); loaded {
-		e = v.(*probeEntry)
-		select {
-		case <-e.done:
-			return e.probe
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	e.probe = smtpprobe.Probe(ctx, s.cfg.Probe, sni, ip)
-	close(e.done)
-	return e.probe
 }
 
 // healthDialer watches every SMTP dial for a network that cannot reach
@@ -542,16 +643,33 @@ func isTimeout(err error) bool {
 }
 
 // judge fills the host-specific facts of one probed address: whether the
-// certificate names this host and is PKIX-valid for it, and its flags.
-func (s *Scanner) judge(ctx context.Context, a *result.Addr, h result.Host) {
+// certificate names this host and is PKIX-valid for it, and its flags. sni
+// is the name the probe sent (the TLSA base domain for a DANE host).
+func (s *Scanner) judge(ctx context.Context, a *result.Addr, h result.Host, sni string) {
 	p := a.Probe
+	if p.Attempts > 1 {
+		a.Flags = result.AddFlag(a.Flags, result.FlagRetriedLater)
+	}
+	lostBeforeEHLO := p.BannerCode == 220 && !p.Reachable
 	switch p.Status {
 	case result.ProbeConnectFailed:
 		a.Flags = result.AddFlag(a.Flags, result.FlagConnectFailed)
 	case result.ProbeTimeout:
-		a.Flags = result.AddFlag(a.Flags, result.FlagTimeout)
+		if lostBeforeEHLO {
+			a.Flags = result.AddFlag(a.Flags, result.FlagEHLOLost)
+		} else {
+			a.Flags = result.AddFlag(a.Flags, result.FlagTimeout)
+		}
+	case result.ProbeProtocolError:
+		if lostBeforeEHLO {
+			a.Flags = result.AddFlag(a.Flags, result.FlagEHLOLost)
+		}
 	case result.ProbeBannerRefused:
 		a.Flags = result.AddFlag(a.Flags, result.FlagBannerRefused)
+	case result.ProbeEHLORefused:
+		a.Flags = result.AddFlag(a.Flags, result.FlagEHLORefused)
+	case result.ProbeNotJudged:
+		a.Flags = result.AddFlag(a.Flags, result.FlagTLSNotJudged)
 	case result.ProbeNoSTARTTLS:
 		a.Flags = result.AddFlag(a.Flags, result.FlagNoSTARTTLS)
 	case result.ProbeSTARTTLSRefused:
@@ -582,6 +700,9 @@ func (s *Scanner) judge(ctx context.Context, a *result.Addr, h result.Host) {
 	if t.Legacy {
 		a.Flags = result.AddFlag(a.Flags, result.FlagLegacyTLSOnly)
 	}
+	if t.Stack == result.StackFallback {
+		a.Flags = result.AddFlag(a.Flags, result.FlagTLSFallback)
+	}
 	switch t.VersionID {
 	case 0x0301:
 		a.Flags = result.AddFlag(a.Flags, result.FlagTLS10)
@@ -589,7 +710,7 @@ func (s *Scanner) judge(ctx context.Context, a *result.Addr, h result.Host) {
 		a.Flags = result.AddFlag(a.Flags, result.FlagTLS11)
 	}
 	if h.TLSA != nil {
-		s.judgeDANE(ctx, a, h)
+		s.judgeDANE(ctx, a, h, sni)
 	}
 }
 

@@ -64,6 +64,11 @@ type MXAnswer struct {
 type AddrAnswer struct {
 	Answer
 	Addrs []netip.Addr // A first, then AAAA, each sorted, deduplicated
+	// IPv6Only holds the AAAA addresses of a name that has no A records,
+	// looked up although IPv6 was not asked for, so that an IPv6-only mail
+	// host is told apart from a dangling name. Status is then StatusOK with
+	// Addrs empty.
+	IPv6Only []netip.Addr
 }
 
 // TXTAnswer holds TXT records, each record's character-strings concatenated.
@@ -89,7 +94,9 @@ type TLSAAnswer struct {
 // reported in Answer.Status and Answer.Err.
 type Resolver interface {
 	MX(ctx context.Context, domain string) MXAnswer
-	// Addrs looks up A, and AAAA too when ipv6 is true.
+	// Addrs looks up A, and AAAA too when ipv6 is true. When ipv6 is false
+	// and the name has no A records (NODATA), it looks up AAAA all the same
+	// and reports those addresses in IPv6Only, never in Addrs.
 	Addrs(ctx context.Context, host string, ipv6 bool) AddrAnswer
 	TXT(ctx context.Context, name string) TXTAnswer
 	TLSA(ctx context.Context, name string) TLSAAnswer

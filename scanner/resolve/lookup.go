@@ -297,8 +297,22 @@ func (c *Client) Addrs(ctx context.Context, host string, ipv6 bool) AddrAnswer {
 	v6 := rrset{Answer: Answer{Status: StatusNoData, Secure: true}} // not asked
 	if ipv6 {
 		v6 = c.lookup(ctx, host, dns.TypeAAAA)
+		return mergeAddrs(v4, v6)
 	}
-	return mergeAddrs(v4, v6)
+	if v4.Status == StatusNoData {
+		// No A records: an IPv6-only host accepts mail from senders with
+		// IPv6; it is not a dangling name (VERDICTS.md).
+		v6 = c.lookup(ctx, host, dns.TypeAAAA)
+		if v6.Status.Temporary() {
+			return AddrAnswer{Answer: v6.Answer}
+		}
+		if only := addrsFrom(v6.rrs); v6.Status == StatusOK && len(only) > 0 {
+			a := AddrAnswer{Answer: v6.Answer, IPv6Only: only}
+			a.Secure = v4.Secure && v6.Secure
+			return a
+		}
+	}
+	return mergeAddrs(v4, rrset{Answer: Answer{Status: StatusNoData, Secure: true}})
 }
 
 // mergeAddrs combines the A and AAAA lookups: OK if any address was found;

@@ -153,11 +153,15 @@ type Addr struct {
 	IP    netip.Addr `json:"ip"`
 	Probe *Probe     `json:"probe,omitempty"` // nil when not probed (skipped)
 	// Host-specific facts, filled by the scanner.
-	Skipped   string   `json:"skipped,omitempty"` // why not probed, e.g. "private-address", "capped"
-	NameMatch bool     `json:"name_match,omitempty"`
-	PKIXValid bool     `json:"pkix_valid,omitempty"` // chain valid AND names this host
-	DANEMatch *bool    `json:"dane_match,omitempty"` // nil when DANE not evaluated
-	Flags     []string `json:"flags,omitempty"`
+	Skipped   string `json:"skipped,omitempty"` // why not probed, e.g. "private-address", "capped"
+	NameMatch bool   `json:"name_match,omitempty"`
+	PKIXValid bool   `json:"pkix_valid,omitempty"` // chain valid AND names this host
+	DANEMatch *bool  `json:"dane_match,omitempty"` // nil when DANE not evaluated
+	// DANENameOnly: the chain matched a DANE-TA record but names neither the
+	// MX host nor its CNAME target; the recipient domain may still match
+	// (RFC 7672 §3.2.2). Scanner bookkeeping, not serialised.
+	DANENameOnly bool     `json:"-"`
+	Flags        []string `json:"flags,omitempty"`
 }
 
 // ProbeStatus says how far a probe of one IP got.

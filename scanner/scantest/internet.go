@@ -57,6 +57,20 @@ type SMTPHost struct {
 	STARTTLSReply string
 	Cert          CertKind         // "": CertValid; issued for Name on first use
 	Certificate   *tls.Certificate // overrides Cert when set (e.g. for DANE tests)
+	// SNICerts makes the server choose its certificate by SNI, as shared
+	// hosting does (Postfix tls_server_sni_maps, cPanel/Exim, one
+	// certificate per customer): a client that sends one of these names gets
+	// a certificate of that kind issued for that name; other names, and no
+	// SNI, get the default certificate (Cert or Certificate, for Name).
+	SNICerts map[string]CertKind
+	// EHLOCode, when not 0, is the reply code to EHLO and HELO (e.g. 421:
+	// "too many connections" after the greeting); after 421 the server closes.
+	EHLOCode int
+	// TempFailFirst makes the first TempFailFirst connections to this IP get
+	// a 4xx (451 at the banner, or EHLOCode's 4xx to EHLO when EHLOCode is a
+	// 4xx code) and later ones normal service: greylisting or a rate limit
+	// that lifts.
+	TempFailFirst int
 	// MinVersion and MaxVersion bound the TLS versions (0: crypto/tls default);
 	// an explicit MinVersion below TLS 1.2 enables TLS 1.0/1.1.
 	MinVersion, MaxVersion uint16
@@ -132,6 +146,14 @@ func (sc *Scenario) Validate() error {
 		}
 		if !validKind(h.Cert) {
 			return fmt.Errorf("%w: SMTP host at %s: cert kind %q", ErrScenario, ip, h.Cert)
+		}
+		for name, k := range h.SNICerts {
+			if !validKind(k) || name == "" {
+				return fmt.Errorf("%w: SMTP host at %s: SNI certificate %q kind %q", ErrScenario, ip, name, k)
+			}
+		}
+		if h.EHLOCode != 0 && (h.EHLOCode < 200 || h.EHLOCode > 599) {
+			return fmt.Errorf("%w: SMTP host at %s: EHLO code %d", ErrScenario, ip, h.EHLOCode)
 		}
 		if h.Name == "" && h.Certificate == nil && !h.Down && !h.Silent {
 			return fmt.Errorf("%w: SMTP host at %s has no name", ErrScenario, ip)

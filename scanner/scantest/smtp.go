@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,13 +32,54 @@ type smtpServer struct {
 	t     tracker
 }
 
-// smtpHostState is a host and its lazily issued certificate.
+// smtpHostState is a host and its lazily issued certificates.
 type smtpHostState struct {
 	h       SMTPHost
 	ca      *CA
 	once    sync.Once
 	cert    *tls.Certificate
 	certErr error
+	conns   atomic.Int64 // connections served so far (TempFailFirst)
+
+	sniMu    sync.Mutex
+	sniCerts map[string]*tls.Certificate // by SNI, issued on first use
+}
+
+// certificateFor returns the certificate presented to a client that sent
+// serverName: the SNI map's, or the default one.
+func (st *smtpHostState) certificateFor(serverName string) (*tls.Certificate, error) {
+	name := canonicalHost(serverName)
+	kind, ok := st.h.SNICerts[name]
+	if !ok {
+		for n, k := range st.h.SNICerts {
+			if canonicalHost(n) == name {
+				kind, ok = k, true
+				break
+			}
+		}
+	}
+	if !ok {
+		return st.certificate()
+	}
+	st.sniMu.Lock()
+	defer st.sniMu.Unlock()
+	if c := st.sniCerts[name]; c != nil {
+		return c, nil
+	}
+	c, err := CertFor(st.ca, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	if st.sniCerts == nil {
+		st.sniCerts = map[string]*tls.Certificate{}
+	}
+	st.sniCerts[name] = &c
+	return &c, nil
+}
+
+// canonicalHost is a host name in lower case without the trailing dot.
+func canonicalHost(name string) string {
+	return strings.TrimSuffix(strings.ToLower(name), ".")
 }
 
 func (st *smtpHostState) certificate() (*tls.Certificate, error) {
@@ -141,6 +183,7 @@ func (s *smtpServer) serve(c net.Conn) {
 		return
 	}
 	sess := &smtpSession{n: s.n, st: st, h: &st.h, raw: c}
+	sess.tempFail = st.conns.Add(1) <= int64(st.h.TempFailFirst)
 	sess.run()
 }
 
@@ -153,6 +196,8 @@ type smtpSession struct {
 	conn  net.Conn // the current layer: rttConn, then *tls.Conn
 	br    *bufio.Reader
 	inTLS bool
+	// tempFail: this connection is one of the host's TempFailFirst.
+	tempFail bool
 }
 
 // errQuit ends a session normally.
@@ -174,6 +219,9 @@ func (s *smtpSession) run() {
 	if code == 0 {
 		code = 220
 	}
+	if s.tempFail && !(h.EHLOCode >= 400 && h.EHLOCode < 500) {
+		code = 451 // greylisted at the banner: come back later
+	}
 	text := h.Banner
 	if text == "" {
 		text = h.Name + " ESMTP simulated"
@@ -191,7 +239,7 @@ func (s *smtpSession) run() {
 	} else if s.write(banner) != nil {
 		return
 	}
-	if code == 421 {
+	if code == 421 || code == 451 && s.tempFail {
 		return // RFC 5321 §3.8: 421 and close
 	}
 	for {
@@ -219,6 +267,13 @@ func (s *smtpSession) command(bannerCode int, verb, arg string) error {
 	h := s.h
 	if bannerCode != 220 && verb != "QUIT" {
 		return s.write("503 5.5.1 No service\r\n")
+	}
+	if (verb == "EHLO" || verb == "HELO") && h.EHLOCode != 0 && h.EHLOCode != 250 && (s.tempFail || h.TempFailFirst == 0) {
+		err := s.write(fmt.Sprintf("%d %s\r\n", h.EHLOCode, ehloRefusal(h.EHLOCode)))
+		if err == nil && h.EHLOCode == 421 {
+			err = errQuit
+		}
+		return err
 	}
 	switch verb {
 	case "EHLO":
@@ -308,7 +363,7 @@ func (s *smtpSession) startTLS() error {
 	cfg := &tls.Config{
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			s.n.stats.serverName(hello.ServerName)
-			return s.st.certificate()
+			return s.st.certificateFor(hello.ServerName)
 		},
 		MinVersion:             h.MinVersion,
 		MaxVersion:             h.MaxVersion,
@@ -327,6 +382,14 @@ func (s *smtpSession) startTLS() error {
 		return errQuit
 	}
 	return nil
+}
+
+// ehloRefusal is the text of a refusing reply to EHLO.
+func ehloRefusal(code int) string {
+	if code < 500 {
+		return "4.7.0 Too many connections, try again later"
+	}
+	return "5.7.1 Go away"
 }
 
 // readRecord reads one TLS record (the ClientHello), bounded.
