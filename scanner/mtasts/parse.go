@@ -13,29 +13,49 @@ const recordVersion = "v=STSv1"
 // "_mta-sts.<domain>" (each entry one record, its character-strings already
 // concatenated) and parses it.
 //
-// RFC 8461 §3.1: records that do not begin with "v=STSv1" are discarded; if
-// the number of remaining records is not exactly one, the domain has no
-// usable policy: ErrNoRecord for none, ErrMultipleRecords for more than one.
-// The single remaining record must parse (else ErrRecordSyntax).
+// RFC 8461 §3.1: records that do not begin with "v=STSv1", and then those
+// that do not match the record grammar, are discarded; if the number of
+// remaining records is not exactly one, the domain has no usable policy:
+// ErrNoRecord when no record begins with "v=STSv1", the first record's
+// ErrRecordSyntax when none of them parses, ErrMultipleRecords for more
+// than one valid record.
 //
 // A record "begins with v=STSv1" when it starts with exactly those bytes
 // (case-sensitive) followed by ";", a space, a tab or the end; the RFC text
 // says `v=STSv1;` but its ABNF allows whitespace before the ";" (erratum
 // 6285), and "v=STSv10" is another version, not ours.
 func SelectRecord(txts []string) (*Record, error) {
-	var found []string
+	var (
+		valid    []*Record
+		firstErr error
+		seen     bool
+	)
 	for _, txt := range txts {
-		if isSTSRecord(txt) {
-			found = append(found, txt)
+		if !isSTSRecord(txt) {
+			continue
 		}
+		seen = true
+		// RFC 8461 §3.1: records that do not match the record grammar are
+		// discarded before counting ("v=STSv1; id=1;" beside a bare
+		// "v=STSv1" is one record, not two).
+		r, err := ParseRecord(txt)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		valid = append(valid, r)
 	}
-	switch len(found) {
-	case 0:
+	switch {
+	case !seen:
 		return nil, ErrNoRecord
-	case 1:
-		return ParseRecord(found[0])
+	case len(valid) == 1:
+		return valid[0], nil
+	case len(valid) == 0:
+		return nil, firstErr
 	default:
-		return nil, fmt.Errorf("%w: %d records start with %s", ErrMultipleRecords, len(found), recordVersion)
+		return nil, fmt.Errorf("%w: %d valid records start with %s", ErrMultipleRecords, len(valid), recordVersion)
 	}
 }
 
