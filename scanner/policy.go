@@ -47,39 +47,52 @@ func (s *Scanner) applyPolicies(ctx context.Context, r *result.Result, f policyF
 	if r.NullMX || len(r.MX) == 0 {
 		return
 	}
-	// TLSRPT (RFC 8460 §3).
-	if f.rpt.Status == resolve.StatusOK {
+	// TLSRPT (RFC 8460 §3). A failed lookup is not an absent record.
+	switch {
+	case f.rpt.Status == resolve.StatusOK:
 		if rec, err := tlsrpt.SelectRecord(f.rpt.TXT); err == nil {
 			r.TLSRPT = &result.TLSRPT{RUA: rec.RUA}
 		} else {
 			r.TLSRPT = &result.TLSRPT{Error: err.Error()}
 			r.Flags = result.AddFlag(r.Flags, result.FlagNoTLSRPT)
 		}
-	} else {
+	case f.rpt.Status.Temporary():
+		r.Flags = result.AddFlag(r.Flags, result.FlagTLSRPTLookupFail)
+	default:
 		r.Flags = result.AddFlag(r.Flags, result.FlagNoTLSRPT)
 	}
 
-	// MTA-STS (RFC 8461 §3.1): exactly one v=STSv1 record.
-	switch f.sts.Status {
-	case resolve.StatusOK:
-	case resolve.StatusNXDomain, resolve.StatusNoData:
-		return
-	default:
-		// A temporary failure: a cached policy still applies (§5.1).
+	// MTA-STS (RFC 8461 §3.1): exactly one valid v=STSv1 record. RFC 8461
+	// §5.1: when no live policy can be discovered (no record, an invalid
+	// one, a failed lookup or fetch), a cached policy within its max_age
+	// still applies.
+	useCached := func(why string) {
 		if p := s.cachedPolicy(ctx, r.Domain, ""); p != nil {
+			p.Error = why
 			r.MTASTS = p
-			r.Flags = result.AddFlag(r.Flags, result.FlagSTSFetchFailed)
+			r.Flags = result.AddFlag(r.Flags, result.FlagSTSCached)
 			s.stsModeFlags(r)
 		}
+	}
+	switch {
+	case f.sts.Status == resolve.StatusOK:
+	case f.sts.Status.Temporary():
+		r.Flags = result.AddFlag(r.Flags, result.FlagSTSLookupFailed)
+		useCached("_mta-sts lookup failed: " + string(f.sts.Status))
+		return
+	default: // NXDOMAIN, NODATA: no record now
+		useCached("no _mta-sts record")
 		return
 	}
 	rec, err := mtasts.SelectRecord(f.sts.TXT)
 	if err != nil {
 		if errors.Is(err, mtasts.ErrNoRecord) {
+			useCached("no _mta-sts record")
 			return
 		}
 		r.MTASTS = &result.STSPolicy{Error: err.Error()}
 		r.Flags = result.AddFlag(r.Flags, result.FlagSTSRecordInvalid)
+		useCached(err.Error())
 		return
 	}
 	if p := s.cachedPolicy(ctx, r.Domain, rec.ID); p != nil {
@@ -96,14 +109,6 @@ func (s *Scanner) applyPolicies(ctx context.Context, r *result.Result, f policyF
 	}
 	pol, body, err := mtasts.Fetch(ctx, fc, r.Domain)
 	if err != nil {
-		// §5.1: a cached, unexpired policy survives a failed refresh.
-		if p := s.cachedPolicy(ctx, r.Domain, ""); p != nil {
-			p.Error = err.Error()
-			r.MTASTS = p
-			r.Flags = result.AddFlag(r.Flags, result.FlagSTSFetchFailed)
-			s.stsModeFlags(r)
-			return
-		}
 		r.MTASTS = &result.STSPolicy{RecordID: rec.ID, Error: err.Error()}
 		var fe *mtasts.FetchError
 		if errors.As(err, &fe) && fe.Reason == mtasts.ReasonSyntax {
@@ -111,6 +116,8 @@ func (s *Scanner) applyPolicies(ctx context.Context, r *result.Result, f policyF
 		} else {
 			r.Flags = result.AddFlag(r.Flags, result.FlagSTSFetchFailed)
 		}
+		// §5.1: a cached, unexpired policy survives a failed refresh.
+		useCached(err.Error())
 		return
 	}
 	now := s.cfg.Now().UTC()
