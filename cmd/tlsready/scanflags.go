@@ -33,6 +33,7 @@ type scanFlags struct {
 	noPolicy     bool
 	maxMX        int
 	maxIPs       int
+	tempRetry    []time.Duration
 	logFormat    string
 	quiet        bool
 	verbose      bool
@@ -58,6 +59,8 @@ func (f *scanFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.noPolicy, "no-policy", false, "skip MTA-STS, DANE and TLSRPT")
 	fs.IntVar(&f.maxMX, "max-mx", 10, "MX hosts looked at per domain")
 	fs.IntVar(&f.maxIPs, "max-ips", 4, "addresses probed per MX host")
+	fs.DurationSliceVar(&f.tempRetry, "temp-retry", scanner.DefaultTempRetry,
+		"back-off schedule for an MX IP that answers the banner or EHLO with a 4xx (greylisting, rate limits): tried again after each wait, later in the run; 0: no retries")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar or progress lines (the final summary is still printed)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
@@ -163,6 +166,10 @@ func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache s
 	if helo == "" {
 		helo, _ = os.Hostname()
 	}
+	tempRetry := f.tempRetry
+	if len(tempRetry) == 1 && tempRetry[0] == 0 {
+		tempRetry = []time.Duration{} // --temp-retry 0: judge on the first answer
+	}
 	return scanner.New(scanner.Config{
 		Resolver: res,
 		Probe: smtpprobe.Config{
@@ -180,6 +187,7 @@ func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache s
 		IPv6:         f.ipv6,
 		AllowPrivate: f.allowPrivate,
 		NoPolicy:     f.noPolicy,
+		TempRetry:    tempRetry,
 		STSCache:     cache,
 		Logger:       log,
 	})
