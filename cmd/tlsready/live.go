@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -16,7 +17,9 @@ import (
 // registerLiveFlags registers the scanner flags of `serve --live`: the
 // subset of the scan flags a single on-demand check needs.
 func registerLiveFlags(fs *pflag.FlagSet) *scanFlags {
-	f := &scanFlags{concurrency: 1, rate: 1, maxMX: 10, maxIPs: 4, trustAD: "auto", logFormat: "text"}
+	// tempRetry 0: a live check answers now; an IP that refuses with a 4xx
+	// is judged on that answer (unreachable), and the next scan tries again.
+	f := &scanFlags{concurrency: 1, rate: 1, maxMX: 10, maxIPs: 4, trustAD: "auto", logFormat: "text", tempRetry: []time.Duration{0}}
 	fs.StringVar(&f.resolver, "resolver", "", "live checks: DNS resolver HOST:PORT (default: /etc/resolv.conf)")
 	fs.StringVar(&f.caFile, "ca-file", "", "live checks: extra trusted roots (PEM)")
 	fs.DurationVar(&f.timeout, "probe-timeout", 60e9, "live checks: deadline for one MX IP probe")
