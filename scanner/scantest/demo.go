@@ -71,6 +71,20 @@ func Demo(ca *CA) (sc Scenario, register []string, expected map[string]result.Ve
 		return func(b *Builder, d string) { b.MailDomain(d, hosts...) }
 	}
 	mail := func(d string) string { return "mail." + d }
+	// A shared-hosting IP that picks each customer's certificate by SNI
+	// (Postfix tls_server_sni_maps, cPanel/Exim); names it does not know get
+	// the hoster's own certificate.
+	sniCerts := map[string]CertKind{}
+	sniIP := b.Host("smtp.sharedhost.test", SMTPHost{SNICerts: sniCerts})
+	hosted := func(inMap bool) func(*Builder, string) {
+		return func(b *Builder, d string) {
+			if inMap {
+				sniCerts[mail(d)] = CertValid
+			}
+			b.A(mail(d), sniIP)
+			b.MX(d, mail(d))
+		}
+	}
 
 	domains := []demoDomain{
 		// Big provider customers.
@@ -124,7 +138,20 @@ func Demo(ca *CA) (sc Scenario, register []string, expected map[string]result.Ve
 			b.DANE(mail(d), 3, 1, 1)
 		}},
 
+		// One MX host fails its TLSA records: DANE senders use the other.
+		{"dane-partial.test", result.DANE, 6, func(b *Builder, d string) {
+			b.Secure(d)
+			own(SMTPHost{}, SMTPHost{})(b, d)
+			b.DANE("mx1."+d, 3, 1, 1)
+			b.BadTLSA("mx2." + d)
+		}},
+
 		// mta-sts.
+		// One MX host outside the policy: senders skip it.
+		{"sts-partial.test", result.MTASTS, 5, func(b *Builder, d string) {
+			own(SMTPHost{}, SMTPHost{Cert: CertExpired})(b, d)
+			b.MTASTS(d, enforce("*."+d), "p1")
+		}},
 		{"sts.test", result.MTASTS, 15, func(b *Builder, d string) {
 			own(SMTPHost{Name: mail(d)})(b, d)
 			b.MTASTS(d, enforce(mail(d)), "20240101")
@@ -165,7 +192,14 @@ func Demo(ca *CA) (sc Scenario, register []string, expected map[string]result.Ve
 		}},
 		{"ふじ村.test", result.Verified, 20, func(b *Builder, d string) { own(SMTPHost{Name: mail(d)})(b, d) }},
 
+		// Shared hosting: each customer judged on its own certificate.
+		{"hosted-a.test", result.Verified, 9, hosted(true)},
+		{"hosted-b.test", result.Verified, 6, hosted(true)},
+		// Greylisted at the first connection, served later in the run.
+		{"greylisted.test", result.Verified, 5, own(SMTPHost{TempFailFirst: 1})},
+
 		// encrypted.
+		{"hosted-unknown.test", result.Encrypted, 3, hosted(false)},
 		{"selfsigned.test", result.Encrypted, 15, own(SMTPHost{Cert: CertSelfSigned})},
 		{"expired.test", result.Encrypted, 12, own(SMTPHost{Cert: CertExpired})},
 		{"wrongname.test", result.Encrypted, 9, own(SMTPHost{Cert: CertWrongName})},
@@ -205,6 +239,13 @@ func Demo(ca *CA) (sc Scenario, register []string, expected map[string]result.Ve
 		{"unreachable.test", result.Unreachable, 8, own(SMTPHost{Down: true})},
 		{"banner554.test", result.Unreachable, 4, own(SMTPHost{BannerCode: 554, Banner: "5.3.2 No SMTP service here"})},
 		{"dangling.test", result.Unreachable, 3, func(b *Builder, d string) { b.MX(d, mail(d)) }},
+		// 421 to EHLO after the banner: a sender defers, never plaintext.
+		{"ehlo-refused.test", result.Unreachable, 4, own(SMTPHost{EHLOCode: 421})},
+		// IPv6-only while IPv6 probing is off.
+		{"ipv6-only.test", result.Unreachable, 2, func(b *Builder, d string) {
+			b.Zone(fmt.Sprintf("%s %d IN AAAA 2001:db8::25", fqdn(mail(d)), TTL))
+			b.MX(d, mail(d))
+		}},
 
 		// dns-error.
 		{"servfail.test", result.DNSError, 7, func(b *Builder, d string) {

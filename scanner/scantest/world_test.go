@@ -31,30 +31,48 @@ type ipFacts struct {
 	certs     []*x509.Certificate
 }
 
+// probeIP probes like a sender: reachable means a 250 to EHLO after a 220
+// banner; a 4xx is tried again (greylisting lifts), a few times.
 func probeIP(t *testing.T, n *Internet, ip netip.Addr, host string) ipFacts {
 	t.Helper()
-	var f ipFacts
+	for range 3 {
+		f, temp := probeOnce(n, ip, host)
+		if !temp {
+			return f
+		}
+	}
+	return ipFacts{}
+}
+
+func probeOnce(n *Internet, ip netip.Addr, host string) (f ipFacts, temp bool) {
 	c, err := dialSMTPErr(n, ip)
 	if err != nil {
-		return f
+		return f, false
 	}
 	defer c.conn.Close()
 	code, _, err := c.reply()
 	if err != nil || code != 220 {
-		return f
+		return f, code >= 400 && code < 500
 	}
-	f.reachable = true
 	if err := c.tp.PrintfLine("EHLO checker.test"); err != nil {
-		return f
+		return f, false
 	}
 	code, ehlo, err := c.reply()
-	if err != nil || code != 250 || !hasLine(ehlo, "STARTTLS") {
+	if err != nil || code != 250 {
+		return f, code >= 400 && code < 500
+	}
+	f.reachable = true
+	return starttlsFacts(c, f, ehlo, host), false
+}
+
+func starttlsFacts(c *smtpClient, f ipFacts, ehlo []string, host string) ipFacts {
+	if !hasLine(ehlo, "STARTTLS") {
 		return f
 	}
 	if c.tp.PrintfLine("STARTTLS") != nil {
 		return f
 	}
-	if code, _, err = c.reply(); err != nil || code != 220 {
+	if code, _, err := c.reply(); err != nil || code != 220 {
 		return f
 	}
 	tc, err := c.starttls(host)
@@ -164,9 +182,16 @@ func checkVerdict(t *testing.T, n *Internet, domain string) result.Verdict {
 		}
 		hosts = []string{domain}
 	}
-	daneAll, daneOK, tlsaServfail := mx.AuthenticatedData, true, false
-	var reachable, withTLS int
+	// DANE and MTA-STS pass when at least one IP passes (senders skip the
+	// others); broken when none does.
+	daneAll, tlsaServfail := mx.AuthenticatedData, false
+	var reachable, withTLS, danePass int
 	pkixOK := true
+	type ipResult struct {
+		host string
+		pkix bool
+	}
+	var ips []ipResult
 	for _, h := range hosts {
 		a := mustQuery(t, n, h, dns.TypeA, queryOpts{do: true})
 		tlsa := mustQuery(t, n, "_25._tcp."+h, dns.TypeTLSA, queryOpts{do: true})
@@ -194,15 +219,16 @@ func checkVerdict(t *testing.T, n *Internet, domain string) result.Verdict {
 			}
 			reachable++
 			if !f.tls {
-				daneOK, pkixOK = false, false
+				pkixOK = false
+				ips = append(ips, ipResult{h, false})
 				continue
 			}
 			withTLS++
-			if verifyChain(n.CA, f.certs, h) != nil {
-				pkixOK = false
-			}
-			if !tlsaMatches(recs, f.certs) {
-				daneOK = false
+			valid := verifyChain(n.CA, f.certs, h) == nil
+			pkixOK = pkixOK && valid
+			ips = append(ips, ipResult{h, valid})
+			if tlsaMatches(recs, f.certs) {
+				danePass++
 			}
 		}
 	}
@@ -213,19 +239,16 @@ func checkVerdict(t *testing.T, n *Internet, domain string) result.Verdict {
 		return result.Unreachable
 	}
 	if daneAll {
-		if daneOK {
+		if danePass > 0 {
 			return result.DANE
 		}
 		return result.Broken
 	}
 	if patterns, enforce := stsPolicy(t, n, domain); enforce {
-		for _, h := range hosts {
-			if !mxMatch(patterns, h) {
-				return result.Broken
+		for _, ip := range ips {
+			if ip.pkix && mxMatch(patterns, ip.host) {
+				return result.MTASTS
 			}
-		}
-		if withTLS == reachable && pkixOK {
-			return result.MTASTS
 		}
 		return result.Broken
 	}
