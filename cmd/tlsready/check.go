@@ -121,6 +121,9 @@ func printCheck(w io.Writer, r result.Result) {
 			if p.Error != "" {
 				fmt.Fprintf(w, " (%s)", p.Error)
 			}
+			if p.Attempts > 1 {
+				fmt.Fprintf(w, " [attempt %d, after temporary refusals]", p.Attempts)
+			}
 			fmt.Fprintln(w)
 			if p.Banner != "" {
 				fmt.Fprintf(w, "      banner:   %d %s\n", p.BannerCode, p.Banner)
@@ -128,14 +131,22 @@ func printCheck(w io.Writer, r result.Result) {
 			if len(p.EHLO) > 0 {
 				fmt.Fprintf(w, "      EHLO:     %s\n", strings.Join(p.EHLO, " "))
 			}
-			fmt.Fprintf(w, "      STARTTLS: offered=%v", p.STARTTLSOffered)
-			if p.STARTTLSReply != "" {
-				fmt.Fprintf(w, ", reply %q", p.STARTTLSReply)
+			if p.EHLOCode != 0 && p.EHLOCode != 250 {
+				fmt.Fprintf(w, "      EHLO reply: %d\n", p.EHLOCode)
 			}
-			fmt.Fprintln(w)
+			if p.Reachable { // EHLO answered: the keyword list was observed
+				fmt.Fprintf(w, "      STARTTLS: offered=%v", p.STARTTLSOffered)
+				if p.STARTTLSReply != "" {
+					fmt.Fprintf(w, ", reply %q", p.STARTTLSReply)
+				}
+				fmt.Fprintln(w)
+			}
 			if t := p.TLS; t != nil {
 				fmt.Fprintf(w, "      TLS:      %s, %s", t.Version, t.CipherSuite)
-				if t.Legacy {
+				switch {
+				case t.Stack == result.StackFallback:
+					fmt.Fprint(w, " (only with the second, OpenSSL-compatible TLS stack)")
+				case t.Legacy:
 					fmt.Fprint(w, " (only with conservative settings)")
 				}
 				fmt.Fprintln(w)

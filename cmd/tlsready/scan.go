@@ -257,7 +257,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		return nil
 	})
 	log.Info("run finished", "run", run.ID, "domains", total, "scanned", scanned,
-		"mx_ips", scs.MXIPs, "connections", scs.Connections, "elapsed", sum.Elapsed.Round(time.Millisecond))
+		"mx_ips", scs.MXIPs, "connections", scs.Connections, "sni_per_name_ips", scs.SNIPerNameIPs, "elapsed", sum.Elapsed.Round(time.Millisecond))
 	return sum, err
 }
 
