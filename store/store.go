@@ -249,6 +249,7 @@ type RunStats struct {
 	Reused         int64            `json:"reused"`      // fresh cached results reused
 	MXIPs          int64            `json:"mx_ips"`      // distinct MX IPs probed
 	Connections    int64            `json:"connections"` // SMTP connections made
+	SNIPerNameIPs  int64            `json:"sni_per_name_ips,omitempty"` // MX IPs that pick certificates by SNI, probed per name
 	DNSQueries     int64            `json:"dns_queries"`
 	Resolver       string           `json:"resolver,omitempty"`
 	TrustAD        bool             `json:"trust_ad,omitempty"`

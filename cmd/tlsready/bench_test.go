@@ -190,6 +190,10 @@ func benchScan(b *testing.B, rtt time.Duration) {
 		fmt.Fprintf(os.Stderr, "ingestion:   %.0f addresses/s (%v)\n", float64(addresses)/sum.Ingest.Seconds(), sum.Ingest.Round(time.Millisecond))
 		fmt.Fprintf(os.Stderr, "scan:        %.0f domains/s (%d domains in %v)\n", dps, sum.Pending, sum.Scan.Round(time.Millisecond))
 		fmt.Fprintf(os.Stderr, "SMTP:        %d connections, %d distinct MX IPs seen by the servers, %d probed by the scanner\n", conns, after.DistinctIPs, sum.Run.Stats.MXIPs)
+		fmt.Fprintf(os.Stderr, "politeness:  %.3f connections per distinct MX IP; %d IPs pick certificates by SNI and were probed per name\n",
+			float64(conns)/float64(after.DistinctIPs), sum.Run.Stats.SNIPerNameIPs)
+		b.ReportMetric(float64(conns)/float64(after.DistinctIPs), "conns/mx-ip")
+		b.ReportMetric(float64(sum.Run.Stats.SNIPerNameIPs), "sni-per-name-ips")
 		fmt.Fprintf(os.Stderr, "DNS:         %.2f queries/domain (%d)\n", float64(q)/n, q)
 		fmt.Fprintf(os.Stderr, "peak RSS:    %.0f MiB (scanner process)\n", float64(peakRSS())/(1<<20))
 		if os.Getenv("TLSREADY_BENCH_REPORT") != "" {

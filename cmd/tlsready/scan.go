@@ -233,6 +233,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	stats.Reused = total - int64(len(pending))
 	stats.MXIPs += scs.MXIPs
 	stats.Connections += scs.Connections
+	stats.SNIPerNameIPs += scs.SNIPerNameIPs
 	stats.DNSQueries += res.Queries()
 	if err := ctx.Err(); err != nil {
 		log.Info("interrupted; finished domains are saved", "scanned", scanned, "left", int64(len(pending))-scanned)

@@ -45,8 +45,11 @@ type genProvider struct {
 // provider 3 publishes MTA-STS for its customers through one shared policy
 // server, the last one has self-signed certificates. The rest host
 // themselves (mx.<domain> at its own IP), mostly with valid certificates and
-// a few percent plaintext, self-signed, expired or unreachable. About 1.5%
-// are NXDOMAIN, null MX or SERVFAIL. IPs are allocated in 127.16.0.0/12.
+// a few percent plaintext, self-signed, expired or unreachable; a quarter of
+// those are on shared hosting instead: mx.<domain> on a hoster's IP shared
+// with up to 40 other customers, which picks each customer's certificate by
+// SNI. About 1.5% are NXDOMAIN, null MX or SERVFAIL. IPs are allocated in
+// 127.16.0.0/12.
 //
 // The register ("citizenNNNNNNN@domain" lines) is written to register, never
 // held in memory: the first addresses cover every domain once, the rest
@@ -112,6 +115,13 @@ func Generate(ca *CA, o GenOptions, register io.Writer) (Scenario, error) {
 		return provs[len(provs)-1]
 	}
 
+	// Shared hosting: the current hoster IP and its SNI map, a new one every
+	// sharedPerIP customers.
+	const sharedPerIP = 40
+	var sharedIP netip.Addr
+	var sharedCerts map[string]CertKind
+	sharedN := 0
+
 	expect := func(d string, v result.Verdict) {
 		if o.Expected != nil {
 			o.Expected(d, v)
@@ -147,6 +157,16 @@ func Generate(ca *CA, o GenOptions, register io.Writer) (Scenario, error) {
 			case provSelfSigned:
 				expect(d, result.Encrypted)
 			}
+		case r < 0.86:
+			if sharedN%sharedPerIP == 0 {
+				sharedCerts = map[string]CertKind{}
+				sharedIP = b.Host(fmt.Sprintf("smtp%d.sharedhost.test", sharedN/sharedPerIP+1), SMTPHost{SNICerts: sharedCerts})
+			}
+			sharedN++
+			sharedCerts["mx."+d] = CertValid
+			b.A("mx."+d, sharedIP)
+			b.MX(d, "mx."+d)
+			expect(d, result.Verified)
 		default:
 			h := SMTPHost{}
 			v := result.Verified
