@@ -245,10 +245,10 @@ type RunStats struct {
 	BadLines       int64            `json:"bad_lines"`
 	BadByReason    map[string]int64 `json:"bad_by_reason,omitempty"`
 	Domains        int64            `json:"domains"`
-	Scanned        int64            `json:"scanned"`     // domains scanned in this run
-	Reused         int64            `json:"reused"`      // fresh cached results reused
-	MXIPs          int64            `json:"mx_ips"`      // distinct MX IPs probed
-	Connections    int64            `json:"connections"` // SMTP connections made
+	Scanned        int64            `json:"scanned"`                    // domains scanned in this run
+	Reused         int64            `json:"reused"`                     // fresh cached results reused
+	MXIPs          int64            `json:"mx_ips"`                     // distinct MX IPs probed
+	Connections    int64            `json:"connections"`                // SMTP connections made
 	SNIPerNameIPs  int64            `json:"sni_per_name_ips,omitempty"` // MX IPs that pick certificates by SNI, probed per name
 	DNSQueries     int64            `json:"dns_queries"`
 	Resolver       string           `json:"resolver,omitempty"`
