@@ -424,7 +424,9 @@ func (s *Store) AddRecipients(ctx context.Context, runID int64, rs []Recipient) 
 // (zero freshSince: every domain without a result in this run).
 //
 // A stored temporary verdict (unreachable, dns-error) is never fresh: VERDICTS.md
-// says those are retried on the next run. Within one run a domain is not
+// says those are retried on the next run; nor is a result whose _mta-sts or
+// _smtp._tls lookup failed (flags sts-lookup-failed, tlsrpt-lookup-failed),
+// which VERDICTS.md has looked up again on the next run. Within one run a domain is not
 // returned again once SaveResults has seen it, whatever its verdict.
 // The domains come back sorted.
 func (s *Store) PendingDomains(ctx context.Context, runID int64, freshSince time.Time) ([]string, error) {
@@ -435,7 +437,8 @@ func (s *Store) PendingDomains(ctx context.Context, runID int64, freshSince time
 	rows, err := s.r.QueryContext(ctx, `SELECT rd.domain FROM run_recipient_domains AS rd
 		LEFT JOIN domains AS d ON d.domain = rd.domain
 		WHERE rd.run_id = ?1 AND (d.domain IS NULL OR (d.run_id IS NOT ?1
-			AND (d.scanned_at < ?2 OR d.verdict IN ('unreachable', 'dns-error'))))
+			AND (d.scanned_at < ?2 OR d.verdict IN ('unreachable', 'dns-error')
+				OR d.flags LIKE '%"sts-lookup-failed"%' OR d.flags LIKE '%"tlsrpt-lookup-failed"%')))
 		ORDER BY rd.domain`, runID, fresh)
 	if err != nil {
 		return nil, fmt.Errorf("store: pending domains: %w", err)
