@@ -98,6 +98,7 @@ func RenderHTML(w io.Writer, m *Model, lang string) error {
 		"day":        formatDay,
 		"clip":       clip,
 		"join":       joinStrings,
+		"flagText":   func(f string) string { return FlagMeaning(lang, f) },
 		"limitHosts": func(h []result.Host) []result.Host { return h[:min(len(h), maxHosts)] },
 		"limitAddrs": func(a []result.Addr) []result.Addr { return a[:min(len(a), maxAddrs)] },
 		"maxHosts":   func() int { return maxHosts },

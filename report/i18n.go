@@ -169,6 +169,7 @@ var catalogue = map[string]map[string]string{
 		"m_mxips":                 "MX addresses",
 		"m_connections":           "SMTP connections",
 		"m_verdicts":              "Verdicts (best to worst)",
+		"m_verdicts_doc":          "The verdicts, the rules that decide the edge cases and every flag are defined in docs/verdicts.md of the tlsready repository.",
 		"m_whatif":                "How the what-if numbers are computed",
 		"m_whatif_text":           "Every citizen is counted once, by the verdict of the domain of their address in this run. Opportunistic TLS: plaintext domains receive plaintext, partial domains may. TLS required: plaintext domains bounce, partial domains may bounce or be delayed, dane, mta-sts, verified and encrypted domains receive encrypted mail. Verified TLS required: encrypted domains bounce too. DANE/MTA-STS honoured: only dane and mta-sts domains are safe against an active attacker (who can otherwise strip STARTTLS or redirect the MX lookup); broken domains are not delivered. Broken domains are not judged under the first three policies, no-mail domains accept no mail under any policy, and unreachable and dns-error domains are unknown.",
 		"m_limits":                "What the scanner cannot see",
@@ -181,7 +182,7 @@ var catalogue = map[string]map[string]string{
 		"m_dnssec_text":           "DNSSEC results (secure MX and TLSA records, and so the dane verdict) rely on the AD bit of the validating resolver named above. The path between the scanner and that resolver is trusted; if the resolver were not validating or could be impersonated, dane verdicts would not hold.",
 		"m_privacy":               "Privacy",
 		"m_privacy_text":          "This report contains only aggregates and domain names: no e-mail addresses and no recipient ids. Text that came from DNS or from mail servers (host names, banners, certificate fields) is shown as text, never interpreted.",
-		"footer":                  "Verdict words are the public contract of VERDICTS.md and are not translated.",
+		"footer":                  "Verdict words and flags are the public contract of docs/verdicts.md and are not translated.",
 
 		"vshort_dane":        "DANE: safe against passive and active attackers",
 		"vshort_mta-sts":     "MTA-STS enforce: safe against passive and active attackers",
@@ -340,6 +341,7 @@ var catalogue = map[string]map[string]string{
 		"m_mxips":                 "MX アドレス",
 		"m_connections":           "SMTP 接続",
 		"m_verdicts":              "判定(良い順)",
+		"m_verdicts_doc":          "各判定、境界事例を決める規則、すべてのフラグは tlsready リポジトリの docs/verdicts.md で定めています。",
 		"m_whatif":                "試算の計算方法",
 		"m_whatif_text":           "各住民は、今回の実行におけるアドレスのドメインの判定によって一度だけ数えます。日和見的 TLS:plaintext のドメインは平文で受け取り、partial のドメインは平文の可能性があります。TLS 必須:plaintext のドメインは配送不能、partial のドメインは配送不能または遅延の可能性があり、dane、mta-sts、verified、encrypted のドメインは暗号化されたメールを受け取ります。検証済み TLS 必須:encrypted のドメインも配送不能になります。DANE/MTA-STS を尊重:dane と mta-sts のドメインだけが能動的な攻撃者(STARTTLS の除去や MX 検索の差し替えができる者)から守られ、broken のドメインには配送されません。broken のドメインは最初の三つの方針では判定せず、no-mail のドメインはどの方針でもメールを受け付けず、unreachable と dns-error のドメインは不明とします。",
 		"m_limits":                "スキャナーから見えないこと",
@@ -352,7 +354,7 @@ var catalogue = map[string]map[string]string{
 		"m_dnssec_text":           "DNSSEC の結果(検証済みの MX と TLSA レコード、したがって dane 判定)は、上に記した検証リゾルバーの AD ビットに依存します。スキャナーとそのリゾルバーの間の経路は信頼されているものとします。リゾルバーが検証していない場合やなりすまされ得る場合、dane 判定は成り立ちません。",
 		"m_privacy":               "プライバシー",
 		"m_privacy_text":          "このレポートには集計値とドメイン名だけが含まれ、メールアドレスや受信者 ID は含まれません。DNS やメールサーバーから得た文字列(ホスト名、バナー、証明書の項目)は文字列として表示し、解釈はしません。",
-		"footer":                  "判定の語は VERDICTS.md で定めた公開の取り決めのため翻訳していません。",
+		"footer":                  "判定の語とフラグは docs/verdicts.md で定めた公開の取り決めのため翻訳していません。",
 
 		"vshort_dane":        "DANE:受動的・能動的な攻撃者の両方から安全",
 		"vshort_mta-sts":     "MTA-STS enforce:受動的・能動的な攻撃者の両方から安全",

@@ -106,7 +106,6 @@ const (
 	FlagTLSAUnusable     = "tlsa-unusable"
 	FlagTLSAServfail     = "tlsa-servfail"
 	FlagDANEMismatch     = "dane-mismatch"
-	FlagDNSSECInsecure   = "dnssec-insecure"
 	FlagNoTLSRPT         = "no-tlsrpt"
 	FlagTLSRPTLookupFail = "tlsrpt-lookup-failed" // the _smtp._tls TXT lookup failed (SERVFAIL, timeout)
 )
