@@ -355,7 +355,15 @@ func (s *Scanner) domain(ctx context.Context, domain string) (result.Result, tim
 			r.Flags = result.AddFlag(r.Flags, result.FlagImplicitMX)
 			names = []resolve.MX{{Host: domain}}
 		case addrs.Status.Temporary():
+			// The implicit MX's address lookup failed: flagged like an MX
+			// lookup failure.
 			r.DNSStatus = string(addrs.Status)
+			switch addrs.Status {
+			case resolve.StatusTimeout:
+				r.Flags = result.AddFlag(r.Flags, result.FlagDNSTimeout)
+			case resolve.StatusServfail:
+				r.Flags = result.AddFlag(r.Flags, result.FlagServfail)
+			}
 		default:
 			r.DNSStatus = string(resolve.StatusOK)
 		}
@@ -663,6 +671,8 @@ func (s *Scanner) judge(ctx context.Context, a *result.Addr, h result.Host, sni 
 	case result.ProbeProtocolError:
 		if lostBeforeEHLO {
 			a.Flags = result.AddFlag(a.Flags, result.FlagEHLOLost)
+		} else {
+			a.Flags = result.AddFlag(a.Flags, result.FlagProtocolError)
 		}
 	case result.ProbeBannerRefused:
 		a.Flags = result.AddFlag(a.Flags, result.FlagBannerRefused)
