@@ -29,11 +29,22 @@ func newReportCmd() *cobra.Command {
   csv    one row per domain (columns in README "Report exports")
   json   run metadata, totals and one object per domain
 
+Without --format, the format follows --out's extension (.html/.htm, .csv,
+.json, .txt/.table); with no --out, or an --out without an extension, it is
+table. Any other extension needs --format.
+
 --lang defaults from LC_ALL / LC_MESSAGES / LANG ("ja..." is Japanese), else English.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if db == "" {
 				return usageErr("--db is required")
+			}
+			if !cmd.Flags().Changed("format") {
+				f, err := formatFromOut(out)
+				if err != nil {
+					return err
+				}
+				format = f
 			}
 			switch format {
 			case "html", "table", "csv", "json":
@@ -83,11 +94,34 @@ func newReportCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&db, "db", "", "database file (opened read-only)")
-	f.StringVar(&format, "format", "table", "html, table, csv or json")
+	f.StringVar(&format, "format", "", "html, table, csv or json (default: from --out's extension, else table)")
 	f.StringVar(&out, "out", "", "output file (default: standard output)")
 	f.StringVar(&lang, "lang", "", "ja or en (default: from the locale)")
 	f.Int64Var(&runID, "run", 0, "run id (default: the latest finished run)")
 	return cmd
+}
+
+// formatFromOut is the report format implied by --out's extension when
+// --format is not given: table for standard output or a file without an
+// extension, a usage error for an extension that names no format.
+func formatFromOut(out string) (string, error) {
+	if out == "" || out == "-" {
+		return "table", nil
+	}
+	switch ext := strings.ToLower(filepath.Ext(out)); ext {
+	case "":
+		return "table", nil
+	case ".html", ".htm":
+		return "html", nil
+	case ".csv":
+		return "csv", nil
+	case ".json":
+		return "json", nil
+	case ".txt", ".table":
+		return "table", nil
+	default:
+		return "", usageErr("--out %s: cannot tell the format from %q; pass --format html, table, csv or json", out, ext)
+	}
 }
 
 // openReadOnly opens an existing database read-only, with a clear message

@@ -126,3 +126,55 @@ func TestExportRecipientsCommand(t *testing.T) {
 		t.Errorf("stdout export: exit %d\n%s", code, stdout)
 	}
 }
+
+// TestReportFormatFromOut: without --format, --out's extension picks the
+// format; --format wins over the extension; an extension that names no
+// format is a usage error, not a silent text table.
+func TestReportFormatFromOut(t *testing.T) {
+	db := fixtureDB(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		out, format string
+		want        string // in the file's first 400 bytes
+	}{
+		{"r.html", "", "<!DOCTYPE html>"},
+		{"R.HTM", "", "<!DOCTYPE html>"},
+		{"r.csv", "", "domain,domain_unicode,"},
+		{"r.json", "", `"tlsready-report/1"`},
+		{"r.txt", "", "Run #"},
+		{"r.table", "", "Run #"},
+		{"r", "", "Run #"},
+		{"forced.html", "csv", "domain,domain_unicode,"},
+	} {
+		path := filepath.Join(dir, tc.out)
+		args := []string{"report", "--db", db, "--lang", "en", "--out", path}
+		if tc.format != "" {
+			args = append(args, "--format", tc.format)
+		}
+		_, errOut, code := runCmd(t, args...)
+		if code != exitOK {
+			t.Errorf("%s: exit %d: %s", tc.out, code, errOut)
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head := string(b[:min(len(b), 400)]); !strings.Contains(head, tc.want) {
+			t.Errorf("%s (--format %q): file starts %q, want %q in it", tc.out, tc.format, firstLine(b), tc.want)
+		}
+	}
+	_, errOut, code := runCmd(t, "report", "--db", db, "--out", filepath.Join(dir, "r.pdf"))
+	if code != exitUsage || !strings.Contains(errOut, "--format") {
+		t.Errorf("r.pdf: exit %d, %q; want %d and a hint to pass --format", code, errOut, exitUsage)
+	}
+	out, _, _ := runCmd(t, "report", "--help")
+	if !strings.Contains(out, "default: from --out's extension, else table") {
+		t.Errorf("--help does not say the --format default:\n%s", out)
+	}
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(string(b), "\n")
+	return s
+}
