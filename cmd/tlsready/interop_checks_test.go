@@ -60,16 +60,6 @@ func addrSummary(r result.Result) string {
 	return strings.Join(parts, " ")
 }
 
-func checkAll(checks ...func(result.Result) []string) func(result.Result) []string {
-	return func(r result.Result) []string {
-		var problems []string
-		for _, c := range checks {
-			problems = append(problems, c(r)...)
-		}
-		return problems
-	}
-}
-
 // withTLS calls f for each probed address that completed a handshake, and
 // says so when none did.
 func withTLS(r result.Result, f func(a result.Addr, t *result.TLSInfo) []string) []string {
@@ -153,23 +143,6 @@ func checkSharedSNI(got map[string]result.Result, domains ...string) []string {
 		}
 	}
 	return problems
-}
-
-// checkAddrFlag: every probed address carries flag.
-func checkAddrFlag(flag string) func(result.Result) []string {
-	return func(r result.Result) []string {
-		var problems []string
-		addrs := probedAddrs(r)
-		if len(addrs) == 0 {
-			return []string{"no probed address (want address flag " + flag + ")"}
-		}
-		for _, a := range addrs {
-			if !slices.Contains(a.Flags, flag) {
-				problems = append(problems, fmt.Sprintf("address %s lacks flag %s (has %v)", a.IP, flag, a.Flags))
-			}
-		}
-		return problems
-	}
 }
 
 // checkCipher: every completed handshake's suite contains want (when set)
