@@ -29,6 +29,7 @@ func newCheckCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			f.logOut = cmd.ErrOrStderr()
 			log := f.logger()
 			res, sc, err := f.build(log, nil)
 			if err != nil {

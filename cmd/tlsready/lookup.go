@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,10 +22,29 @@ func newLookupCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lookup --db FILE [--json] DOMAIN|ADDRESS...",
 		Short: "Answer from the cache: the verdict of each domain (an address counts for its domain)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Answer from the cache: the verdict of each domain (an address counts for its
+domain; its local part is dropped at once and never printed).
+
+Plain output is a table with a header and one row per argument, columns
+separated by spaces, "-" for an empty cell:
+
+  DOMAIN  VERDICT  SCANNED_AT  DOMAIN_UNICODE  FLAGS
+
+With --json, one JSON object per line (README "check and lookup"). A domain
+the cache does not know is "unknown" (not an error); an argument that is not
+a domain name is a usage error (exit 2) and nothing is printed.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if db == "" {
 				return usageErr("--db is required")
+			}
+			domains := make([]lookupArg, len(args))
+			for i, arg := range args {
+				a, err := parseLookupArg(arg)
+				if err != nil {
+					return err
+				}
+				domains[i] = a
 			}
 			st, err := store.Open(cmd.Context(), db, store.Options{ReadOnly: true})
 			if err != nil {
@@ -33,18 +53,26 @@ func newLookupCmd() *cobra.Command {
 			defer st.Close()
 			out := cmd.OutOrStdout()
 			enc := json.NewEncoder(out)
-			for _, arg := range args {
-				r, err := lookupOne(cmd, st, arg)
+			tw := newLookupTable(out)
+			for _, a := range domains {
+				r, found, err := lookupOne(cmd, st, a)
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					if err := enc.Encode(r); err != nil {
-						return err
-					}
-					continue
+				switch {
+				case asJSON && !found:
+					err = enc.Encode(unknownAnswer{Domain: r.Domain, Unicode: r.Unicode, Verdict: r.Verdict, Flags: r.Flags, Reason: r.Reason})
+				case asJSON:
+					err = enc.Encode(r)
+				default:
+					tw.row(r)
 				}
-				printLookup(out, r)
+				if err != nil {
+					return err
+				}
+			}
+			if !asJSON {
+				return tw.flush()
 			}
 			return nil
 		},
@@ -54,41 +82,83 @@ func newLookupCmd() *cobra.Command {
 	return cmd
 }
 
-// lookupOne answers one argument. The local part of an address is dropped at
-// once: it is never printed or logged.
-func lookupOne(cmd *cobra.Command, st *store.Store, arg string) (result.Result, error) {
+// lookupArg is one argument reduced to its domain.
+type lookupArg struct {
+	ascii, unicode string
+}
+
+// parseLookupArg normalises a domain or address argument. The local part of
+// an address is dropped at once: it is never printed or logged.
+func parseLookupArg(arg string) (lookupArg, error) {
 	d := arg
 	if i := strings.LastIndexByte(arg, '@'); i >= 0 {
 		d = arg[i+1:]
 	}
 	ascii, uni, err := register.NormalizeDomain(d)
 	if err != nil {
-		return result.Result{Domain: strings.ToLower(d), Verdict: result.Unknown, Flags: []string{}, Reason: "not a valid domain name"}, nil
+		return lookupArg{}, usageErr("%q is not a valid domain name: %v", d, err)
 	}
-	r, err := st.Lookup(cmd.Context(), ascii)
-	if errors.Is(err, store.ErrNotFound) {
-		return result.Result{Domain: ascii, Unicode: uni, Verdict: result.Unknown, Flags: []string{}, Reason: "not in the cache"}, nil
-	}
-	if err != nil {
-		return r, err
-	}
-	if r.Unicode == "" {
-		r.Unicode = uni
-	}
-	return r, nil
+	return lookupArg{ascii: ascii, unicode: uni}, nil
 }
 
-func printLookup(w io.Writer, r result.Result) {
-	name := r.Domain
-	if r.Unicode != "" && r.Unicode != r.Domain {
-		name = r.Unicode + " (" + r.Domain + ")"
-	}
-	fmt.Fprintf(w, "%s\t%s", name, r.Verdict)
-	if len(r.Flags) > 0 {
-		fmt.Fprintf(w, "\t%s", strings.Join(r.Flags, ","))
-	}
-	if !r.ScannedAt.IsZero() {
-		fmt.Fprintf(w, "\tscanned %s", r.ScannedAt.Format(time.RFC3339))
-	}
-	fmt.Fprintln(w)
+// unknownAnswer is the JSON answer for a domain the cache does not know:
+// only what is known, no zero times or empty result sections.
+type unknownAnswer struct {
+	Domain  string         `json:"domain"`
+	Unicode string         `json:"domain_unicode,omitempty"`
+	Verdict result.Verdict `json:"verdict"`
+	Flags   []string       `json:"flags"`
+	Reason  string         `json:"reason"`
 }
+
+// lookupOne answers one domain; found is false when the cache does not know it.
+func lookupOne(cmd *cobra.Command, st *store.Store, a lookupArg) (r result.Result, found bool, err error) {
+	r, err = st.Lookup(cmd.Context(), a.ascii)
+	if errors.Is(err, store.ErrNotFound) {
+		uni := a.unicode
+		if uni == a.ascii {
+			uni = ""
+		}
+		return result.Result{Domain: a.ascii, Unicode: uni, Verdict: result.Unknown, Flags: []string{}, Reason: "not in the cache"}, false, nil
+	}
+	if err != nil {
+		return r, false, err
+	}
+	if r.Unicode == "" {
+		r.Unicode = a.unicode
+	}
+	return r, true, nil
+}
+
+// lookupTable prints lookup's plain output: a header and aligned columns,
+// "-" for an empty cell, so that the columns never shift. Flags are last:
+// the only column whose width varies much.
+type lookupTable struct {
+	tw *tabwriter.Writer
+}
+
+func newLookupTable(w io.Writer) *lookupTable {
+	t := &lookupTable{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	fmt.Fprintln(t.tw, "DOMAIN\tVERDICT\tSCANNED_AT\tDOMAIN_UNICODE\tFLAGS")
+	return t
+}
+
+func (t *lookupTable) row(r result.Result) {
+	cell := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	scanned := ""
+	if !r.ScannedAt.IsZero() {
+		scanned = r.ScannedAt.UTC().Format(time.RFC3339)
+	}
+	uni := ""
+	if r.Unicode != r.Domain {
+		uni = r.Unicode
+	}
+	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\n", cell(r.Domain), cell(string(r.Verdict)), cell(scanned), cell(uni), cell(strings.Join(r.Flags, ",")))
+}
+
+func (t *lookupTable) flush() error { return t.tw.Flush() }

@@ -50,6 +50,7 @@ command again.`,
 			if o.maxAge < 0 {
 				return usageErr("--max-age must not be negative")
 			}
+			o.logOut = cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			sum, err := runScanJob(ctx, &o, cmd.OutOrStdout())
@@ -127,8 +128,8 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	}
 	stats.Lines, stats.Recipients, stats.BadLines, stats.BadByReason = ing.Lines, ing.OK, ing.Bad, ing.ByReason
 	if ing.Bad > 0 {
-		for reason, n := range ing.ByReason {
-			log.Warn("bad input lines skipped", "reason", reason, "count", n, "first_lines", ing.BadLines[reason])
+		for _, reason := range sortedReasons(ing.ByReason) {
+			log.Warn("bad input lines skipped", "reason", reason, "count", ing.ByReason[reason], "first_lines", ing.BadLines[reason])
 		}
 	}
 	if err := ctx.Err(); err != nil {

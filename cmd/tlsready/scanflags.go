@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -41,6 +42,8 @@ type scanFlags struct {
 	// dialer, when set, replaces the network for SMTP probes: tests use it
 	// to simulate a network whose outbound port 25 is filtered.
 	dialer smtpprobe.Dialer
+	// logOut receives the log (the command's stderr); nil: os.Stderr.
+	logOut io.Writer
 }
 
 func (f *scanFlags) register(fs *pflag.FlagSet) {
@@ -99,10 +102,14 @@ func (f *scanFlags) logger() *slog.Logger {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	if f.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	w := f.logOut
+	if w == nil {
+		w = os.Stderr
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	if f.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // build makes the resolver and the scanner. The caller closes both.
