@@ -66,7 +66,14 @@ type Options struct {
 
 // Open opens (creating with mode 0600 and migrating when needed) the database at path.
 //
-// A read-only open needs an existing database at the current schema version.
+// A database is tlsready's when it carries ApplicationID. Open refuses
+// another application's SQLite database (ErrForeign) without changing it,
+// and a file that is no SQLite database (ErrNotDatabase). A read-write open
+// stamps ApplicationID on a new database and on one an earlier tlsready made
+// (recognised by its tables).
+//
+// A read-only open needs an existing database at the current schema version
+// (ErrEmpty for an empty one).
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("store: empty database path")
@@ -84,6 +91,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	if !opts.ReadOnly {
+		if err := inspect(ctx, path); err != nil {
+			return nil, err
+		}
 		w, err := openDB(path, false, false, 64<<10)
 		if err != nil {
 			return nil, err
@@ -93,6 +103,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w.SetConnMaxLifetime(0)
 		w.SetConnMaxIdleTime(0)
 		s.w = w
+		if err := claim(ctx, w, path); err != nil {
+			w.Close()
+			return nil, err
+		}
 		if err := migrate(ctx, w); err != nil {
 			w.Close()
 			return nil, err
@@ -105,6 +119,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxIdleConns(4)
 	s.r = r
+	if opts.ReadOnly {
+		if err := verifyReadOnly(ctx, r, path); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	v, err := userVersion(ctx, r)
 	if err != nil {
 		s.Close()
