@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tlsready/tlsready/scanner/register"
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
@@ -27,31 +26,32 @@ func newCheckCmd() *cobra.Command {
 			if err := f.validate(); err != nil {
 				return err
 			}
+			// Every argument is checked before the first query.
+			domains := make([]lookupArg, len(args))
+			for i, arg := range args {
+				a, err := parseLookupArg(arg)
+				if err != nil {
+					return err
+				}
+				domains[i] = a
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			f.logOut = cmd.ErrOrStderr()
 			log := f.logger()
-			res, sc, err := f.build(log, nil)
+			res, sc, err := f.build(ctx, log, nil)
 			if err != nil {
 				return err
 			}
 			defer res.Close()
 			defer sc.Close()
 			out := cmd.OutOrStdout()
-			for _, arg := range args {
-				d := arg
-				if i := strings.LastIndexByte(d, '@'); i >= 0 {
-					d = d[i+1:]
-				}
-				ascii, uni, err := register.NormalizeDomain(d)
-				if err != nil {
-					return usageErr("%q is not a valid domain name: %v", d, err)
-				}
-				r, err := sc.Check(ctx, ascii)
+			for _, a := range domains {
+				r, err := sc.Check(ctx, a.ascii)
 				if err != nil {
 					return err
 				}
-				r.Unicode = uni
+				r.Unicode = a.unicode
 				if asJSON {
 					if err := json.NewEncoder(out).Encode(r); err != nil {
 						return err

@@ -92,6 +92,17 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		debug.SetMemoryLimit(768 << 20)
 	}
 
+	// The resolver must answer before the database is touched: a dead one
+	// stops the run with exit 4 whatever the register's size.
+	res, err := o.buildResolver(log)
+	if err != nil {
+		return sum, err
+	}
+	defer res.Close()
+	if err := o.checkResolver(ctx, res, log); err != nil {
+		return sum, err
+	}
+
 	st, err := store.Open(ctx, o.db, store.Options{})
 	if err != nil {
 		return sum, err
@@ -154,11 +165,14 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	stats.Domains = total
 	log.Info("domains", "total", total, "to_scan", len(pending), "cached", total-int64(len(pending)))
 
-	res, sc, err := o.build(log, st)
+	roots, err := o.roots()
 	if err != nil {
 		return sum, err
 	}
-	defer res.Close()
+	sc, err := o.buildScanner(log, res, st, roots)
+	if err != nil {
+		return sum, err
+	}
 	defer sc.Close()
 	stats.Resolver = o.resolver
 	stats.TrustAD = res.TrustsAD()

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -112,10 +115,15 @@ func (f *scanFlags) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// build makes the resolver and the scanner. The caller closes both.
-func (f *scanFlags) build(log *slog.Logger, cache scanner.STSCache) (*resolve.Client, *scanner.Scanner, error) {
+// build makes the resolver, checks that it answers (checkResolver), and
+// makes the scanner. The caller closes both.
+func (f *scanFlags) build(ctx context.Context, log *slog.Logger, cache scanner.STSCache) (*resolve.Client, *scanner.Scanner, error) {
 	res, err := f.buildResolver(log)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.checkResolver(ctx, res, log); err != nil {
+		res.Close()
 		return nil, nil, err
 	}
 	roots, err := f.roots()
@@ -131,15 +139,23 @@ func (f *scanFlags) build(log *slog.Logger, cache scanner.STSCache) (*resolve.Cl
 	return res, sc, nil
 }
 
+// servers are the resolvers to use: --resolver, else those of /etc/resolv.conf.
+func (f *scanFlags) servers() ([]string, error) {
+	if f.resolver != "" {
+		return []string{f.resolver}, nil
+	}
+	servers, err := resolve.SystemServers("/etc/resolv.conf")
+	if err != nil {
+		return nil, fmt.Errorf("no --resolver and /etc/resolv.conf unusable: %w", err)
+	}
+	return servers, nil
+}
+
 // buildResolver makes the DNS client from --resolver, --dns-rate and --trust-ad.
 func (f *scanFlags) buildResolver(log *slog.Logger) (*resolve.Client, error) {
-	servers := []string{f.resolver}
-	if f.resolver == "" {
-		var err error
-		servers, err = resolve.SystemServers("/etc/resolv.conf")
-		if err != nil {
-			return nil, fmt.Errorf("no --resolver and /etc/resolv.conf unusable: %w", err)
-		}
+	servers, err := f.servers()
+	if err != nil {
+		return nil, err
 	}
 	rc := resolve.Config{Servers: servers, Rate: f.dnsRate, Logger: log}
 	if f.trustAD != "auto" {
@@ -147,6 +163,33 @@ func (f *scanFlags) buildResolver(log *slog.Logger) (*resolve.Client, error) {
 		rc.TrustAD = &b
 	}
 	return resolve.New(rc)
+}
+
+// checkResolver asks the resolver the root NS question (resolve.Client.Ping)
+// before the first domain: a resolver that is silent, not listening or
+// refuses us would make every domain a dns-error, so that is exit 4 (our
+// side is broken) at any register size, with nothing scanned. The running
+// check of the scanner (ErrResolverDead) still watches the rest of the run.
+func (f *scanFlags) checkResolver(ctx context.Context, res *resolve.Client, log *slog.Logger) error {
+	status, err := res.Ping(ctx)
+	if ctx.Err() != nil {
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted while checking the DNS resolver")}
+	}
+	servers, _ := f.servers()
+	if err != nil {
+		return &exitError{code: exitEnvironment, err: fmt.Errorf(
+			"the DNS resolver %s does not answer (%v): every domain would be a dns-error; check --resolver (default: the nameservers of /etc/resolv.conf). Nothing was scanned",
+			strings.Join(servers, ", "), err)}
+	}
+	switch status {
+	case resolve.StatusOK:
+		log.Debug("resolver answers", "servers", servers)
+	case resolve.StatusServfail:
+		log.Warn("the resolver answers but cannot resolve the root zone (SERVFAIL for the root NS records); unless it is a lab resolver for its own zones, expect dns-error verdicts", "servers", servers)
+	default: // NXDOMAIN or NODATA for the root: a lab resolver serving only its zones
+		log.Debug("resolver answers, without the root NS records (a lab resolver?)", "servers", servers, "status", status)
+	}
+	return nil
 }
 
 // roots is the system pool plus --ca-file.
