@@ -244,7 +244,7 @@ func (s *Store) IntegrityCheck(ctx context.Context) error {
 type Run struct {
 	ID         int64     `json:"id"`
 	Input      string    `json:"input"`  // input identity: file name + size + mtime, or "-"
-	Status     string    `json:"status"` // "running", "finished", "aborted"
+	Status     string    `json:"status"` // "running", "finished", "aborted" (an abandoned run is aborted: Abandoned)
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Stats      RunStats  `json:"stats"`
@@ -381,6 +381,60 @@ func (s *Store) AbortRun(ctx context.Context, runID int64, reason string) error 
 		return fmt.Errorf("store: abort run %d: %w", runID, ErrNotFound)
 	}
 	return nil
+}
+
+// abandonedPrefix starts the Reason of a run that AbandonRuns gave up.
+const abandonedPrefix = "abandoned: "
+
+// Abandoned reports whether the run was given up by AbandonRuns: interrupted,
+// and never resumed because a scan of another input started. Its status is
+// RunAborted; its finished domains stay cached.
+func (r Run) Abandoned() bool {
+	return r.Status == RunAborted && strings.HasPrefix(r.Reason, abandonedPrefix)
+}
+
+// AbandonRuns marks every run still running except keep as aborted, with
+// Reason "abandoned: " + reason (see Run.Abandoned), and returns those runs
+// as they were before. A scan calls it, holding LockScan, once it has begun
+// or resumed its own run: an interrupted run of another input would
+// otherwise stay "running" forever. Results it saved stay cached.
+func (s *Store) AbandonRuns(ctx context.Context, keep int64, reason string) ([]Run, error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: abandon runs: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status = 'running' AND id != ? ORDER BY id`, keep)
+	if err != nil {
+		return nil, fmt.Errorf("store: abandon runs: %w", err)
+	}
+	var runs []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: abandon runs: %w", err)
+		}
+		runs = append(runs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: abandon runs: %w", err)
+	}
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'aborted', reason = ? WHERE status = 'running' AND id != ?`,
+		abandonedPrefix+reason, keep); err != nil {
+		return nil, fmt.Errorf("store: abandon runs: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: abandon runs: %w", err)
+	}
+	return runs, nil
 }
 
 // Runs lists all runs, oldest first.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -92,8 +93,13 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		debug.SetMemoryLimit(768 << 20)
 	}
 
-	// The resolver must answer before the database is touched: a dead one
-	// stops the run with exit 4 whatever the register's size.
+	// The register and the resolver are checked before the database is
+	// touched: a scan that cannot start leaves no empty database, lock file
+	// or run behind. A dead resolver is exit 4 whatever the register's size.
+	inputID, err := inputIdentity(o.input)
+	if err != nil {
+		return sum, err
+	}
 	res, err := o.buildResolver(log)
 	if err != nil {
 		return sum, err
@@ -117,10 +123,6 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	}
 	defer unlock()
 
-	inputID, err := inputIdentity(o.input)
-	if err != nil {
-		return sum, err
-	}
 	run, resumed, err := st.BeginRun(ctx, inputID, time.Now())
 	if err != nil {
 		return sum, err
@@ -129,6 +131,17 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		log.Info("resuming interrupted run", "run", run.ID)
 	} else {
 		log.Info("starting run", "run", run.ID)
+	}
+	// An interrupted run of another input (another file, or this one changed
+	// since) is resumed only by that input: say so, and mark it abandoned
+	// rather than leave it "running" forever.
+	abandoned, err := st.AbandonRuns(ctx, run.ID, fmt.Sprintf("run %d started with another input", run.ID))
+	if err != nil {
+		return sum, err
+	}
+	for _, r := range abandoned {
+		log.Warn("an interrupted run of another input is abandoned; the domains it finished stay cached",
+			"abandoned_run", r.ID, "its_input", describeInput(r.Input, o.input), "started", r.StartedAt.Format(time.RFC3339), "run", run.ID)
 	}
 
 	// 1. Ingest: stream the register into the store.
@@ -278,16 +291,44 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 }
 
 // inputIdentity names the input so an interrupted run is resumed only with
-// the same register: path, size and modification time.
+// the same register: path, size and modification time. It also checks that
+// the file can be opened, before anything else is done.
 func inputIdentity(path string) (string, error) {
 	if path == "-" {
 		return "-", nil
 	}
+	f, err := register.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--input: %w", err)
+	}
+	f.Close()
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", fmt.Errorf("--input: %w", err)
 	}
 	return fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano()), nil
+}
+
+// describeInput tells a person what an input identity (inputIdentity) was,
+// beside the current --input.
+func describeInput(id, current string) string {
+	if id == "-" {
+		return "standard input"
+	}
+	// "path|size|mtime", where the path itself may hold "|".
+	j := strings.LastIndexByte(id, '|')
+	i := -1
+	if j > 0 {
+		i = strings.LastIndexByte(id[:j], '|')
+	}
+	if i < 0 {
+		return id
+	}
+	path, size := id[:i], id[i+1:j]
+	if path == current {
+		return fmt.Sprintf("%s as it was then (%s bytes; the file has changed since)", path, size)
+	}
+	return fmt.Sprintf("%s (%s bytes)", path, size)
 }
 
 // ingest streams the register into the store in batches. Reading and
