@@ -23,7 +23,7 @@ func newCheckCmd() *cobra.Command {
 		Short: "Scan domains live, without a database, and show the details",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.validate(); err != nil {
+			if err := f.validate(cmd.Context()); err != nil {
 				return err
 			}
 			// Every argument is checked before the first query.

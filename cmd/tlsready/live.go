@@ -23,7 +23,7 @@ func registerLiveFlags(fs *pflag.FlagSet) *scanFlags {
 	fs.StringVar(&f.resolver, "resolver", "", "live checks: DNS resolver HOST:PORT (default: /etc/resolv.conf)")
 	fs.StringVar(&f.caFile, "ca-file", "", "live checks: extra trusted roots (PEM)")
 	fs.DurationVar(&f.timeout, "probe-timeout", 60e9, "live checks: deadline for one MX IP probe")
-	fs.StringVar(&f.helo, "helo", "", "live checks: EHLO name identifying the operator")
+	fs.StringVar(&f.helo, "helo", "", "live checks: EHLO name identifying the operator, fully qualified (default: the host's fully qualified name)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 25, "live checks: SMTP port (labs and tests)")
 	fs.IntVar(&f.httpsPort, "https-port", 443, "live checks: HTTPS port for MTA-STS (labs and tests)")
 	fs.BoolVar(&f.allowPrivate, "allow-private", false, "live checks: connect to private/reserved addresses (labs and tests)")
@@ -43,7 +43,7 @@ type liveChecker struct {
 }
 
 func newLiveChecker(cmd *cobra.Command, f *scanFlags) (gateway.Checker, error) {
-	if err := f.validate(); err != nil {
+	if err := f.validate(cmd.Context()); err != nil {
 		return nil, err
 	}
 	roots, err := f.roots()

@@ -45,7 +45,7 @@ command again.`,
 			if o.input == "" || o.db == "" {
 				return usageErr("--input and --db are required")
 			}
-			if err := o.validate(); err != nil {
+			if err := o.validate(cmd.Context()); err != nil {
 				return err
 			}
 			if o.maxAge < 0 {

@@ -47,6 +47,10 @@ type scanFlags struct {
 	dialer smtpprobe.Dialer
 	// logOut receives the log (the command's stderr); nil: os.Stderr.
 	logOut io.Writer
+	// hostname and hostResolver find the default --helo (defaultHELO);
+	// nil: os.Hostname and net.DefaultResolver.
+	hostname     func() (string, error)
+	hostResolver hostResolver
 }
 
 func (f *scanFlags) register(fs *pflag.FlagSet) {
@@ -56,7 +60,7 @@ func (f *scanFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.rate, "rate", 20, "new SMTP connections per second (global)")
 	fs.IntVar(&f.dnsRate, "dns-rate", 0, "DNS queries per second (0: unlimited)")
 	fs.DurationVar(&f.timeout, "timeout", 90*time.Second, "deadline for one MX IP probe (connect, banner, EHLO, STARTTLS, handshake, retry)")
-	fs.StringVar(&f.helo, "helo", "", "EHLO name identifying the operator (default: the host name)")
+	fs.StringVar(&f.helo, "helo", "", "EHLO name identifying the operator: a fully qualified name with forward-confirmed reverse DNS (default: the host's fully qualified name; refused when it has none)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 25, "SMTP port to probe (labs and tests)")
 	fs.IntVar(&f.httpsPort, "https-port", 443, "HTTPS port for MTA-STS policies (labs and tests)")
 	fs.BoolVar(&f.ipv6, "ipv6", false, "also look up and probe AAAA addresses")
@@ -72,7 +76,8 @@ func (f *scanFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "debug logging")
 }
 
-func (f *scanFlags) validate() error {
+// validate checks the flags and settles --helo (defaultHELO when empty).
+func (f *scanFlags) validate(ctx context.Context) error {
 	switch {
 	case f.concurrency < 1 || f.concurrency > 100000:
 		return usageErr("--concurrency must be between 1 and 100000")
@@ -96,6 +101,26 @@ func (f *scanFlags) validate() error {
 			return usageErr("--resolver must be HOST:PORT: %v", err)
 		}
 	}
+	if f.helo != "" {
+		h, ok := fqdn(f.helo)
+		if !ok {
+			return usageErr("--helo %q is not a fully qualified domain name: receivers reject or distrust a bare host name; pass the scanning host's full name, e.g. --helo scanner.example.org (see README, --helo)", f.helo)
+		}
+		f.helo = h
+		return nil
+	}
+	hostname, res := f.hostname, f.hostResolver
+	if hostname == nil {
+		hostname = os.Hostname
+	}
+	if res == nil {
+		res = net.DefaultResolver
+	}
+	h, err := defaultHELO(ctx, hostname, res)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	f.helo = h
 	return nil
 }
 
@@ -212,10 +237,7 @@ func (f *scanFlags) roots() (*x509.CertPool, error) {
 
 // buildScanner makes a scanner (one run's shared caches) over res.
 func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache scanner.STSCache, roots *x509.CertPool) (*scanner.Scanner, error) {
-	helo := f.helo
-	if helo == "" {
-		helo, _ = os.Hostname()
-	}
+	helo := f.helo // settled by validate
 	tempRetry := f.tempRetry
 	if len(tempRetry) == 1 && tempRetry[0] == 0 {
 		tempRetry = []time.Duration{} // --temp-retry 0: judge on the first answer
