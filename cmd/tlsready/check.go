@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlsready/tlsready/scanner"
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
@@ -48,7 +50,12 @@ func newCheckCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			for _, a := range domains {
 				r, err := sc.Check(ctx, a.ascii)
-				if err != nil {
+				switch {
+				case ctx.Err() != nil:
+					return &exitError{code: exitInterrupted, err: errors.New("interrupted")}
+				case errors.Is(err, scanner.ErrPort25Blocked) || errors.Is(err, scanner.ErrResolverDead):
+					return &exitError{code: exitEnvironment, err: err}
+				case err != nil:
 					return err
 				}
 				r.Unicode = a.unicode
@@ -60,7 +67,7 @@ func newCheckCmd() *cobra.Command {
 				}
 				printCheck(out, r)
 			}
-			return ctx.Err()
+			return nil
 		},
 	}
 	f.register(cmd.Flags())

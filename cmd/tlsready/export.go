@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tlsready/tlsready/report"
+	"github.com/tlsready/tlsready/scanner/result"
 )
 
 func newExportCmd() *cobra.Command {
@@ -44,18 +47,21 @@ instead of writing an incomplete list.`,
 			if db == "" {
 				return usageErr("--db is required")
 			}
-			vs, err := report.ParseVerdictList(verdicts)
+			vs, err := parseVerdicts(verdicts)
 			if err != nil {
-				return usageErr("--verdict: %v", err)
+				return err
 			}
 			if runID < 0 {
 				return usageErr("--run must be a run id (0: the latest finished run)")
 			}
-			st, err := openReadOnly(cmd, db)
+			st, err := openExisting(cmd.Context(), db, true)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if err := checkReportRun(cmd.Context(), st, db, runID); err != nil {
+				return err
+			}
 			var n int64
 			write := func(w io.Writer) (err error) {
 				n, err = report.ExportRecipients(cmd.Context(), st, runID, vs, w)
@@ -73,8 +79,40 @@ instead of writing an incomplete list.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&db, "db", "", "database file (opened read-only)")
-	f.StringVar(&verdicts, "verdict", "plaintext,partial", "comma-separated verdicts")
+	f.StringVar(&verdicts, "verdict", "plaintext,partial", "comma-separated verdicts: "+strings.Join(verdictWords(), ", "))
 	f.StringVar(&out, "out", "", "output file, created 0600 (default: standard output)")
 	f.Int64Var(&runID, "run", 0, "run id (default: the latest finished run); only the latest run's recipients are kept")
 	return cmd
+}
+
+// verdictWords are the values --verdict takes: the ten verdicts and
+// "unknown" (a domain of the run without a stored result).
+func verdictWords() []string {
+	words := make([]string, 0, len(result.Verdicts)+1)
+	for _, v := range append(slices.Clone(result.Verdicts), result.Unknown) {
+		words = append(words, string(v))
+	}
+	return words
+}
+
+// parseVerdicts parses --verdict: comma-separated verdict words, duplicates
+// dropped; a wrong word is a usage error that lists the valid ones.
+func parseVerdicts(s string) ([]result.Verdict, error) {
+	var out []result.Verdict
+	for _, w := range strings.Split(s, ",") {
+		w = strings.ToLower(strings.TrimSpace(w))
+		if w == "" {
+			continue
+		}
+		if !slices.Contains(verdictWords(), w) {
+			return nil, usageErr("--verdict: %q is not a verdict; valid: %s", w, strings.Join(verdictWords(), ", "))
+		}
+		if v := result.Verdict(w); !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, usageErr("--verdict is empty; valid: %s", strings.Join(verdictWords(), ", "))
+	}
+	return out, nil
 }

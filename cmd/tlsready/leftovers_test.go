@@ -26,7 +26,7 @@ func TestFailedScanLeavesNothing(t *testing.T) {
 	}
 	for _, input := range inputs {
 		code, _, stderr := runCLI(t, scanArgs(world, input, filepath.Join(dir, "t.db"))...)
-		if code == exitOK || !strings.Contains(stderr, "--input") {
+		if code == exitOK || !strings.Contains(stderr, input) {
 			t.Errorf("%s: exit %d, %q", filepath.Base(input), code, stderr)
 		}
 		entries, err := os.ReadDir(dir)

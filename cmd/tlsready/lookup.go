@@ -46,7 +46,7 @@ a domain name is a usage error (exit 2) and nothing is printed.`,
 				}
 				domains[i] = a
 			}
-			st, err := store.Open(cmd.Context(), db, store.Options{ReadOnly: true})
+			st, err := openExisting(cmd.Context(), db, true)
 			if err != nil {
 				return err
 			}

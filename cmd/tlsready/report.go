@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlsready/tlsready/report"
-	"github.com/tlsready/tlsready/store"
 )
 
 func newReportCmd() *cobra.Command {
@@ -60,12 +58,15 @@ table. Any other extension needs --format.
 			if runID < 0 {
 				return usageErr("--run must be a run id (0: the latest finished run)")
 			}
-			st, err := openReadOnly(cmd, db)
+			ctx := cmd.Context()
+			st, err := openExisting(ctx, db, true)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			ctx := cmd.Context()
+			if err := checkReportRun(ctx, st, db, runID); err != nil {
+				return err
+			}
 			write := func(w io.Writer) error {
 				switch format {
 				case "csv":
@@ -122,18 +123,6 @@ func formatFromOut(out string) (string, error) {
 	default:
 		return "", usageErr("--out %s: cannot tell the format from %q; pass --format html, table, csv or json", out, ext)
 	}
-}
-
-// openReadOnly opens an existing database read-only, with a clear message
-// when the file is missing.
-func openReadOnly(cmd *cobra.Command, db string) (*store.Store, error) {
-	if _, err := os.Stat(db); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, usageErr("--db %s: no such database", db)
-		}
-		return nil, err
-	}
-	return store.Open(cmd.Context(), db, store.Options{ReadOnly: true})
 }
 
 // writeFileAtomic writes path through a temporary file in the same

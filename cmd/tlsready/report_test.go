@@ -88,8 +88,8 @@ func TestReportCommand(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
-	if _, _, code := runCmd(t, "report", "--db", db, "--run", "42"); code != exitFailed {
-		t.Errorf("unknown run: exit %d, want %d", code, exitFailed)
+	if _, errOut, code := runCmd(t, "report", "--db", db, "--run", "42"); code != exitUsage || !strings.Contains(errOut, "no run 42 in "+db) {
+		t.Errorf("unknown run: exit %d, %q; want %d", code, errOut, exitUsage)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {

@@ -32,18 +32,31 @@ type scanOptions struct {
 func newScanCmd() *cobra.Command {
 	var o scanOptions
 	cmd := &cobra.Command{
-		Use:   "scan --input FILE|- --db FILE",
+		Use:   "scan [REGISTER] --db FILE",
 		Short: "Scan a register of recipient addresses into the database",
 		Long: `Reads the register (one address per line, or CSV with an "email" column and an
 optional "id" column; .gz read as such; "-" for stdin), stores each recipient's
 id and domain (never the local part unless --keep-addresses), and scans every
 domain whose cached result is older than --max-age: MX, STARTTLS, certificates,
 MTA-STS, DANE, TLSRPT. An interrupted run is resumed by running the same
-command again.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.input == "" || o.db == "" {
-				return usageErr("--input and --db are required")
+command again.
+
+The register is the argument or --input (the same thing):
+  tlsready scan register.csv.gz --db tlsready.db
+  tlsready scan --input register.csv.gz --db tlsready.db`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if o.input != "" && o.input != args[0] {
+					return usageErr("two registers given, %q and --input %q: give one", args[0], o.input)
+				}
+				o.input = args[0]
+			}
+			switch {
+			case o.input == "":
+				return usageErr("no register given: tlsready scan REGISTER --db FILE (or --input REGISTER; - reads standard input)")
+			case o.db == "":
+				return usageErr("--db is required: the database file to write, e.g. tlsready scan %s --db tlsready.db", o.input)
 			}
 			if err := o.validate(cmd.Context()); err != nil {
 				return err
@@ -64,7 +77,7 @@ command again.`,
 	}
 	fs := cmd.Flags()
 	o.register(fs)
-	fs.StringVar(&o.input, "input", "", "register file (addresses or CSV, optionally gzipped), - for stdin")
+	fs.StringVar(&o.input, "input", "", "register file (addresses or CSV, optionally gzipped), - for stdin; or give it as the argument")
 	fs.StringVar(&o.db, "db", "", "database file (created 0600)")
 	fs.DurationVar(&o.maxAge, "max-age", 20*time.Hour, "reuse cached results younger than this instead of probing again")
 	fs.BoolVar(&o.keepAddresses, "keep-addresses", false, "store full addresses (default: only recipient ids and domains)")
@@ -111,7 +124,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 
 	st, err := store.Open(ctx, o.db, store.Options{})
 	if err != nil {
-		return sum, err
+		return sum, storeUsage(err)
 	}
 	defer st.Close()
 	unlock, err := st.LockScan()
@@ -298,6 +311,9 @@ func inputIdentity(path string) (string, error) {
 		return "-", nil
 	}
 	f, err := register.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", usageErr("register %s: no such file", path)
+	}
 	if err != nil {
 		return "", fmt.Errorf("--input: %w", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tlsready/tlsready/gateway"
-	"github.com/tlsready/tlsready/store"
 )
 
 type serveOptions struct {
@@ -185,7 +184,7 @@ func readToken(path string) ([]byte, error) {
 }
 
 func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gateway.Config) error {
-	st, err := store.Open(ctx, o.db, store.Options{ReadOnly: !o.live})
+	st, err := openExisting(ctx, o.db, !o.live)
 	if err != nil {
 		return err
 	}
