@@ -29,7 +29,7 @@ type Config struct {
 	Dialer         Dialer           // nil: &net.Dialer{}
 	RootCAs        *x509.CertPool   // nil: system roots
 	Now            func() time.Time // nil: time.Now; also the x509 verification time
-	NoLegacyRetry  bool             // do not retry a failed handshake with conservative settings
+	NoLegacyRetry  bool             // do not retry a failed handshake on the second TLS stack (zcrypto); Go's failure then stands
 	// OnConnect, when set, is called before each TCP connection attempt
 	// (the scanner's global rate limit and connection counter).
 	OnConnect func()

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	ztls "github.com/zmap/zcrypto/tls"
+
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
@@ -97,10 +99,16 @@ func (c Config) withDefaults() Config {
 // sends MAIL, RCPT or DATA, and never returns nil: the result is filled as far
 // as the probe got, with a Status and, unless ok, a short Error.
 //
-// When the handshake fails (other than by the probe's own deadline) and
-// cfg.NoLegacyRetry is false, the whole dialogue is repeated once, after the
-// first connection is closed, with conservative TLS settings; Retried says so,
-// and TLS.Legacy when only that attempt worked.
+// When the handshake on Go's crypto/tls fails (other than by the probe's own
+// deadline) and cfg.NoLegacyRetry is false, the whole dialogue is repeated
+// once, after the first connection is closed, with a second TLS stack
+// (zcrypto, see fallback.go): at most two connections per probe. Retried says
+// so. When only the second stack completed, TLS.Stack is
+// result.StackFallback, TLS.Legacy is set and Alert says why the first
+// attempt failed. When it failed too, the probe is ProbeHandshakeFailed only
+// if the server refused (an OpenSSL-based sender fails too, VERDICTS.md);
+// when the failure is on the scanner's side, or the second attempt never got
+// to its handshake, it is ProbeNotJudged (still Reachable).
 //
 // Every step has its own absolute deadline (BannerTimeout, CommandTimeout),
 // the probe as a whole is bounded by cfg.Timeout and ctx; every reply is
@@ -130,23 +138,39 @@ func Probe(ctx context.Context, cfg Config, sni string, ip netip.Addr) *result.P
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
-	retry := attempt(ctx, &cfg, p, false)
-	if !retry || cfg.NoLegacyRetry || expired(ctx) != nil {
+	retry := attempt(ctx, &cfg, p, goStack)
+	if !retry || cfg.NoLegacyRetry {
 		return p
 	}
+	// VERDICTS.md: STARTTLS is judged as an OpenSSL-based sender would
+	// negotiate. Go's failure alone does not say that such a sender fails,
+	// so from here on the outcome is ok, a refusal seen by the second stack
+	// too, or not judged.
+	if err := expired(ctx); err != nil {
+		p.Status = result.ProbeNotJudged
+		p.Error += " (no retry: " + reason(ctx, err) + ")"
+		return p
+	}
+	p.Retried = true
 	q := &result.Probe{IP: ip, SNI: sni, StartedAt: p.StartedAt}
 	if cfg.OnConnect != nil {
 		cfg.OnConnect()
 	}
-	attempt(ctx, &cfg, q, true)
-	if q.Status == result.ProbeOK {
+	attempt(ctx, &cfg, q, fallbackStack)
+	switch q.Status {
+	case result.ProbeOK:
 		q.TLS.Legacy = true
 		q.Retried = true
 		q.Alert = p.Alert // why the first attempt failed
 		*p = *q
 		return p
+	case result.ProbeHandshakeFailed:
+		// The server refused the second stack's OpenSSL-like offer too.
+	default:
+		// The second stack failed on our side, or the second connection
+		// never got to a handshake (refused, timed out, 4xx, ...).
+		p.Status = result.ProbeNotJudged
 	}
-	p.Retried = true
 	if q.Error != "" {
 		p.Error += " (retry: " + q.Error + ")"
 	}
@@ -163,10 +187,11 @@ type session struct {
 	w    io.Writer // conn, or the TLS connection after STARTTLS
 }
 
-// attempt runs one dialogue on a new connection, filling p. It reports
-// whether the TLS handshake failed in a way a conservative retry might fix.
+// attempt runs one dialogue on a new connection with the TLS stack st,
+// filling p. It reports whether the TLS handshake failed in a way the second
+// stack might not (any failure but the probe's own deadline).
 // The caller has called cfg.OnConnect.
-func attempt(ctx context.Context, cfg *Config, p *result.Probe, legacy bool) (retry bool) {
+func attempt(ctx context.Context, cfg *Config, p *result.Probe, st tlsStack) (retry bool) {
 	if err := expired(ctx); err != nil {
 		p.Status = result.ProbeTimeout
 		p.Error = "connect: " + reason(ctx, err)
@@ -190,10 +215,10 @@ func attempt(ctx context.Context, cfg *Config, p *result.Probe, legacy bool) (re
 		conn.Close()
 	}()
 	s := &session{ctx: ctx, cfg: cfg, p: p, conn: conn, br: bufio.NewReader(conn), w: conn}
-	return s.run(legacy)
+	return s.run(st)
 }
 
-func (s *session) run(legacy bool) (retry bool) {
+func (s *session) run(st tlsStack) (retry bool) {
 	p := s.p
 
 	// Banner (RFC 5321 §4.3.1: 220, or 554/4xx refusing service).
@@ -283,14 +308,18 @@ func (s *session) run(legacy bool) (retry bool) {
 		return false
 	}
 
-	// TLS handshake. Bytes the server sent after its 220 are still in br
-	// and go to TLS, which then fails on them as a handshake error.
-	tc := tls.Client(&bufferedConn{Conn: s.conn, r: s.br}, tlsConfig(p.SNI, legacy))
+	// TLS handshake, on stack st. Bytes the server sent after its 220 are
+	// still in br and go to TLS, which then fails on them as a handshake
+	// error.
 	s.conn.step(s.deadline(s.cfg.CommandTimeout))
-	if err := tc.Handshake(); err != nil {
-		if expired(s.ctx) != nil {
+	tc, err := st.handshake(&bufferedConn{Conn: s.conn, r: s.br}, p.SNI)
+	if err != nil {
+		switch {
+		case expired(s.ctx) != nil:
 			p.Status = result.ProbeTimeout
-		} else {
+		case notJudged(err):
+			p.Status = result.ProbeNotJudged
+		default:
 			p.Status = result.ProbeHandshakeFailed
 			retry = true
 		}
@@ -301,7 +330,8 @@ func (s *session) run(legacy bool) (retry bool) {
 		return retry
 	}
 	p.Status = result.ProbeOK
-	p.TLS = tlsInfo(tc.ConnectionState(), s.cfg.RootCAs, s.cfg.Now(), s.cfg.ChainCache)
+	p.TLS = tc.info(s.cfg)
+	p.TLS.Stack = st.name
 
 	// RFC 3207 §4.2: the client SHOULD send EHLO again; then say goodbye.
 	// Failures here do not change the outcome.
@@ -503,10 +533,13 @@ func reason(ctx context.Context, err error) string {
 	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
 		return "server did not speak TLS"
 	}
+	if _, ok := errors.AsType[ztls.RecordHeaderError](err); ok {
+		return "server did not speak TLS"
+	}
 	if errno, ok := errors.AsType[syscall.Errno](err); ok {
 		return errno.Error()
 	}
-	// An error crypto/tls has no type for (e.g. no common version or
+	// An error the TLS stacks have no type for (e.g. no common version or
 	// suite): its own text, bounded.
 	return sanitize(err.Error(), 120)
 }

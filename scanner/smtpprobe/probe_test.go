@@ -529,14 +529,19 @@ func TestProbeTimeouts(t *testing.T) {
 	t.Run("handshake-stall-then-legacy", func(t *testing.T) {
 		t.Parallel()
 		k := pki(t)
-		// The first connection never answers the ClientHello; the
-		// conservative second attempt gets a normal server.
+		// The first connection never answers the ClientHello; the second
+		// attempt, now on the fallback stack (zcrypto, a small TLS 1.2
+		// ClientHello) instead of a conservative crypto/tls one, gets a
+		// normal server.
 		e := newEnv(t, append(upToSTARTTLS(), swallow()), mta(serverTLS(k.mx)))
 		e.cfg.CommandTimeout = 300 * time.Millisecond
 		p := e.run(t, context.Background())
 		wantStatus(t, p, result.ProbeOK, true)
 		if !p.Retried || !p.TLS.Legacy || p.TLS.VersionID != tls.VersionTLS12 || e.connects.Load() != 2 {
 			t.Errorf("retried %v legacy %v version %q connects %d", p.Retried, p.TLS.Legacy, p.TLS.Version, e.connects.Load())
+		}
+		if p.TLS.Stack != result.StackFallback || p.Alert != "" {
+			t.Errorf("stack %q alert %q", p.TLS.Stack, p.Alert)
 		}
 	})
 }
@@ -570,7 +575,9 @@ func TestProbeHandshakeFailures(t *testing.T) {
 	t.Parallel()
 	k := pki(t)
 	// Refuses ClientHellos carrying a post-quantum key share (as some
-	// middleboxes do); fine with the conservative retry.
+	// middleboxes do); fine with the second attempt, which since it runs
+	// on zcrypto (OpenSSL-like TLS 1.2 offer, no key share) instead of a
+	// conservative crypto/tls config also reports TLS.Stack "zcrypto".
 	pqIntolerant := &tls.Config{
 		Certificates: []tls.Certificate{k.mx},
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -580,7 +587,9 @@ func TestProbeHandshakeFailures(t *testing.T) {
 			return nil, nil
 		},
 	}
-	// No cipher suite usable with its ECDSA certificate: handshake_failure.
+	// No cipher suite usable with its ECDSA certificate: handshake_failure
+	// to both stacks, so an OpenSSL-based sender fails too (still
+	// tls-handshake-failed; the retry's error is zcrypto's).
 	noSuite := &tls.Config{Certificates: []tls.Certificate{k.mx}, MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}}
 	garbage := append(upToSTARTTLS(), raw("this is not TLS\r\n"), drain())
@@ -619,6 +628,9 @@ func TestProbeHandshakeFailures(t *testing.T) {
 			}
 			if (p.TLS != nil && p.TLS.Legacy) != tt.legacy {
 				t.Errorf("legacy = %v", !tt.legacy)
+			}
+			if p.TLS != nil && p.TLS.Stack != map[bool]string{true: result.StackFallback}[tt.legacy] {
+				t.Errorf("stack %q", p.TLS.Stack)
 			}
 			if !strings.HasPrefix(p.Error, tt.errStart) {
 				t.Errorf("Error %q, want prefix %q", p.Error, tt.errStart)

@@ -49,57 +49,30 @@ var allSuites = func() []uint16 {
 	return ids
 }()
 
-// legacySuites are the conservative second attempt's suites: RSA key exchange
-// and ECDHE-RSA/ECDSA with AES-GCM or AES-CBC (and 3DES-CBC as a last resort).
-var legacySuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
-	tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_RSA_WITH_AES_128_CBC_SHA,
-	tls.TLS_RSA_WITH_AES_256_CBC_SHA,
-	tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA,
-	tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA,
-}
-
-// tlsConfig returns the client configuration of the first (legacy=false) or
-// the conservative second attempt. Certificates are not verified during the
-// handshake (InsecureSkipVerify) so that bad ones are still recorded; they are
-// judged afterwards by certFacts.
-func tlsConfig(sni string, legacy bool) *tls.Config {
-	c := &tls.Config{
+// tlsConfig returns the client configuration of the first attempt, on Go's
+// crypto/tls (the second attempt runs on zcrypto, see fallback.go).
+// Certificates are not verified during the handshake (InsecureSkipVerify) so
+// that bad ones are still recorded; they are judged afterwards by judgeChain.
+func tlsConfig(sni string) *tls.Config {
+	return &tls.Config{
 		ServerName:         sni,
-		InsecureSkipVerify: true, // verified by certFacts after the handshake
+		InsecureSkipVerify: true, // verified by judgeChain after the handshake
 		MinVersion:         tls.VersionTLS10,
 		CipherSuites:       allSuites,
 	}
-	if legacy {
-		// No TLS 1.3 (no supported_versions extension), no post-quantum
-		// key share: a small, old-fashioned ClientHello.
-		c.MaxVersion = tls.VersionTLS12
-		c.CurvePreferences = []tls.CurveID{tls.CurveP256, tls.CurveP384, tls.X25519}
-		c.CipherSuites = legacySuites
-	}
-	return c
 }
 
-// tlsInfo describes a completed handshake: version, suite and the presented
-// chain judged against roots at now (nil roots: the system roots), through
+// tlsInfo describes a completed handshake on either TLS stack: version,
+// cipher suite name and the presented chain (parsed by crypto/x509, leaf
+// first) judged against roots at now (nil roots: the system roots), through
 // cache when it is not nil.
-func tlsInfo(cs tls.ConnectionState, roots *x509.CertPool, now time.Time, cache *ChainCache) *result.TLSInfo {
+func tlsInfo(version uint16, suite string, certs []*x509.Certificate, roots *x509.CertPool, now time.Time, cache *ChainCache) *result.TLSInfo {
 	info := &result.TLSInfo{
-		Version:     tls.VersionName(cs.Version),
-		VersionID:   cs.Version,
-		CipherSuite: tls.CipherSuiteName(cs.CipherSuite),
+		Version:     tls.VersionName(version),
+		VersionID:   version,
+		CipherSuite: suite,
 		Certs:       []result.CertInfo{},
 	}
-	certs := cs.PeerCertificates
 	if len(certs) == 0 {
 		info.ChainError = "no certificate"
 		return info
