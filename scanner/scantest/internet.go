@@ -74,6 +74,7 @@ type SMTPHost struct {
 	// MinVersion and MaxVersion bound the TLS versions (0: crypto/tls default);
 	// an explicit MinVersion below TLS 1.2 enables TLS 1.0/1.1.
 	MinVersion, MaxVersion uint16
+	LegacyTLS              string // "": Go's crypto/tls server; "dhe-only": only finite-field DHE suites (TLS 1.2); "rsa-kx-only": only RSA key exchange suites (TLS 1.2)
 
 	// Hostile behaviours, for the hardening tests; each optional.
 	DripBanner           time.Duration // send the banner one byte every DripBanner

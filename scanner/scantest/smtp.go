@@ -43,6 +43,8 @@ type smtpHostState struct {
 
 	sniMu    sync.Mutex
 	sniCerts map[string]*tls.Certificate // by SNI, issued on first use
+
+	legacy legacyCert // LegacyTLS's RSA certificate (legacytls.go)
 }
 
 // certificateFor returns the certificate presented to a client that sent
@@ -359,6 +361,9 @@ func (s *smtpSession) startTLS() error {
 			reset(s.raw)
 		}
 		return errQuit
+	}
+	if h.LegacyTLS != "" {
+		return s.legacyTLS() // zcrypto's server (legacytls.go)
 	}
 	cfg := &tls.Config{
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
