@@ -707,9 +707,6 @@ func (s *Scanner) judge(ctx context.Context, a *result.Addr, h result.Host, sni 
 	if !a.NameMatch {
 		a.Flags = result.AddFlag(a.Flags, result.FlagCertNameMismatch)
 	}
-	if t.Legacy {
-		a.Flags = result.AddFlag(a.Flags, result.FlagLegacyTLSOnly)
-	}
 	if t.Stack == result.StackFallback {
 		a.Flags = result.AddFlag(a.Flags, result.FlagTLSFallback)
 	}

@@ -72,7 +72,6 @@ const (
 	FlagNoSTARTTLS       = "starttls-not-offered"
 	FlagSTARTTLSRefused  = "starttls-refused" // 4xx/5xx to STARTTLS
 	FlagHandshakeFailed  = "tls-handshake-failed"
-	FlagLegacyTLSOnly    = "tls-legacy-retry"    // handshake only worked with conservative settings
 	FlagBannerRefused    = "banner-refused"      // 4xx/5xx banner
 	FlagEHLORefused      = "ehlo-refused"        // 220 banner, then 4xx/5xx to EHLO and HELO
 	FlagProtocolError    = "smtp-protocol-error" // a reply that is not SMTP (garbled, unexpected code) or a connection lost mid-dialogue, other than before the EHLO reply
@@ -223,7 +222,7 @@ type TLSInfo struct {
 	Version     string `json:"version"` // "TLS 1.3"
 	VersionID   uint16 `json:"version_id"`
 	CipherSuite string `json:"cipher_suite"`
-	Legacy      bool   `json:"legacy_retry,omitempty"` // only the conservative second attempt worked
+	Legacy      bool   `json:"legacy_retry,omitempty"` // only the second attempt (on Stack) worked
 	// Stack is the TLS implementation that completed the handshake: "" is
 	// Go's crypto/tls; StackFallback the second, OpenSSL-compatible one.
 	Stack string `json:"stack,omitempty"`

@@ -33,6 +33,10 @@ const (
 
 	// quitTimeout bounds the goodbye (QUIT and its reply).
 	quitTimeout = 2 * time.Second
+	// drainTimeout bounds the wait for the server's close after ours, and
+	// maxDrain the bytes read meanwhile (see closeGracefully).
+	drainTimeout = time.Second
+	maxDrain     = 64 << 10
 	// afterTLSTimeout bounds the EHLO after a completed handshake (at most
 	// CommandTimeout): the outcome is known, this is courtesy.
 	afterTLSTimeout = 5 * time.Second
@@ -211,8 +215,8 @@ func attempt(ctx context.Context, cfg *Config, p *result.Probe, st tlsStack) (re
 	conn := &guardedConn{Conn: raw}
 	stop := context.AfterFunc(ctx, conn.stop)
 	defer func() {
+		conn.closeGracefully(drainDeadline(ctx))
 		stop()
-		conn.Close()
 	}()
 	s := &session{ctx: ctx, cfg: cfg, p: p, conn: conn, br: bufio.NewReader(conn), w: conn}
 	return s.run(st)
@@ -343,7 +347,12 @@ func (s *session) run(st tlsStack) (retry bool) {
 		s.quit(false)
 	}
 	s.conn.step(s.deadline(quitTimeout))
-	tc.Close() // close_notify
+	// close_notify, keeping the TCP connection for attempt's graceful close.
+	if cw, ok := tc.Conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	} else {
+		tc.Close()
+	}
 	return false
 }
 
@@ -402,7 +411,9 @@ func (s *session) quit(wait bool) {
 	if _, err := io.WriteString(s.w, "QUIT\r\n"); err != nil || !wait {
 		return
 	}
-	_, _, _ = ReadReply(s.br, MaxReplyLines, MaxLineLen)
+	if code, _, err := ReadReply(s.br, MaxReplyLines, MaxLineLen); err == nil && code == 221 {
+		s.conn.said221 = true // the server closes now: worth waiting for
+	}
 }
 
 // deadline is now+d, but never after the probe's deadline.
@@ -420,6 +431,7 @@ type guardedConn struct {
 	net.Conn
 	mu      sync.Mutex
 	stopped bool
+	said221 bool // the server answered QUIT with 221 (set by the session's goroutine)
 }
 
 var longAgo = time.Unix(1, 0)
@@ -456,6 +468,30 @@ func (g *guardedConn) SetWriteDeadline(t time.Time) error {
 		t = longAgo
 	}
 	return g.Conn.SetWriteDeadline(t)
+}
+
+// closeGracefully ends the connection so that the server has seen it end
+// before the next connection to the same IP opens (one connection at a time,
+// as the server counts them): after a 221 to QUIT, when the server closes at
+// once, our FIN, then the server's close awaited until deadline, bounded in
+// bytes; then close. Without a 221 (a silent or broken server) it just closes.
+func (g *guardedConn) closeGracefully(deadline time.Time) {
+	if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok && g.said221 {
+		g.step(deadline)
+		if cw.CloseWrite() == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(g.Conn, maxDrain))
+		}
+	}
+	g.Conn.Close()
+}
+
+// drainDeadline is drainTimeout from now, but never after ctx's deadline.
+func drainDeadline(ctx context.Context) time.Time {
+	t := time.Now().Add(drainTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(t) {
+		return d
+	}
+	return t
 }
 
 func (g *guardedConn) stop() {
