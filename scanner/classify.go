@@ -10,7 +10,7 @@ import (
 )
 
 // Classify derives the verdict, flags and reason of a domain from the facts
-// the scan gathered (DNS, probes, policies), by the rules of VERDICTS.md.
+// the scan gathered (DNS, probes, policies), by the rules of docs/verdicts.md.
 // It is a pure function of r: it changes only r.Verdict, r.Flags and r.Reason.
 //
 // Order of the rules: DNS outcomes that leave no mail servers (no-mail,
@@ -46,7 +46,7 @@ func Classify(r *result.Result) {
 	}
 
 	// Gather per-IP facts over all MX hosts. "Reachable" is as a sender
-	// sees it: a 250 to EHLO/HELO after a 220 banner (VERDICTS.md). An IP
+	// sees it: a 250 to EHLO/HELO after a 220 banner (docs/verdicts.md). An IP
 	// whose TLS neither stack could judge counts as not judged, like one
 	// not reached: never as plaintext.
 	var reachable, completed, notJudged, hostDNSTemp, hostsResolved, v6Only int

@@ -2,7 +2,7 @@
 // resolves the MX hosts (RFC 5321 §5.1, RFC 7505), probes every MX IP once per
 // run with STARTTLS (package smtpprobe), evaluates MTA-STS (RFC 8461), DANE
 // (RFC 7672) and TLSRPT (RFC 8460), and classifies the domain with one of the
-// verdicts of VERDICTS.md (Classify).
+// verdicts of docs/verdicts.md (Classify).
 //
 // One Scanner is one run: MX host lookups and IP probes are shared by every
 // domain of the run, so a provider that hosts thousands of domains is probed
@@ -39,7 +39,7 @@ type Config struct {
 	RootCAs      *x509.CertPool   // nil: system roots; for certificate checks and MTA-STS fetches
 	HTTPSPort    int              // 0: 443; MTA-STS policy fetches
 	STSTimeout   time.Duration    // 0: 20s; one MTA-STS policy fetch, however slowly the body trickles
-	Concurrency  int              // domains in flight; 0: 100
+	Concurrency  int              // domains working at once (see Run); 0: 100
 	Rate         int              // new SMTP connections per second, global; 0: 20
 	MaxMX        int              // MX hosts looked at per domain; 0: 10
 	MaxIPs       int              // addresses probed per MX host; 0: 4
@@ -51,7 +51,7 @@ type Config struct {
 	Logger       *slog.Logger     // nil: discard
 	// TempRetry is the back-off schedule for an IP that answered the banner
 	// or EHLO with a 4xx (greylisting, rate limits): the IP is tried again
-	// after each wait, later in the run, before it is judged (VERDICTS.md).
+	// after each wait, later in the run, before it is judged (docs/verdicts.md).
 	// Domains waiting for it are set aside by Run, not holding a worker.
 	// nil: DefaultTempRetry; empty but not nil: no retries.
 	TempRetry []time.Duration
@@ -192,8 +192,11 @@ func (s *Scanner) Err() error {
 	return nil
 }
 
-// Run scans the domains from in with Config.Concurrency workers and calls
-// out (from many goroutines) with each finished result. A domain cut short
+// Run scans the domains from in, Config.Concurrency at a time, and calls
+// out (from many goroutines) with each finished result. A domain that waits
+// for work another domain is doing for the run (a shared MX host being
+// judged, its turn at a shared IP) lets the next domain work meanwhile; up
+// to 4 × Concurrency domains wait so. A domain cut short
 // because ctx ended or the run was stopped is not passed to out: it stays
 // pending for the next run. Run returns when in is closed and drained, or ctx
 // ends; then Err says whether the scanner stopped itself.
@@ -205,69 +208,62 @@ func (s *Scanner) Err() error {
 func (s *Scanner) Run(ctx context.Context, in <-chan string, out func(result.Result)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan string)
+	slots := newPool(s.cfg.Concurrency)
 	again := make(chan string)     // set-aside domains whose time has come
-	idle := make(chan struct{}, 1) // a worker finished a domain
+	idle := make(chan struct{}, 1) // a domain finished
 	var inflight atomic.Int64      // domains handed out or set aside, not yet finished
-	var timers sync.WaitGroup
-	go func() { // the feeder
-		defer close(work)
-		src := in
-		for src != nil || inflight.Load() > 0 {
-			var next string
-			select {
-			case d, ok := <-src:
-				if !ok {
-					src = nil
-					continue
-				}
-				inflight.Add(1)
-				next = d
-			case next = <-again:
-			case <-idle:
+	var wg, timers sync.WaitGroup
+	src := in
+feed:
+	for src != nil || inflight.Load() > 0 {
+		var d string
+		select {
+		case next, ok := <-src:
+			if !ok {
+				src = nil
 				continue
-			case <-ctx.Done():
-				return
 			}
-			select {
-			case work <- next:
-			case <-ctx.Done():
-				return
-			}
+			inflight.Add(1)
+			d = next
+		case d = <-again:
+		case <-idle:
+			continue
+		case <-ctx.Done():
+			break feed
 		}
-	}()
-	var wg sync.WaitGroup
-	for range s.cfg.Concurrency {
+		l, ok := slots.admit(ctx)
+		if !ok {
+			break
+		}
 		wg.Go(func() {
-			for d := range work {
-				r, due := s.domain(ctx, d)
-				if err := s.Err(); err != nil {
-					cancel()
-				}
-				if ctx.Err() != nil {
-					continue
-				}
-				if !due.IsZero() {
-					timers.Go(func() {
-						t := time.NewTimer(time.Until(due))
-						defer t.Stop()
+			defer l.finish()
+			r, due := s.domain(withLane(ctx, l), d)
+			if err := s.Err(); err != nil {
+				cancel()
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if !due.IsZero() {
+				timers.Go(func() {
+					t := time.NewTimer(time.Until(due))
+					defer t.Stop()
+					select {
+					case <-t.C:
 						select {
-						case <-t.C:
-							select {
-							case again <- d:
-							case <-ctx.Done():
-							}
+						case again <- d:
 						case <-ctx.Done():
 						}
-					})
-					continue
-				}
-				out(r)
-				if inflight.Add(-1) == 0 {
-					select {
-					case idle <- struct{}{}:
-					default:
+					case <-ctx.Done():
 					}
+				})
+				return
+			}
+			out(r)
+			if inflight.Add(-1) == 0 {
+				select {
+				case idle <- struct{}{}:
+				default:
 				}
 			}
 		})
@@ -326,10 +322,13 @@ func (s *Scanner) domain(ctx context.Context, domain string) (result.Result, tim
 	// The policy records do not depend on the MX answer: look them up meanwhile.
 	var pol policyFacts
 	var polDone chan struct{}
+	ln := laneOf(ctx)
 	if !s.cfg.NoPolicy {
 		polDone = make(chan struct{})
+		ln.fork()
 		go func() {
 			defer close(polDone)
+			defer ln.exit()
 			pol = s.lookupPolicies(ctx, domain)
 		}()
 	}
@@ -391,9 +390,13 @@ func (s *Scanner) domain(ctx context.Context, domain string) (result.Result, tim
 	dues := make([]time.Time, len(names))
 	var wg sync.WaitGroup
 	for i, m := range names {
-		wg.Go(func() { r.MX[i], dues[i] = s.host(ctx, m, r.MXSecure && !s.cfg.NoPolicy) })
+		ln.fork()
+		wg.Go(func() {
+			defer ln.exit()
+			r.MX[i], dues[i] = s.host(ctx, m, r.MXSecure && !s.cfg.NoPolicy)
+		})
 	}
-	wg.Wait()
+	ln.join(ctx, wg.Wait)
 	var due time.Time
 	for i, d := range dues {
 		if !d.IsZero() && (due.IsZero() || d.Before(due)) {
@@ -447,9 +450,7 @@ func (s *Scanner) host(ctx context.Context, m resolve.MX, mxSecure bool) (result
 			break
 		}
 		old := v.(*judgedEntry)
-		select {
-		case <-old.done:
-		case <-ctx.Done():
+		if !await(ctx, old.done) {
 			return result.Host{Name: m.Host, Preference: m.Preference, Addrs: []result.Addr{}, DNSStatus: string(resolve.StatusTimeout)}, time.Time{}
 		}
 		if old.due.IsZero() || time.Now().Before(old.due) {
@@ -499,7 +500,7 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) (re
 	switch {
 	case ans.Status == resolve.StatusOK && len(ans.Addrs) == 0 && len(ans.IPv6Only) > 0:
 		// IPv6-only while IPv6 probing is off: it accepts mail, but not
-		// from us; not reachable, and not dangling (VERDICTS.md).
+		// from us; not reachable, and not dangling (docs/verdicts.md).
 		h.Flags = result.AddFlag(h.Flags, result.FlagIPv6NotProbed)
 		for _, ip := range ans.IPv6Only {
 			h.Addrs = append(h.Addrs, result.Addr{IP: ip, Skipped: "ipv6-off", Flags: []string{result.FlagIPv6NotProbed}})
@@ -529,6 +530,7 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) (re
 	}
 	h.Addrs = make([]result.Addr, len(addrs))
 	refs := make([]probeRef, len(addrs))
+	ln := laneOf(ctx)
 	var wg sync.WaitGroup
 	for i, ip := range addrs {
 		a := &h.Addrs[i]
@@ -539,14 +541,16 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) (re
 			continue
 		}
 		// Distinct IPs of one host are probed in parallel.
+		ln.fork()
 		wg.Go(func() {
+			defer ln.exit()
 			refs[i] = s.probe(ctx, sni, ip, keepRaw)
 			if a.Probe = refs[i].probe; a.Probe == nil {
 				a.Skipped = "cancelled" // ctx ended while waiting
 			}
 		})
 	}
-	wg.Wait()
+	ln.join(ctx, wg.Wait)
 	s.retryMissingSTARTTLS(ctx, sni, h.Addrs)
 	var due time.Time
 	for i := range h.Addrs {
@@ -601,12 +605,10 @@ func (s *Scanner) lookupHost(ctx context.Context, host string) resolve.AddrAnswe
 	e := &hostEntry{done: make(chan struct{})}
 	if v, loaded := s.hosts.LoadOrStore(host, e); loaded {
 		e = v.(*hostEntry)
-		select {
-		case <-e.done:
-			return e.ans
-		case <-ctx.Done():
+		if !await(ctx, e.done) {
 			return resolve.AddrAnswer{Answer: resolve.Answer{Status: resolve.StatusTimeout, Err: ctx.Err()}}
 		}
+		return e.ans
 	}
 	e.ans = s.cfg.Resolver.Addrs(ctx, host, s.cfg.IPv6)
 	s.noteDNS(e.ans.Answer)

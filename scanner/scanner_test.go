@@ -116,7 +116,7 @@ func hasFlag(r result.Result, f string) bool {
 }
 
 // TestHostileSMTP: every broken or malicious mail server ends within its
-// deadlines with the verdict VERDICTS.md gives and a flag saying why.
+// deadlines with the verdict docs/verdicts.md gives and a flag saying why.
 //
 // Not parallel: it counts goroutines, and a sequential test runs while the
 // package's parallel tests wait, so theirs are not counted.
@@ -392,7 +392,7 @@ func TestPolicyScenarios(t *testing.T) {
 }
 
 // TestHostileDNS: broken and hostile DNS answers end with the verdict
-// VERDICTS.md gives and a flag saying what happened.
+// docs/verdicts.md gives and a flag saying what happened.
 func TestHostileDNS(t *testing.T) {
 	t.Parallel()
 	b := scantest.NewBuilder(nil)

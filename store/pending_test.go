@@ -9,7 +9,7 @@ import (
 )
 
 // TestPendingAfterPolicyLookupFailure: a fresh result whose _mta-sts or
-// _smtp._tls lookup failed is scanned again on the next run (VERDICTS.md),
+// _smtp._tls lookup failed is scanned again on the next run (docs/verdicts.md),
 // while a fresh result without such a failure is reused.
 func TestPendingAfterPolicyLookupFailure(t *testing.T) {
 	t.Parallel()

@@ -497,10 +497,10 @@ func (s *Store) AddRecipients(ctx context.Context, runID int64, rs []Recipient) 
 // no result saved in runID and whose latest result is older than freshSince
 // (zero freshSince: every domain without a result in this run).
 //
-// A stored temporary verdict (unreachable, dns-error) is never fresh: VERDICTS.md
+// A stored temporary verdict (unreachable, dns-error) is never fresh: docs/verdicts.md
 // says those are retried on the next run; nor is a result whose _mta-sts or
 // _smtp._tls lookup failed (flags sts-lookup-failed, tlsrpt-lookup-failed),
-// which VERDICTS.md has looked up again on the next run. Within one run a domain is not
+// which docs/verdicts.md has looked up again on the next run. Within one run a domain is not
 // returned again once SaveResults has seen it, whatever its verdict.
 // The domains come back sorted.
 func (s *Store) PendingDomains(ctx context.Context, runID int64, freshSince time.Time) ([]string, error) {

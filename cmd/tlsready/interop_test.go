@@ -70,7 +70,7 @@ var interopCases = []interopCase{
 	{"sts-broken.interop.test", result.Broken, []string{result.FlagSTSMXMismatch}, nil, nil},
 	{"sts-testing.interop.test", result.Verified, []string{result.FlagSTSTesting}, nil, nil},
 	{"legacy.interop.test", result.Verified, []string{result.FlagTLS10}, nil, nil},
-	// DHE-RSA only: crypto/tls cannot, an OpenSSL sender can (VERDICTS.md):
+	// DHE-RSA only: crypto/tls cannot, an OpenSSL sender can (docs/verdicts.md):
 	// completed on the second TLS stack.
 	{"dhe-only.interop.test", result.Verified, []string{result.FlagTLSFallback},
 		[]string{result.FlagHandshakeFailed, result.FlagNoSTARTTLS}, checkCipher("DHE", "")},
@@ -102,7 +102,7 @@ var interopCases = []interopCase{
 }
 
 // TestInteropRealServers scans domains served by real, independent servers
-// and checks that the verdicts are those of VERDICTS.md. It needs root (ports
+// and checks that the verdicts are those of docs/verdicts.md. It needs root (ports
 // 25, 53, 443) and the Debian packages of `make deps`; without them it skips,
 // except under CI=true where they must be there.
 func TestInteropRealServers(t *testing.T) {

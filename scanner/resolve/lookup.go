@@ -301,7 +301,7 @@ func (c *Client) Addrs(ctx context.Context, host string, ipv6 bool) AddrAnswer {
 	}
 	if v4.Status == StatusNoData {
 		// No A records: an IPv6-only host accepts mail from senders with
-		// IPv6; it is not a dangling name (VERDICTS.md).
+		// IPv6; it is not a dangling name (docs/verdicts.md).
 		v6 = c.lookup(ctx, host, dns.TypeAAAA)
 		if v6.Status.Temporary() {
 			return AddrAnswer{Answer: v6.Answer}

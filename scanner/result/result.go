@@ -1,5 +1,5 @@
 // Package result holds the typed outcome of a scan: the ten domain verdicts of
-// VERDICTS.md (a public contract), their flags, and the per-MX-host and per-IP
+// docs/verdicts.md (a public contract), their flags, and the per-MX-host and per-IP
 // facts behind them. Every other package (store, report, gateway) speaks these
 // types; this package imports nothing of ours.
 package result
@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// Verdict is one of the ten domain verdicts of VERDICTS.md, ordered best to worst.
+// Verdict is one of the ten domain verdicts of docs/verdicts.md, ordered best to worst.
 type Verdict string
 
-// The verdicts, exactly as VERDICTS.md spells them.
+// The verdicts, exactly as docs/verdicts.md spells them.
 const (
 	DANE        Verdict = "dane"
 	MTASTS      Verdict = "mta-sts"
@@ -184,7 +184,7 @@ const (
 
 // Reachable reports whether the status implies the server answered EHLO (or
 // HELO) with 250 after a 220 banner, as a sender needs before it can send
-// (VERDICTS.md). A protocol error may happen before or after that point:
+// (docs/verdicts.md). A protocol error may happen before or after that point:
 // Probe.Reachable says which.
 func (s ProbeStatus) Reachable() bool {
 	switch s {

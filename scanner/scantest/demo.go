@@ -24,7 +24,7 @@ type demoDomain struct {
 }
 
 // Demo returns the built-in demo world: a few dozen domains covering every
-// verdict of VERDICTS.md and its edge cases, a big provider shared by many
+// verdict of docs/verdicts.md and its edge cases, a big provider shared by many
 // municipal domains, a DANE provider, implicit MX, CNAMEd MX hosts and
 // Japanese IDN domains; the register of 3,000-odd fake citizens
 // ("citizen0001@domain" lines, most of them at the big providers, IDN

@@ -28,7 +28,7 @@
 // refuse the connection, because the wildcard listener accepts it: the
 // connection is accepted and immediately reset (RST). Clients see a
 // successful connect followed by ECONNRESET/EOF before any banner, which is
-// "unreachable" in VERDICTS.md terms, but not ECONNREFUSED.
+// "unreachable" in docs/verdicts.md terms, but not ECONNREFUSED.
 //
 // Latency is simulated by Scenario.RTT, see RTT model on Scenario.
 //

@@ -21,7 +21,7 @@ import (
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
-// The checker below is a deliberately small re-statement of VERDICTS.md,
+// The checker below is a deliberately small re-statement of docs/verdicts.md,
 // independent of the scanner: it proves that the worlds the builders make
 // really have the verdicts they claim.
 

@@ -14,7 +14,7 @@ import (
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
-// The two TLS stacks of a probe. VERDICTS.md judges STARTTLS the way an
+// The two TLS stacks of a probe. docs/verdicts.md judges STARTTLS the way an
 // OpenSSL-based MTA at default settings (Postfix, Exim) negotiates. Go's
 // crypto/tls, the first stack, cannot do finite-field DHE (nor SSL 3.0), and
 // some old servers refuse or stall on its large, modern ClientHello (TLS 1.3,

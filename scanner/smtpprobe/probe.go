@@ -110,7 +110,7 @@ func (c Config) withDefaults() Config {
 // so. When only the second stack completed, TLS.Stack is
 // result.StackFallback, TLS.Legacy is set and Alert says why the first
 // attempt failed. When it failed too, the probe is ProbeHandshakeFailed only
-// if the server refused (an OpenSSL-based sender fails too, VERDICTS.md);
+// if the server refused (an OpenSSL-based sender fails too, docs/verdicts.md);
 // when the failure is on the scanner's side, or the second attempt never got
 // to its handshake, it is ProbeNotJudged (still Reachable).
 //
@@ -146,7 +146,7 @@ func Probe(ctx context.Context, cfg Config, sni string, ip netip.Addr) *result.P
 	if !retry || cfg.NoLegacyRetry {
 		return p
 	}
-	// VERDICTS.md: STARTTLS is judged as an OpenSSL-based sender would
+	// docs/verdicts.md: STARTTLS is judged as an OpenSSL-based sender would
 	// negotiate. Go's failure alone does not say that such a sender fails,
 	// so from here on the outcome is ok, a refusal seen by the second stack
 	// too, or not judged.
@@ -247,7 +247,7 @@ func (s *session) run(st tlsStack) (retry bool) {
 	switch {
 	case code == 220:
 		// Not yet reachable: a sender needs a 250 to EHLO or HELO on this
-		// connection before it can send anything (VERDICTS.md).
+		// connection before it can send anything (docs/verdicts.md).
 	case code >= 400:
 		p.Status = result.ProbeBannerRefused
 		p.Error = "banner refused"
@@ -378,7 +378,7 @@ func (s *session) fail(step string, err error) {
 // refused records a 4xx/5xx (or unexpected) reply to EHLO or HELO: the
 // server refuses the session after its greeting. A sender defers (4xx) or
 // gives up on this IP (5xx); either way nothing is sent in plaintext, so
-// the IP is not reachable (VERDICTS.md).
+// the IP is not reachable (docs/verdicts.md).
 func (s *session) refused(step string, code int, lines []string) {
 	if code >= 400 {
 		s.p.Status = result.ProbeEHLORefused
