@@ -76,15 +76,9 @@ func (e *probeEntry) finished() bool {
 
 func (e *probeEntry) ref() probeRef { return probeRef{probe: e.probe, perName: e.perName, due: e.due} }
 
-// wait waits for e; false when ctx ended first.
-func wait(ctx context.Context, e *probeEntry) bool {
-	select {
-	case <-e.done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+// wait waits for e; false when ctx ended first. Run's slot may serve
+// another domain meanwhile (see lane).
+func wait(ctx context.Context, e *probeEntry) bool { return await(ctx, e.done) }
 
 func (s *Scanner) ipState(ip netip.Addr) *ipState {
 	if v, ok := s.ips.Load(ip); ok {
@@ -185,7 +179,7 @@ func (s *Scanner) fill(ctx context.Context, st *ipState, e *probeEntry, ip netip
 
 // connect makes one probe of ip while holding the IP's connection lock.
 func (s *Scanner) connect(ctx context.Context, st *ipState, sni string, ip netip.Addr) *result.Probe {
-	st.conn.Lock()
+	lockConn(ctx, st)
 	defer st.conn.Unlock()
 	return smtpprobe.Probe(ctx, s.cfg.Probe, sni, ip)
 }

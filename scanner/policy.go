@@ -199,12 +199,10 @@ func (s *Scanner) tlsaOnce(ctx context.Context, name string) *result.TLSA {
 	e := &tlsaEntry{done: make(chan struct{})}
 	if v, loaded := s.tlsa.LoadOrStore(name, e); loaded {
 		e = v.(*tlsaEntry)
-		select {
-		case <-e.done:
-			return e.t
-		case <-ctx.Done():
+		if !await(ctx, e.done) {
 			return &result.TLSA{Name: name, Status: string(resolve.StatusTimeout)}
 		}
+		return e.t
 	}
 	ans := s.cfg.Resolver.TLSA(ctx, name)
 	s.noteDNS(ans.Answer)
