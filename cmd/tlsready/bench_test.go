@@ -2,18 +2,23 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tlsready/tlsready/report"
+	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
 	"github.com/tlsready/tlsready/store"
 )
@@ -22,15 +27,16 @@ import (
 // process (this test binary in "simnet" mode), so the scanner's CPU figures
 // are the scanner's alone. Sizes and latency come from the environment:
 //
-//	TLSREADY_BENCH_DOMAINS    (default 100000)
-//	TLSREADY_BENCH_ADDRESSES  (default 1000000)
-//	TLSREADY_BENCH_RTT        (default 50ms; BenchmarkScanCPU uses 0)
-//	TLSREADY_BENCH_CONCURRENCY (default 500)
+//	TLSREADY_BENCH_DOMAINS     (default 100000; BenchmarkScanCPU 20000)
+//	TLSREADY_BENCH_ADDRESSES   (default 1000000; BenchmarkScanCPU: one per domain)
+//	TLSREADY_BENCH_RTT         (BenchmarkScanLatency; default 50ms)
+//	TLSREADY_BENCH_CONCURRENCY (default 500; BenchmarkScanCPU 1000)
+//	TLSREADY_BENCH_RATE_DOMAINS (BenchmarkScanCPU's run at --rate 20; default 2000)
 //
-// Run with: make bench-scan  (go test -run '^$' -bench BenchmarkScan -benchtime 1x ./cmd/tlsready)
+// Run with: make bench-scan, make bench-cpu, make bench-national.
 
 func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= 0 {
 		return v
 	}
 	return def
@@ -40,16 +46,16 @@ func envInt(name string, def int) int {
 // the world's Info as one JSON line, answer "stats" lines with Counters as
 // JSON, exit when stdin closes.
 func simnetChild() int {
-	domains := envInt("TLSREADY_SIMNET_DOMAINS", 1000)
-	addresses := envInt("TLSREADY_SIMNET_ADDRESSES", 10000)
-	rtt, _ := time.ParseDuration(os.Getenv("TLSREADY_SIMNET_RTT"))
+	opts := simnetOptions(envInt("TLSREADY_SIMNET_DOMAINS", 1000), envInt("TLSREADY_SIMNET_ADDRESSES", 10000),
+		os.Getenv("TLSREADY_SIMNET_SHAPE"))
+	opts.RTT, _ = time.ParseDuration(os.Getenv("TLSREADY_SIMNET_RTT"))
 	f, err := os.OpenFile(os.Getenv("TLSREADY_SIMNET_REGISTER"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	sc, err := scantest.Generate(nil, scantest.GenOptions{Domains: domains, Addresses: addresses, Seed: 1, RTT: rtt}, bw)
+	sc, err := scantest.Generate(nil, opts, bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -60,7 +66,6 @@ func simnetChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	sc.RTT = rtt
 	world, err := scantest.Start(sc)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -72,12 +77,18 @@ func simnetChild() int {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		c := world.Counters()
-		_ = enc.Encode(struct {
-			scantest.Counters
-			DistinctIPs int `json:"distinct_ips"`
-		}{c, len(c.ConnsPerIP)})
+		_ = enc.Encode(simStats{Counters: c, DistinctIPs: len(c.ConnsPerIP), CPU: cpuTime()})
 	}
 	return 0
+}
+
+// simnetOptions is the world of a benchmark: shape "own-ip" or the mixed world.
+func simnetOptions(domains, addresses int, shape string) scantest.GenOptions {
+	o := scantest.GenOptions{Domains: domains, Addresses: addresses, Seed: 1}
+	if shape == "own-ip" {
+		o.Shape = scantest.GenOwnIP
+	}
+	return o
 }
 
 type simnet struct {
@@ -88,7 +99,7 @@ type simnet struct {
 	reg   string
 }
 
-func startSimnet(b *testing.B, domains, addresses int, rtt time.Duration) *simnet {
+func startSimnet(b *testing.B, domains, addresses int, rtt time.Duration, shape string) *simnet {
 	b.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -100,6 +111,7 @@ func startSimnet(b *testing.B, domains, addresses int, rtt time.Duration) *simne
 		"TLSREADY_SIMNET_DOMAINS="+strconv.Itoa(domains),
 		"TLSREADY_SIMNET_ADDRESSES="+strconv.Itoa(addresses),
 		"TLSREADY_SIMNET_RTT="+rtt.String(),
+		"TLSREADY_SIMNET_SHAPE="+shape,
 		"TLSREADY_SIMNET_REGISTER="+reg)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
@@ -121,7 +133,8 @@ func startSimnet(b *testing.B, domains, addresses int, rtt time.Duration) *simne
 
 type simStats struct {
 	scantest.Counters
-	DistinctIPs int `json:"distinct_ips"`
+	DistinctIPs int           `json:"distinct_ips"`
+	CPU         time.Duration `json:"cpu"` // the child's user+sys CPU so far
 }
 
 func (s *simnet) stats(b *testing.B) simStats {
@@ -148,80 +161,286 @@ func peakRSS() int64 {
 	return ru.Maxrss * 1024
 }
 
-func benchScan(b *testing.B, rtt time.Duration) {
-	domains := envInt("TLSREADY_BENCH_DOMAINS", 100000)
-	addresses := envInt("TLSREADY_BENCH_ADDRESSES", 1000000)
-	conc := envInt("TLSREADY_BENCH_CONCURRENCY", 500)
-	if v := os.Getenv("TLSREADY_BENCH_RTT"); v != "" && rtt != 0 {
-		rtt, _ = time.ParseDuration(v)
+// benchSetup is one end-to-end scan of a generated world.
+type benchSetup struct {
+	domains, addresses int
+	shape              string // "" (mixed) or "own-ip"
+	rtt                time.Duration
+	concurrency        int
+	rate               int  // --rate; 0: unlimited (1,000,000/s)
+	profile            bool // CPU profile of the scan, for the split by phase
+}
+
+// benchRun is what one scan measured.
+type benchRun struct {
+	setup         benchSetup
+	sum           scanSummary
+	db            string
+	cpu           time.Duration // the scanner process, ingestion and scan
+	simCPU        time.Duration // the simulated internet, meanwhile
+	before, after simStats
+	phases        map[string]time.Duration // nil without a profile
+	load          [2]string                // 1-minute load average before and after
+}
+
+// loadAvg is the 1-minute load average: other processes on the machine
+// take CPU from the benchmark.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
 	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+func (r benchRun) perDomain(d time.Duration) float64 {
+	return float64(d.Microseconds()) / float64(r.sum.Pending)
+}
+
+func runBench(b *testing.B, s benchSetup) benchRun {
+	b.Helper()
+	net := startSimnet(b, s.domains, s.addresses, s.rtt, s.shape)
+	run := benchRun{setup: s, db: filepath.Join(b.TempDir(), "bench.db")}
+	rate := s.rate
+	if rate == 0 {
+		rate = 1000000
+	}
+	o := scanOptions{input: net.reg, db: run.db}
+	o.scanFlags = scanFlags{
+		resolver: net.info.DNS, caFile: net.info.CAFile, concurrency: s.concurrency, rate: rate,
+		timeout: 30 * time.Second, helo: "bench.tlsready.invalid", smtpPort: net.info.SMTPPort,
+		httpsPort: net.info.HTTPSPort, allowPrivate: true, trustAD: "true", maxMX: 10, maxIPs: 4,
+		logFormat: "text", quiet: true, verbose: os.Getenv("TLSREADY_BENCH_VERBOSE") != "",
+	}
+	var prof bytes.Buffer
+	profiling := s.profile && pprof.StartCPUProfile(&prof) == nil
+	run.before = net.stats(b)
+	run.load[0] = loadAvg()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	sum, err := runScanJob(b.Context(), &o, io.Discard)
+	b.StopTimer()
+	run.cpu = cpuTime() - cpu0
+	run.load[1] = loadAvg()
+	if profiling {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	run.sum = sum
+	run.after = net.stats(b)
+	run.simCPU = run.after.CPU - run.before.CPU
+	if profiling {
+		if run.phases, err = phaseSplit(prof.Bytes()); err != nil {
+			b.Logf("CPU profile: %v", err)
+		}
+	}
+	return run
+}
+
+// printCommon prints what every scan benchmark reports.
+func (r benchRun) printCommon(b *testing.B, title string) {
+	s, sum := r.setup, r.sum
+	conns := r.after.SMTPConnections - r.before.SMTPConnections
+	q := r.after.DNSQueries - r.before.DNSQueries
+	n := float64(sum.Pending)
+	dps := n / sum.Scan.Seconds()
+	rate := "no connection rate limit"
+	if s.rate > 0 {
+		rate = fmt.Sprintf("--rate %d", s.rate)
+	}
+	fmt.Fprintf(os.Stderr, "\n== %s: %d addresses, %d domains, RTT %v, concurrency %d, %s ==\n", title, s.addresses, s.domains, s.rtt, s.concurrency, rate)
+	fmt.Fprintf(os.Stderr, "ingestion:   %.0f addresses/s (%v)\n", float64(s.addresses)/sum.Ingest.Seconds(), sum.Ingest.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "scan:        %.0f domains/s (%d domains in %v)\n", dps, sum.Pending, sum.Scan.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "SMTP:        %d connections, %d distinct MX IPs seen by the servers, %d probed by the scanner\n", conns, r.after.DistinctIPs, sum.Run.Stats.MXIPs)
+	fmt.Fprintf(os.Stderr, "politeness:  %.3f connections per distinct MX IP; %d IPs pick certificates by SNI and were probed per name\n",
+		float64(conns)/float64(r.after.DistinctIPs), sum.Run.Stats.SNIPerNameIPs)
+	fmt.Fprintf(os.Stderr, "DNS:         %.2f queries/domain (%d)\n", float64(q)/n, q)
+	fmt.Fprintf(os.Stderr, "CPU:         scanner %.0f µs/domain (%v user+sys, ingestion and scan); simulated internet %.0f µs/domain (%v)\n",
+		r.perDomain(r.cpu), r.cpu.Round(time.Millisecond), r.perDomain(r.simCPU), r.simCPU.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "peak RSS:    %.0f MiB (scanner process)\n", float64(peakRSS())/(1<<20))
+	fmt.Fprintf(os.Stderr, "machine:     %d cores; load average %s before the run, %s after (the scanner, the simulated internet and anything else running)\n",
+		runtime.NumCPU(), r.load[0], r.load[1])
+	b.ReportMetric(float64(s.addresses)/sum.Ingest.Seconds(), "addresses/s-ingest")
+	b.ReportMetric(dps, "domains/s")
+	b.ReportMetric(float64(conns), "smtp-conns")
+	b.ReportMetric(float64(r.after.DistinctIPs), "distinct-mx-ips")
+	b.ReportMetric(float64(q)/n, "dns-queries/domain")
+	b.ReportMetric(float64(conns)/float64(r.after.DistinctIPs), "conns/mx-ip")
+	b.ReportMetric(float64(sum.Run.Stats.SNIPerNameIPs), "sni-per-name-ips")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(r.perDomain(r.cpu), "cpu-µs/domain")
+}
+
+// BenchmarkScanLatency (make bench-scan): at 50 ms RTT and concurrency 500
+// the round trips, not the CPU, should be the limit; the figure is the
+// achieved rate as a fraction of the critical-path bound
+// (scantest.WorldPlan.Bound).
+func BenchmarkScanLatency(b *testing.B) {
+	rtt := 50 * time.Millisecond
+	if v := os.Getenv("TLSREADY_BENCH_RTT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			b.Fatalf("TLSREADY_BENCH_RTT=%q: need a positive duration", v)
+		}
+		rtt = d
+	}
+	s := benchSetup{
+		domains: envInt("TLSREADY_BENCH_DOMAINS", 100000), addresses: envInt("TLSREADY_BENCH_ADDRESSES", 1000000),
+		rtt: rtt, concurrency: envInt("TLSREADY_BENCH_CONCURRENCY", 500),
+	}
+	plan, err := scantest.Plan(simnetOptions(s.domains, s.addresses, s.shape))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bound := plan.Bound(rtt, s.concurrency)
 	for range b.N {
-		net := startSimnet(b, domains, addresses, rtt)
-		db := filepath.Join(b.TempDir(), "bench.db")
-		o := scanOptions{input: net.reg, db: db}
-		o.scanFlags = scanFlags{
-			resolver: net.info.DNS, caFile: net.info.CAFile, concurrency: conc, rate: 1000000,
-			timeout: 30 * time.Second, helo: "bench.tlsready.invalid", smtpPort: net.info.SMTPPort,
-			httpsPort: net.info.HTTPSPort, allowPrivate: true, trustAD: "true", maxMX: 10, maxIPs: 4,
-			logFormat: "text", quiet: true, verbose: os.Getenv("TLSREADY_BENCH_VERBOSE") != "",
-		}
-		before := net.stats(b)
-		cpu0 := cpuTime()
-		b.ResetTimer()
-		sum, err := runScanJob(b.Context(), &o, io.Discard)
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		cpu := cpuTime() - cpu0
-		after := net.stats(b)
-		rt := after.RoundTrips - before.RoundTrips
-		q := after.DNSQueries - before.DNSQueries
-		conns := after.SMTPConnections - before.SMTPConnections
-		n := float64(sum.Pending)
-		dps := n / sum.Scan.Seconds()
-		b.ReportMetric(float64(addresses)/sum.Ingest.Seconds(), "addresses/s-ingest")
-		b.ReportMetric(dps, "domains/s")
-		b.ReportMetric(float64(conns), "smtp-conns")
-		b.ReportMetric(float64(after.DistinctIPs), "distinct-mx-ips")
-		b.ReportMetric(float64(q)/n, "dns-queries/domain")
-		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
-		fmt.Fprintf(os.Stderr, "\n== scan benchmark: %d addresses, %d domains, RTT %v, concurrency %d ==\n", addresses, domains, rtt, conc)
-		fmt.Fprintf(os.Stderr, "ingestion:   %.0f addresses/s (%v)\n", float64(addresses)/sum.Ingest.Seconds(), sum.Ingest.Round(time.Millisecond))
-		fmt.Fprintf(os.Stderr, "scan:        %.0f domains/s (%d domains in %v)\n", dps, sum.Pending, sum.Scan.Round(time.Millisecond))
-		fmt.Fprintf(os.Stderr, "SMTP:        %d connections, %d distinct MX IPs seen by the servers, %d probed by the scanner\n", conns, after.DistinctIPs, sum.Run.Stats.MXIPs)
-		fmt.Fprintf(os.Stderr, "politeness:  %.3f connections per distinct MX IP; %d IPs pick certificates by SNI and were probed per name\n",
-			float64(conns)/float64(after.DistinctIPs), sum.Run.Stats.SNIPerNameIPs)
-		b.ReportMetric(float64(conns)/float64(after.DistinctIPs), "conns/mx-ip")
-		b.ReportMetric(float64(sum.Run.Stats.SNIPerNameIPs), "sni-per-name-ips")
-		fmt.Fprintf(os.Stderr, "DNS:         %.2f queries/domain (%d)\n", float64(q)/n, q)
-		fmt.Fprintf(os.Stderr, "peak RSS:    %.0f MiB (scanner process)\n", float64(peakRSS())/(1<<20))
+		r := runBench(b, s)
+		r.printCommon(b, "scan benchmark")
 		if os.Getenv("TLSREADY_BENCH_REPORT") != "" {
-			benchReport(b, db, sum)
+			benchReport(b, r.db, r.sum)
 		}
-		if rtt > 0 {
-			rtPer := float64(rt) / n
-			bound := float64(conc) / (rtPer * rtt.Seconds())
-			fmt.Fprintf(os.Stderr, "round trips: %.2f per domain (counted by the simulated servers)\n", rtPer)
-			fmt.Fprintf(os.Stderr, "bound:       %.0f domains/s = concurrency %d / (%.2f round trips x %v)\n", bound, conc, rtPer, rtt)
-			fmt.Fprintf(os.Stderr, "efficiency:  %.0f%% of the latency bound\n", 100*dps/bound)
-			b.ReportMetric(100*dps/bound, "%-of-latency-bound")
-		} else {
-			ips := float64(sum.Run.Stats.MXIPs)
-			fmt.Fprintf(os.Stderr, "scanner CPU: %v user+sys for the scan phase and ingestion\n", cpu.Round(time.Millisecond))
-			fmt.Fprintf(os.Stderr, "             %.3f ms per distinct MX IP probed, %.3f ms per DNS query (each figure charging all CPU to it)\n",
-				float64(cpu.Microseconds())/1000/ips, float64(cpu.Microseconds())/1000/float64(q))
-			b.ReportMetric(float64(cpu.Microseconds())/1000/ips, "cpu-ms/mx-ip")
-		}
+		r.printBound(b, plan, bound)
 	}
 }
 
-// BenchmarkScanLatency: at 50 ms RTT and concurrency 500 the round trips, not
-// the CPU, are the limit; the figure is the fraction of that bound achieved.
-func BenchmarkScanLatency(b *testing.B) { benchScan(b, 50*time.Millisecond) }
+// printBound compares the run with the critical-path bound, overall and by
+// kind of domain, using the durations the scanner measured per domain.
+func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scantest.Bound) {
+	n := float64(r.sum.Pending)
+	dps := n / r.sum.Scan.Seconds()
+	rt := r.after.RoundTrips - r.before.RoundTrips
+	predicted := 0
+	for i := range plan.Domains {
+		predicted += plan.ScanChain(i, !plan.First(i)).RoundTrips()
+	}
+	fmt.Fprintf(os.Stderr, "round trips: %.2f per domain counted by the simulated servers; the chains of the world predict %.2f\n",
+		float64(rt)/n, float64(predicted)/float64(len(plan.Domains)))
+	fmt.Fprintf(os.Stderr, "bound:       %.0f domains/s = min(concurrency %d / mean critical path %.1f ms (%.2f round trips x %v + waits) = %.0f/s,\n",
+		bound.Rate, bound.Concurrency, msec(bound.MeanCritical), bound.MeanRoundTrips, bound.RTT, bound.LatencyRate)
+	fmt.Fprintf(os.Stderr, "                 %d domains / %v, the serial chain of the busiest shared IP = %.0f/s)\n",
+		bound.Domains, bound.SerialChain.Round(time.Millisecond), float64(bound.Domains)/bound.SerialChain.Seconds())
+	fmt.Fprintf(os.Stderr, "achieved:    %.0f domains/s = %.1f%% of the bound\n", dps, 100*dps/bound.Rate)
+	perDomain := (r.cpu + r.simCPU).Seconds() / n
+	fmt.Fprintf(os.Stderr, "CPU ceiling: %.0f domains/s = %d cores / %.0f µs of CPU per domain (scanner and simulated internet, as measured in this run;\n"+
+		"             a ceiling of this machine, not a bound: it moves with the load and the CPU per domain)\n",
+		float64(runtime.NumCPU())/perDomain, runtime.NumCPU(), perDomain*1e6)
+	b.ReportMetric(100*dps/bound.Rate, "%-of-bound")
+	b.ReportMetric(bound.Rate, "bound-domains/s")
 
-// BenchmarkScanCPU: no injected latency; scanner CPU per MX IP and DNS query.
-func BenchmarkScanCPU(b *testing.B) { benchScan(b, 0) }
+	// Per-domain durations as the scanner measured them (Result.Duration).
+	st, err := store.Open(b.Context(), r.db, store.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	type tot struct {
+		n   int
+		dur time.Duration
+	}
+	byKind := map[scantest.DomainKind]*tot{}
+	var all tot
+	err = st.Results(b.Context(), r.sum.Run.ID, func(res result.Result) error {
+		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(res.Domain, "d"), ".test"))
+		if err != nil || i < 1 || i > len(plan.Domains) {
+			return fmt.Errorf("%s: not a domain of the generated world", res.Domain)
+		}
+		k := plan.Domains[i-1].Kind
+		if byKind[k] == nil {
+			byKind[k] = &tot{}
+		}
+		byKind[k].n++
+		byKind[k].dur += res.Duration
+		all.n++
+		all.dur += res.Duration
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if all.n == 0 {
+		return
+	}
+	mean := all.dur / time.Duration(all.n)
+	fmt.Fprintf(os.Stderr, "durations:   mean %.1f ms per domain as the scanner measured it = %.2f x the mean critical path\n",
+		msec(mean), float64(mean)/float64(bound.MeanCritical))
+	fmt.Fprintf(os.Stderr, "             %.0f domains in flight on average (sum of durations / scan time), working or waiting for another's work\n",
+		all.dur.Seconds()/r.sum.Scan.Seconds())
+	fmt.Fprintf(os.Stderr, "             %-21s %8s %14s %14s %7s\n", "kind", "domains", "critical (ms)", "measured (ms)", "ratio")
+	for _, k := range scantest.Kinds() {
+		t, kt := byKind[k], bound.ByKind[k]
+		if t == nil || kt.Domains == 0 {
+			continue
+		}
+		cp := kt.Critical / time.Duration(kt.Domains)
+		m := t.dur / time.Duration(t.n)
+		fmt.Fprintf(os.Stderr, "             %-21s %8d %14.1f %14.1f %7.2f\n", k, t.n, msec(cp), msec(m), float64(m)/float64(cp))
+	}
+	b.ReportMetric(float64(mean)/float64(bound.MeanCritical), "duration/critical-path")
+}
+
+func msec(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkScanCPU (make bench-cpu): the scanner's CPU per domain on a
+// world where every domain has its own MX IP (self-signed ECDSA P-256,
+// TLS 1.3), no latency, no connection rate limit, split by phase; then the
+// same shape, smaller, at --rate 20, the default and what production pays,
+// beside an unlimited run of that size.
+func BenchmarkScanCPU(b *testing.B) {
+	domains := envInt("TLSREADY_BENCH_DOMAINS", 20000)
+	conc := envInt("TLSREADY_BENCH_CONCURRENCY", 1000)
+	rateDomains := envInt("TLSREADY_BENCH_RATE_DOMAINS", 2000)
+	for range b.N {
+		r := runBench(b, benchSetup{domains: domains, addresses: domains, shape: "own-ip", concurrency: conc, profile: true})
+		r.printCommon(b, "CPU benchmark")
+		fmt.Fprintf(os.Stderr, "scanner CPU: %.0f µs/domain (%v user+sys over %d domains, %d cores)\n",
+			r.perDomain(r.cpu), r.cpu.Round(time.Millisecond), r.sum.Pending, runtime.NumCPU())
+		formatPhases(os.Stderr, r.phases, r.cpu, r.sum.Pending)
+		if rateDomains == 0 {
+			continue
+		}
+		// Idle cost: the same shape at --rate 20 against an unlimited run
+		// of the same size (fixed costs weigh the same in both).
+		u := runBench(b, benchSetup{domains: rateDomains, addresses: rateDomains, shape: "own-ip", concurrency: conc, profile: true})
+		l := runBench(b, benchSetup{domains: rateDomains, addresses: rateDomains, shape: "own-ip", concurrency: conc, rate: 20, profile: true})
+		l.printCommon(b, "CPU benchmark at the default rate")
+		fmt.Fprintf(os.Stderr, "--rate 20:   scanner %.0f µs/domain over %v; unlimited, same %d domains: %.0f µs/domain; ratio %.2f\n",
+			l.perDomain(l.cpu), l.sum.Scan.Round(time.Second), rateDomains, u.perDomain(u.cpu), l.perDomain(l.cpu)/u.perDomain(u.cpu))
+		fmt.Fprintf(os.Stderr, "             simulated internet %.0f µs/domain at --rate 20, %.0f unlimited; ratio %.2f\n",
+			l.perDomain(l.simCPU), u.perDomain(u.simCPU), l.perDomain(l.simCPU)/u.perDomain(u.simCPU))
+		fmt.Fprintf(os.Stderr, "unlimited %d domains:\n", rateDomains)
+		formatPhases(os.Stderr, u.phases, u.cpu, u.sum.Pending)
+		fmt.Fprintf(os.Stderr, "--rate 20, %d domains:\n", rateDomains)
+		formatPhases(os.Stderr, l.phases, l.cpu, l.sum.Pending)
+		b.ReportMetric(l.perDomain(l.cpu)/u.perDomain(u.cpu), "rate20/unlimited-cpu")
+	}
+}
+
+// BenchmarkScanCPUPerIP (make bench-scan): the mixed world without latency;
+// all of the scanner's CPU charged to each distinct MX IP probed, and to
+// each DNS query.
+func BenchmarkScanCPUPerIP(b *testing.B) {
+	s := benchSetup{
+		domains: envInt("TLSREADY_BENCH_DOMAINS", 100000), addresses: envInt("TLSREADY_BENCH_ADDRESSES", 1000000),
+		concurrency: envInt("TLSREADY_BENCH_CONCURRENCY", 500), profile: true,
+	}
+	for range b.N {
+		r := runBench(b, s)
+		r.printCommon(b, "scan benchmark, no latency")
+		ips := float64(r.sum.Run.Stats.MXIPs)
+		q := float64(r.after.DNSQueries - r.before.DNSQueries)
+		fmt.Fprintf(os.Stderr, "scanner CPU: %v user+sys for the scan phase and ingestion\n", r.cpu.Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "             %.3f ms per distinct MX IP probed, %.3f ms per DNS query (each figure charging all CPU to it)\n",
+			float64(r.cpu.Microseconds())/1000/ips, float64(r.cpu.Microseconds())/1000/q)
+		formatPhases(os.Stderr, r.phases, r.cpu, r.sum.Pending)
+		b.ReportMetric(float64(r.cpu.Microseconds())/1000/ips, "cpu-ms/mx-ip")
+	}
+}
 
 // benchReport times the report phase of an end-to-end run: the model, the
 // HTML page and the CSV of every domain.

@@ -191,6 +191,11 @@ func startDNS(n *Internet, z *zone) (*dnsServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scantest: dns: %w", err)
 	}
+	// A resolver serving a scanner has a large receive buffer (unbound:
+	// so-rcvbuf 4m); with the default one, a burst of a thousand queries
+	// overflows it and each dropped query costs its client a timeout. The
+	// kernel caps the size at net.core.rmem_max.
+	_ = pc.(*net.UDPConn).SetReadBuffer(4 << 20)
 	s.addr = pc.LocalAddr().String()
 	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }
