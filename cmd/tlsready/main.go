@@ -2,11 +2,9 @@
 // recipients' mail would cross the internet in plaintext, and answers a mail
 // gateway per recipient from its cache. See README.md.
 //
-// Go 1.25+ refuses SHA-1 signatures in TLS 1.2 handshakes; old mail servers
-// that can sign only with SHA-1 still encrypt with OpenSSL-based senders, so
-// the scanner must observe them as encrypting (tlssha1=1).
-//
-//go:debug tlssha1=1
+// No process-wide GODEBUG changes what the probe observes: old servers that
+// Go's crypto/tls refuses (SHA-1 signatures, finite-field DHE) are
+// completed by the probe's second TLS stack, as an OpenSSL sender would.
 package main
 
 import (

@@ -348,6 +348,46 @@ func TestFallbackClientHello(t *testing.T) {
 // through: the handshakes are crypto/tls and zcrypto against OpenSSL.
 func TestFallbackOpenSSLDHEOnly(t *testing.T) {
 	t.Parallel()
+	// @SECLEVEL=1 for the 1024-bit test key.
+	e, p := probeOpenSSL(t, "-cipher", "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-SHA:@SECLEVEL=1")
+	wantStatus(t, p, result.ProbeOK, true)
+	if p.TLS == nil {
+		return
+	}
+	if p.TLS.Stack != result.StackFallback || !p.Retried || p.Alert != "handshake_failure" || e.connects.Load() != 2 {
+		t.Errorf("stack %q retried %v alert %q connects %d", p.TLS.Stack, p.Retried, p.Alert, e.connects.Load())
+	}
+	if p.TLS.CipherSuite != "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384" || p.TLS.VersionID != tls.VersionTLS12 {
+		t.Errorf("%s %s", p.TLS.Version, p.TLS.CipherSuite)
+	}
+	if !p.TLS.ChainTrusted || !NameMatch(p, "mx.example.test") {
+		t.Errorf("chain trusted %v, error %q", p.TLS.ChainTrusted, p.TLS.ChainError)
+	}
+}
+
+// A real OpenSSL server that can sign its key exchange only with SHA-1 (old
+// servers): Go 1.25+ refuses SHA-1 signatures in TLS 1.2, OpenSSL-based
+// senders at their default settings still complete it; the fallback does,
+// with no process-wide GODEBUG (tlssha1) changing what the probe observes.
+func TestFallbackOpenSSLSHA1Only(t *testing.T) {
+	t.Parallel()
+	e, p := probeOpenSSL(t, "-sigalgs", "RSA+SHA1", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0")
+	wantStatus(t, p, result.ProbeOK, true)
+	if p.TLS == nil {
+		return
+	}
+	if p.TLS.Stack != result.StackFallback || e.connects.Load() != 2 {
+		t.Errorf("stack %q connects %d, want the fallback on the second connection", p.TLS.Stack, e.connects.Load())
+	}
+	if p.TLS.CipherSuite != "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" || !p.TLS.ChainTrusted {
+		t.Errorf("%s, chain trusted %v (%s)", p.TLS.CipherSuite, p.TLS.ChainTrusted, p.TLS.ChainError)
+	}
+}
+
+// probeOpenSSL probes an `openssl s_server -tls1_2` with the given extra
+// arguments behind the Go SMTP front, for mx.example.test.
+func probeOpenSSL(t *testing.T, args ...string) (*probeEnv, *result.Probe) {
+	t.Helper()
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -374,10 +414,9 @@ func TestFallbackOpenSSLDHEOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	// -rev answers each line reversed: the EHLO after the handshake gets a
-	// malformed reply at once. @SECLEVEL=1 for the 1024-bit test key.
-	cmd := exec.Command(openssl, "s_server", "-accept", "127.0.0.1:0", "-naccept", "2", "-rev",
-		"-cert", certFile, "-cert_chain", chainFile, "-key", keyFile, "-tls1_2",
-		"-cipher", "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-SHA:@SECLEVEL=1")
+	// malformed reply at once.
+	cmd := exec.Command(openssl, append([]string{"s_server", "-accept", "127.0.0.1:0", "-naccept", "2", "-rev",
+		"-cert", certFile, "-cert_chain", chainFile, "-key", keyFile, "-tls1_2"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -430,18 +469,5 @@ func TestFallbackOpenSSLDHEOnly(t *testing.T) {
 		return nil
 	}
 	e := newEnv(t, append(upToSTARTTLS(), passThrough))
-	p := e.run(t, context.Background())
-	wantStatus(t, p, result.ProbeOK, true)
-	if p.TLS == nil {
-		return
-	}
-	if p.TLS.Stack != result.StackFallback || !p.Retried || p.Alert != "handshake_failure" || e.connects.Load() != 2 {
-		t.Errorf("stack %q retried %v alert %q connects %d", p.TLS.Stack, p.Retried, p.Alert, e.connects.Load())
-	}
-	if p.TLS.CipherSuite != "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384" || p.TLS.VersionID != tls.VersionTLS12 {
-		t.Errorf("%s %s", p.TLS.Version, p.TLS.CipherSuite)
-	}
-	if !p.TLS.ChainTrusted || !NameMatch(p, "mx.example.test") {
-		t.Errorf("chain trusted %v, error %q", p.TLS.ChainTrusted, p.TLS.ChainError)
-	}
+	return e, e.run(t, context.Background())
 }
