@@ -223,6 +223,11 @@ func TestBrowserHTMLReport(t *testing.T) {
 					t.Errorf("#%s shows %q, the database says %q", id, got, want)
 				}
 			}
+			// The fixture's IDN domain is shown in Unicode, the A-label as its title.
+			if idn := findAll(doc, func(n *html.Node) bool { return hasAttr(n, "class", "idn") }); len(idn) == 0 ||
+				nodeText(idn[0]) != "例え.example" || !hasAttr(idn[0], "title", "xn--r8jz45g.example") {
+				t.Errorf("the IDN xn--r8jz45g.example is not shown as 例え.example in the rendered DOM (%d .idn elements)", len(idn))
+			}
 			if body == nil || !hasAttr(body, "data-js", "ok") {
 				t.Error("the report's script did not run (CSP hash mismatch?)")
 			}
@@ -269,6 +274,19 @@ func indexDOM(doc *html.Node) (map[string]*html.Node, *html.Node) {
 	}
 	walk(doc)
 	return ids, body
+}
+
+// findAll returns the element nodes under n for which match is true, in
+// document order.
+func findAll(n *html.Node, match func(*html.Node) bool) []*html.Node {
+	var out []*html.Node
+	if n.Type == html.ElementNode && match(n) {
+		out = append(out, n)
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		out = append(out, findAll(c, match)...)
+	}
+	return out
 }
 
 func nodeText(n *html.Node) string {

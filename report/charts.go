@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/tlsready/tlsready/scanner/result"
@@ -79,11 +80,17 @@ func atRiskChart(m *Model) barChart {
 	var labels, colors []string
 	var values []int64
 	for _, r := range m.AtRisk {
-		labels = append(labels, r.Domain)
+		labels = append(labels, cmp.Or(r.Unicode, r.Domain))
 		colors = append(colors, colorOf(r.Verdict))
 		values = append(values, r.Citizens)
 	}
-	return newBarChart(230, 420, labels, values, colors, m.Total.Citizens)
+	c := newBarChart(230, 420, labels, values, colors, m.Total.Citizens)
+	for i, r := range m.AtRisk {
+		if r.Unicode != "" { // the A-label in the tooltip
+			c.Bars[i].Title = r.Unicode + " (" + r.Domain + "): " + c.Bars[i].Value
+		}
+	}
+	return c
 }
 
 type trendChart struct {

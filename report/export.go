@@ -81,12 +81,11 @@ type AddrRecord struct {
 // newRecord combines a run snapshot with the domain's stored result (nil
 // when none). It may reorder r.MX.
 func newRecord(domain string, citizens int64, v result.Verdict, flags []string, r *storedResult, withMX bool) DomainRecord {
-	rec := DomainRecord{Domain: domain, Verdict: v, Citizens: citizens, Flags: nonNil(flags),
+	rec := DomainRecord{Domain: domain, DomainUnicode: domainUnicode(domain), Verdict: v, Citizens: citizens, Flags: nonNil(flags),
 		MXHosts: []string{}, TLSVersions: []string{}, CertProblems: []string{}}
 	if r == nil {
 		return rec
 	}
-	rec.DomainUnicode = r.Unicode
 	rec.MXSecure = r.MXSecure
 	rec.Reason = r.Reason
 	if !r.ScannedAt.IsZero() {

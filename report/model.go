@@ -108,6 +108,7 @@ type FlagCount struct {
 type DomainRow struct {
 	Rank     int            `json:"rank"` // 1 = most citizens
 	Domain   string         `json:"domain"`
+	Unicode  string         `json:"domain_unicode,omitempty"` // U-label form of an IDN, for display
 	Citizens int64          `json:"citizens"`
 	Verdict  result.Verdict `json:"verdict"`
 	Flags    []string       `json:"flags"`
@@ -124,6 +125,7 @@ type TrendPoint struct {
 // Change is one domain whose verdict changed since the previous run.
 type Change struct {
 	Domain   string         `json:"domain"`
+	Unicode  string         `json:"domain_unicode,omitempty"` // U-label form of an IDN, for display
 	From     result.Verdict `json:"from"`
 	To       result.Verdict `json:"to"`
 	Citizens int64          `json:"citizens"` // citizens in this run
@@ -250,13 +252,15 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 				fc.add(d.Citizens)
 			}
 			if len(m.Top) < opts.TopN {
-				m.Top = append(m.Top, DomainRow{Rank: len(m.Top) + 1, Domain: d.Domain, Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
+				m.Top = append(m.Top, DomainRow{Rank: len(m.Top) + 1, Domain: d.Domain, Unicode: domainUnicode(d.Domain),
+					Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
 			} else {
 				tail.Total.add(d.Citizens)
 				tail.Verdicts[b].add(d.Citizens)
 			}
 			if len(m.AtRisk) < opts.TopCharted && slices.Contains(AtRiskVerdicts, d.Verdict) {
-				m.AtRisk = append(m.AtRisk, DomainRow{Rank: int(total.Domains), Domain: d.Domain, Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
+				m.AtRisk = append(m.AtRisk, DomainRow{Rank: int(total.Domains), Domain: d.Domain, Unicode: domainUnicode(d.Domain),
+					Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
 			}
 			if pos > 0 {
 				cur = append(cur, indexEntry{h: maphash.String(seed, d.Domain), citizens: d.Citizens, bucket: uint8(b)})
@@ -379,7 +383,7 @@ func compareRuns(ctx context.Context, st *store.Store, run store.Run, prev *verd
 	i := 0
 	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
 		if ch := want[i]; ch != nil {
-			ch.Domain = d.Domain
+			ch.Domain, ch.Unicode = d.Domain, domainUnicode(d.Domain)
 		}
 		i++
 		if i > last {
