@@ -275,6 +275,25 @@ type RunStats struct {
 	TrustAD        bool             `json:"trust_ad,omitempty"`
 	ScannerVersion string           `json:"scanner_version,omitempty"`
 	Vantage        string           `json:"vantage,omitempty"` // HELO name / host the scan ran from
+
+	// The register's totals: Lines = Entries + BadLines + blank, comment
+	// and header lines; Recipients (distinct ids, the run's citizens) =
+	// Entries - DuplicateIDs. A line repeating an earlier line's id
+	// replaces it; a line repeating an earlier address under a new id is a
+	// recipient of its own. The first 100 duplicate lines of each kind are
+	// kept with the earlier line each repeats.
+	Entries            int64           `json:"entries,omitempty"`
+	DuplicateIDs       int64           `json:"duplicate_ids,omitempty"`
+	DuplicateAddrs     int64           `json:"duplicate_addresses,omitempty"`
+	DuplicateIDLines   []DuplicateLine `json:"duplicate_id_lines,omitempty"`
+	DuplicateAddrLines []DuplicateLine `json:"duplicate_address_lines,omitempty"`
+}
+
+// DuplicateLine is a register line that repeats an earlier one's id or
+// address, by line numbers only.
+type DuplicateLine struct {
+	Line  int64 `json:"line"`
+	First int64 `json:"first"`
 }
 
 // BeginRun resumes the latest run with status "running" and the same input

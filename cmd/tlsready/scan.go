@@ -163,11 +163,23 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	if err != nil {
 		return sum, err
 	}
-	stats.Lines, stats.Recipients, stats.BadLines, stats.BadByReason = ing.Lines, ing.OK, ing.Bad, ing.ByReason
+	stats.Lines, stats.Entries, stats.BadLines, stats.BadByReason = ing.Lines, ing.OK, ing.Bad, ing.ByReason
+	stats.Recipients = ing.OK - ing.DuplicateIDs
+	stats.DuplicateIDs, stats.DuplicateAddrs = ing.DuplicateIDs, ing.DuplicateAddresses
+	stats.DuplicateIDLines = duplicateLines(ing.DuplicateIDLines)
+	stats.DuplicateAddrLines = duplicateLines(ing.DuplicateAddressLines)
 	if ing.Bad > 0 {
 		for _, reason := range sortedReasons(ing.ByReason) {
 			log.Warn("bad input lines skipped", "reason", reason, "count", ing.ByReason[reason], "first_lines", ing.BadLines[reason])
 		}
+	}
+	if ing.DuplicateIDs > 0 {
+		log.Warn("lines repeat an earlier line's id: the later line replaces the earlier, one citizen",
+			"count", ing.DuplicateIDs, "first_lines", formatDuplicates(stats.DuplicateIDLines, 0))
+	}
+	if ing.DuplicateAddresses > 0 {
+		log.Warn("lines repeat an earlier line's address under another id: a citizen each",
+			"count", ing.DuplicateAddresses, "first_lines", formatDuplicates(stats.DuplicateAddrLines, 0))
 	}
 	if err := ctx.Err(); err != nil {
 		return sum, &exitError{code: exitInterrupted, err: errors.New("interrupted during ingestion; run the same command again to resume")}
@@ -355,7 +367,7 @@ func ingest(ctx context.Context, st *store.Store, runID int64, path string, keep
 		return register.Stats{}, fmt.Errorf("--input: %w", err)
 	}
 	defer f.Close()
-	rd := register.NewReader(f, register.Options{KeepAddresses: keep})
+	rd := register.NewReader(f, register.Options{KeepAddresses: keep, Duplicates: true})
 	const batchSize = 20000
 	batches := make(chan []store.Recipient, 2)
 	free := make(chan []store.Recipient, 3)
@@ -421,7 +433,8 @@ func ingest(ctx context.Context, st *store.Store, runID int64, path string, keep
 		return rd.Stats(), err
 	}
 	s := rd.Stats()
-	log.Info("register read", "lines", s.Lines, "recipients", s.OK, "bad_lines", s.Bad)
+	log.Info("register read", "lines", s.Lines, "entries", s.OK, "bad_lines", s.Bad,
+		"duplicate_ids", s.DuplicateIDs, "duplicate_addresses", s.DuplicateAddresses, "recipients", s.OK-s.DuplicateIDs)
 	return s, nil
 }
 

@@ -10,7 +10,9 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 
+	"github.com/tlsready/tlsready/scanner/register"
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
 )
 
 // printSummary prints the per-verdict table of a finished run.
@@ -25,6 +27,7 @@ func printSummary(w io.Writer, s scanSummary) {
 	if s.Run.Stats.BadLines > 0 {
 		fmt.Fprintf(w, "%d bad input lines skipped (by reason: %s)\n", s.Run.Stats.BadLines, formatReasons(s.Run.Stats.BadByReason))
 	}
+	printDuplicates(w, s.Run.Stats)
 	t := tablewriter.NewTable(w,
 		tablewriter.WithHeader([]string{"verdict", "domains", "citizens", "share"}),
 		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: []tw.Align{tw.AlignLeft, tw.AlignRight, tw.AlignRight, tw.AlignRight}}),
@@ -64,4 +67,62 @@ func formatReasons(byReason map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s %d", r, byReason[r]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printDuplicates says why the register's entries and the citizens differ:
+// lines that repeat an earlier line's id replace it; lines that repeat an
+// address under another id are citizens of their own.
+func printDuplicates(w io.Writer, st store.RunStats) {
+	if st.DuplicateIDs > 0 {
+		fmt.Fprintf(w, "%d of %d register entries repeat an earlier line's id and replace it, so %d citizens (%s)\n",
+			st.DuplicateIDs, st.Entries, st.Recipients, formatDuplicates(st.DuplicateIDLines, 10))
+	}
+	if st.DuplicateAddrs > 0 {
+		what := "register entries repeat"
+		if st.DuplicateAddrs == 1 {
+			what = "register entry repeats"
+		}
+		fmt.Fprintf(w, "%d %s an earlier line's address under another id, each counted as a citizen (%s)\n",
+			st.DuplicateAddrs, what, formatDuplicates(st.DuplicateAddrLines, 10))
+	}
+}
+
+// formatDuplicates renders duplicate lines as "line 9 (first 5), 12 (first
+// 3), ...": at most max (0: all kept).
+func formatDuplicates(ds []store.DuplicateLine, max int) string {
+	if len(ds) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("line")
+	if len(ds) > 1 {
+		b.WriteString("s")
+	}
+	for i, d := range ds {
+		if max > 0 && i == max {
+			b.WriteString(", ...")
+			break
+		}
+		if i > 0 {
+			b.WriteString(",")
+		}
+		if d.First > 0 {
+			fmt.Fprintf(&b, " %d (first %d)", d.Line, d.First)
+		} else {
+			fmt.Fprintf(&b, " %d", d.Line)
+		}
+	}
+	return b.String()
+}
+
+// duplicateLines converts the register's duplicate lines for the run stats.
+func duplicateLines(ds []register.Duplicate) []store.DuplicateLine {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]store.DuplicateLine, len(ds))
+	for i, d := range ds {
+		out[i] = store.DuplicateLine{Line: d.Line, First: d.First}
+	}
+	return out
 }

@@ -84,3 +84,9 @@ func BenchmarkReaderCSV(b *testing.B) {
 func BenchmarkReaderKeep(b *testing.B) {
 	benchmarkReader(b, genRegister(benchLines, 20_000, false), Options{KeepAddresses: true})
 }
+
+// BenchmarkReaderCSVDuplicates: as BenchmarkReaderCSV, finding duplicate
+// ids and addresses (Options.Duplicates, as scan reads).
+func BenchmarkReaderCSVDuplicates(b *testing.B) {
+	benchmarkReader(b, genRegister(benchLines, 20_000, true), Options{Duplicates: true})
+}
