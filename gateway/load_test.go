@@ -126,12 +126,17 @@ func TestIncrementalRefresh(t *testing.T) {
 	}
 	domains = append(domains, "bad_name.example", "-x.example", "corrupt1.example", "corrupt2.example", "never.example")
 	s, _ := newTestServer(t, st, Config{})
-	s.mergeMin = 40 // merge every few rounds
-	merges := 0
+	s.mergeMin = 40          // merge every few rounds
+	merges, rebuilds := 0, 0 // deltas folded into the base, and of them rebuilt bases (a new seed)
+	seed := s.snap.Load().base.seed
 	s.afterReload = func(sn *snapshot) {
 		if sn.delta == nil {
 			merges++
+			if sn.base.seed != seed {
+				rebuilds++
+			}
 		}
+		seed = sn.base.seed
 	}
 	full := func() float64 { return reloads(t, s, "full") }
 	at := testNow.Add(-time.Hour)
@@ -163,8 +168,8 @@ func TestIncrementalRefresh(t *testing.T) {
 		}
 		checkCache(t, s, st, domains)
 	}
-	if n := reloads(t, s, "incremental"); merges == 0 || n < 50 {
-		t.Errorf("%v incremental refreshes, %d merges", n, merges)
+	if n := reloads(t, s, "incremental"); rebuilds == 0 || merges == rebuilds || n < 50 {
+		t.Errorf("%v incremental refreshes, %d merges (%d patches, %d rebuilds)", n, merges, merges-rebuilds, rebuilds)
 	}
 
 	// A data version that goes back is another database: a full reload.

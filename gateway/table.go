@@ -32,8 +32,9 @@ type entry struct {
 	mxLen   uint16
 	stsLen  uint16
 	nameLen uint8
-	verdict uint8 // index into result.Verdicts; tombstone in a delta
-	_       [2]byte
+	verdict uint8 // index into result.Verdicts; tombstone in a delta (or a base a delta was patched into)
+	inBase  bool  // delta entries: the base holds a record (not a tombstone) of the domain
+	_       [1]byte
 }
 
 // tombstone is the verdict of a delta entry that removes a domain from the
@@ -53,14 +54,20 @@ type table struct {
 
 	newest  int64 // newest ScannedAt (Unix nanoseconds), 0 when empty
 	count   int   // distinct domains (tombstones included)
+	live    int   // distinct domains with a record (tombstones excluded)
 	skipped int   // results that could not be represented
+
+	// An estimate of the bytes of strs that no entry uses any more (see
+	// patch); compact says when a rebuild should drop them.
+	garbage int
 }
 
+// len is the number of domains the table has a record of.
 func (t *table) len() int {
 	if t == nil {
 		return 0
 	}
-	return t.count
+	return t.live
 }
 
 // get returns the record of an A-label domain name.
@@ -77,15 +84,30 @@ func (t *table) find(domain string) *entry {
 	if t == nil || len(t.slots) == 0 {
 		return nil
 	}
+	return t.findHash(domain, maphash.String(t.seed, domain))
+}
+
+// findHash is find with the domain's hash under the table's seed.
+func (t *table) findHash(domain string, h uint64) *entry {
+	if i := t.index(domain, h); i >= 0 {
+		return &t.entries[i]
+	}
+	return nil
+}
+
+// index returns the position in entries of a domain's entry, -1 for none.
+func (t *table) index(domain string, h uint64) int {
+	if t == nil || len(t.slots) == 0 {
+		return -1
+	}
 	mask := uint64(len(t.slots) - 1)
-	for i := maphash.String(t.seed, domain) & mask; ; i = (i + 1) & mask {
+	for i := h & mask; ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s == 0 {
-			return nil
+			return -1
 		}
-		e := &t.entries[s-1]
-		if t.name(e) == domain {
-			return e
+		if e := &t.entries[s-1]; t.name(e) == domain {
+			return int(s - 1)
 		}
 	}
 }
@@ -132,6 +154,7 @@ type builder struct {
 	flagIdx  map[string]uint32 // flagKey of a set -> index
 	newest   int64
 	skipped  int
+	garbage  int
 
 	keyBuf []byte
 	from   *table  // the table copyEntry last copied from
@@ -146,6 +169,47 @@ func newBuilder(sizeHint int) *builder {
 		flagIdx:  map[string]uint32{"": 0},
 	}
 	b.names.Grow(sizeHint * 16)
+	return b
+}
+
+// builderFrom returns a builder that starts with everything t holds, its
+// entries in their places (superseded ones too) and its arenas copied
+// whole, with room for about more entries: the cheap start of a delta's
+// copy on write. Strings added later are interned with those t's indexed
+// entries use.
+func builderFrom(t *table, more int) *builder {
+	b := newBuilder(0)
+	if t == nil {
+		b.entries = make([]entry, 0, more)
+		return b
+	}
+	b.entries = make([]entry, len(t.entries), len(t.entries)+more)
+	copy(b.entries, t.entries)
+	b.names.Grow(len(t.names) + more*16)
+	b.names.WriteString(t.names)
+	b.strs.Grow(len(t.strs))
+	b.strs.WriteString(t.strs)
+	b.flagSets = append(make([][]string, 0, len(t.flagSets)+4), t.flagSets...)
+	for i, f := range t.flagSets[1:] {
+		b.flagIdx[string(appendFlagKey(nil, f))] = uint32(i + 1)
+	}
+	b.newest, b.garbage = t.newest, t.garbage
+	t.each(func(e *entry) {
+		if e.verdict == tombstone {
+			return
+		}
+		for _, r := range [2]struct {
+			off uint32
+			n   uint16
+		}{{e.mx, e.mxLen}, {e.sts, e.stsLen}} {
+			if r.n > 0 {
+				k := t.strs[r.off : r.off+uint32(r.n)]
+				if _, ok := b.strIdx[k]; !ok {
+					b.strIdx[k] = r.off
+				}
+			}
+		}
+	})
 	return b
 }
 
@@ -298,7 +362,7 @@ func (b *builder) copyEntry(t *table, e *entry) bool {
 		}
 	}
 	n := *e
-	n.name = uint32(b.names.Len())
+	n.name, n.inBase = uint32(b.names.Len()), false
 	b.names.WriteString(t.name(e))
 	if e.verdict != tombstone {
 		if b.remap[e.flags] < 0 {
@@ -320,40 +384,183 @@ func (b *builder) fits(name, strs int) bool {
 		len(b.entries) < math.MaxUint32-1
 }
 
-// finish builds the hash index. The builder must not be used afterwards.
-func (b *builder) finish() *table {
+// finish builds the hash index with a new seed. The builder must not be
+// used afterwards.
+func (b *builder) finish() *table { return b.finishSeed(maphash.MakeSeed()) }
+
+// finishSeed builds the hash index with seed (a delta shares its base's, so
+// that a lookup hashes the name once).
+func (b *builder) finishSeed(seed maphash.Seed) *table {
 	t := &table{
-		seed:     maphash.MakeSeed(),
+		seed:     seed,
 		entries:  b.entries,
 		names:    b.names.String(),
 		strs:     b.strs.String(),
 		flagSets: b.flagSets,
 		newest:   b.newest,
 		skipped:  b.skipped,
+		garbage:  b.garbage,
 	}
-	n := 16
-	for n < 2*len(t.entries) { // load factor at most 1/2
-		n *= 2
-	}
-	t.slots = make([]uint32, n)
-	mask := uint64(n - 1)
+	t.slots = make([]uint32, slotsFor(len(t.entries)))
 	for idx := range t.entries {
-		e := &t.entries[idx]
-		name := t.name(e)
-		for i := maphash.String(t.seed, name) & mask; ; i = (i + 1) & mask {
-			s := t.slots[i]
-			if s == 0 {
-				t.slots[i] = uint32(idx + 1)
-				t.count++
-				break
+		if t.insert(idx, maphash.String(t.seed, t.name(&t.entries[idx]))) {
+			t.count++
+		}
+	}
+	t.live = t.count
+	t.each(func(e *entry) {
+		if e.verdict == tombstone {
+			t.live--
+		}
+	})
+	return t
+}
+
+// slotsFor is the index size for n entries: a power of two, load factor at
+// most 1/2.
+func slotsFor(n int) int {
+	s := 16
+	for s < 2*n {
+		s *= 2
+	}
+	return s
+}
+
+// insert indexes entry idx (its name hashing to h) and reports whether the
+// name is new; a duplicate replaces the earlier entry (the later one wins).
+func (t *table) insert(idx int, h uint64) bool {
+	mask := uint64(len(t.slots) - 1)
+	name := t.name(&t.entries[idx])
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			t.slots[i] = uint32(idx + 1)
+			return true
+		}
+		if t.name(&t.entries[s-1]) == name {
+			t.slots[i] = uint32(idx + 1)
+			return false
+		}
+	}
+}
+
+// patch returns base with delta (built with base's seed) applied, for the
+// price of copying base's arrays: entries keep their places, so base's
+// hash index stays valid and is copied too; a domain the delta replaces or
+// removes is overwritten in place (removed: a tombstone), a new one is
+// appended and indexed. The delta's string arena is appended whole, so
+// strings that replaced entries used, and the delta's own superseded
+// entries' strings, become garbage (counted): compact says when a rebuild
+// (merge) should drop it. base and delta stay valid for their readers.
+func patch(base, delta *table) *table {
+	add := 0
+	delta.each(func(e *entry) {
+		if !e.inBase && e.verdict != tombstone && base.find(delta.name(e)) == nil {
+			add++
+		}
+	})
+	n := len(base.entries) + add
+	t := &table{
+		seed:    base.seed,
+		entries: make([]entry, len(base.entries), n),
+		newest:  max(base.newest, delta.newest),
+		count:   base.count,
+		live:    base.live,
+		skipped: base.skipped,
+		garbage: base.garbage + len(delta.strs),
+	}
+	copy(t.entries, base.entries)
+	var names, strs strings.Builder
+	names.Grow(len(base.names) + add*meanNameLen(delta))
+	names.WriteString(base.names)
+	strs.Grow(len(base.strs) + len(delta.strs))
+	strs.WriteString(base.strs)
+	strs.WriteString(delta.strs)
+	strOff := uint32(len(base.strs))
+
+	// Flag sets: base's, then the delta's that base lacks.
+	t.flagSets = append(make([][]string, 0, len(base.flagSets)+len(delta.flagSets)), base.flagSets...)
+	idx := make(map[string]uint32, len(base.flagSets))
+	for i, f := range base.flagSets {
+		idx[string(appendFlagKey(nil, f))] = uint32(i)
+	}
+	remap := make([]uint32, len(delta.flagSets))
+	for i, f := range delta.flagSets {
+		k := string(appendFlagKey(nil, f))
+		j, ok := idx[k]
+		if !ok {
+			j = uint32(len(t.flagSets))
+			t.flagSets = append(t.flagSets, f)
+			idx[k] = j
+		}
+		remap[i] = j
+	}
+
+	grow := len(base.slots) < slotsFor(n)
+	if grow {
+		t.slots = make([]uint32, slotsFor(n))
+	} else {
+		t.slots = make([]uint32, len(base.slots))
+		copy(t.slots, base.slots)
+	}
+	delta.each(func(e *entry) {
+		name := delta.name(e)
+		ne := *e
+		ne.inBase = false
+		if ne.verdict != tombstone {
+			ne.flags = remap[e.flags]
+			ne.mx += strOff
+			ne.sts += strOff
+		}
+		i := base.index(name, maphash.String(base.seed, name))
+		if i >= 0 {
+			old := &t.entries[i]
+			switch {
+			case old.verdict == tombstone && ne.verdict != tombstone:
+				t.live++
+			case old.verdict != tombstone && ne.verdict == tombstone:
+				t.live--
 			}
-			if t.name(&t.entries[s-1]) == name { // duplicate: the later one wins
-				t.slots[i] = uint32(idx + 1)
-				break
-			}
+			ne.name = old.name // the same name, where base has it
+			*old = ne
+			return
+		}
+		if ne.verdict == tombstone {
+			return // nothing to remove
+		}
+		ne.name = uint32(names.Len())
+		names.WriteString(name)
+		t.entries = append(t.entries, ne)
+		t.count++
+		t.live++
+	})
+	t.names, t.strs = names.String(), strs.String()
+	if grow {
+		for i := range t.entries {
+			t.insert(i, maphash.String(t.seed, t.name(&t.entries[i])))
+		}
+	} else {
+		for i := len(base.entries); i < len(t.entries); i++ {
+			t.insert(i, maphash.String(t.seed, t.name(&t.entries[i])))
 		}
 	}
 	return t
+}
+
+// meanNameLen is the mean name length of a table (rounded up), for growing
+// an arena.
+func meanNameLen(t *table) int {
+	if len(t.entries) == 0 {
+		return 16
+	}
+	return len(t.names)/len(t.entries) + 1
+}
+
+// compact reports whether a patched table has gathered enough garbage that
+// a rebuild should drop it: an estimated third of its arenas, or an eighth
+// of its entries removed (tombstones).
+func (t *table) compact() bool {
+	return t.garbage > (len(t.names)+len(t.strs))/3 || t.count-t.live > t.count/8
 }
 
 // joinBounded joins parts with sep, dropping trailing parts that would make

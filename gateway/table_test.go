@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -118,5 +119,83 @@ func TestAnswerJSONMatchesReflection(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("got  %s\nwant %s", got, want)
 		}
+	}
+}
+
+// TestPatch: a base patched with deltas — replaced, new and removed
+// (tombstone) domains, a base that grows past its index — answers what a
+// map of the latest records says, as does its rebuild (merge), and neither
+// base nor delta changes for their readers.
+func TestPatch(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 8))
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	want := map[string]record{}
+	randomRecord := func(d string) record {
+		at = at.Add(time.Second)
+		rec := record{Domain: d, Verdict: result.Verdicts[rng.IntN(len(result.Verdicts))], ScannedAt: at,
+			Flags: [][]string{{}, {"cert-expired"}, {"no-tlsrpt", fmt.Sprintf("f%d", rng.IntN(50))}}[rng.IntN(3)],
+			MX:    []string{"", "mx.provider.example", fmt.Sprintf("mx.%s", d)}[rng.IntN(3)]}
+		if rec.Verdict == result.MTASTS {
+			rec.STSMatch = fmt.Sprintf(".p%d.example", rng.IntN(5))
+		}
+		return rec
+	}
+	b := newBuilder(0)
+	for i := range 1000 {
+		rec := randomRecord(fmt.Sprintf("d%d.example", i))
+		b.addRecord(rec)
+		want[rec.Domain] = rec
+	}
+	base := b.finish()
+	check := func(tab *table, want map[string]record, what string) {
+		t.Helper()
+		if tab.len() != len(want) {
+			t.Fatalf("%s: len %d, want %d", what, tab.len(), len(want))
+		}
+		for i := range 3000 {
+			d := fmt.Sprintf("d%d.example", i)
+			got, ok := tab.get(d)
+			w, wok := want[d]
+			if ok != wok || ok && (fmt.Sprint(got) != fmt.Sprint(w) || !got.ScannedAt.Equal(w.ScannedAt)) {
+				t.Fatalf("%s: %s: got %+v %v, want %+v %v", what, d, got, ok, w, wok)
+			}
+		}
+	}
+	check(base, want, "base")
+	for round := range 12 {
+		before := maps.Clone(want)
+		db := newBuilder(0)
+		for range 50 + rng.IntN(300) {
+			d := fmt.Sprintf("d%d.example", rng.IntN(1000+200*round)) // replaced and new domains
+			if rng.IntN(8) == 0 {
+				it := item{domain: d, verdict: tombstone}
+				if !db.addItem(&it, nil) {
+					t.Fatal("tombstone rejected")
+				}
+				db.entries[len(db.entries)-1].inBase = base.find(d) != nil && base.find(d).verdict != tombstone
+				delete(want, d)
+				continue
+			}
+			rec := randomRecord(d)
+			if !db.addRecord(rec) {
+				t.Fatalf("%+v rejected", rec)
+			}
+			db.entries[len(db.entries)-1].inBase = base.find(d) != nil && base.find(d).verdict != tombstone
+			want[d] = rec
+		}
+		delta := db.finishSeed(base.seed)
+		next := patch(base, delta)
+		check(base, before, fmt.Sprintf("round %d: base after the patch", round))
+		check(next, want, fmt.Sprintf("round %d: patched", round))
+		if next.seed != base.seed {
+			t.Fatal("patch changed the seed")
+		}
+		check(merge(next, nil), want, fmt.Sprintf("round %d: rebuilt", round))
+		check(merge(base, delta), want, fmt.Sprintf("round %d: merged", round))
+		base = next
+	}
+	if base.garbage == 0 || base.count == base.live {
+		t.Errorf("after the patches: garbage %d, %d entries for %d domains", base.garbage, base.count, base.live)
 	}
 }
