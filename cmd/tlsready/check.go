@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlsready/tlsready/scanner"
+	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
@@ -41,12 +43,18 @@ func newCheckCmd() *cobra.Command {
 			defer stop()
 			f.logOut = cmd.ErrOrStderr()
 			log := f.logger()
+			if !f.quiet { // progress on a slow host: what each MX IP owes us
+				watch := newProbeWatch(f.dialer, cmd.ErrOrStderr())
+				defer watch.close()
+				f.dialer = watch
+			}
 			res, sc, err := f.build(ctx, log, nil)
 			if err != nil {
 				return err
 			}
 			defer res.Close()
 			defer sc.Close()
+			view := checkView{trustAD: res.TrustsAD(), noPolicy: f.noPolicy}
 			out := cmd.OutOrStdout()
 			for _, a := range domains {
 				r, err := sc.Check(ctx, a.ascii)
@@ -65,7 +73,7 @@ func newCheckCmd() *cobra.Command {
 					}
 					continue
 				}
-				printCheck(out, r)
+				printCheck(out, r, view)
 			}
 			return nil
 		},
@@ -75,8 +83,15 @@ func newCheckCmd() *cobra.Command {
 	return cmd
 }
 
-// printCheck prints what a mail administrator wants to see.
-func printCheck(w io.Writer, r result.Result) {
+// checkView is what printCheck needs to know beside the result.
+type checkView struct {
+	trustAD  bool // the resolver's AD bit is trusted: an answer without it is insecure
+	noPolicy bool // --no-policy: MTA-STS, DANE and TLSRPT not looked at
+}
+
+// printCheck prints what a mail administrator wants to see, and only what
+// was observed: what was not looked at or could not be found out says so.
+func printCheck(w io.Writer, r result.Result, v checkView) {
 	name := r.Domain
 	if r.Unicode != "" && r.Unicode != r.Domain {
 		name = r.Unicode + " (" + r.Domain + ")"
@@ -88,11 +103,8 @@ func printCheck(w io.Writer, r result.Result) {
 	if r.Reason != "" {
 		fmt.Fprintf(w, "  why:   %s\n", r.Reason)
 	}
-	dnssec := "insecure"
-	if r.MXSecure {
-		dnssec = "secure"
-	}
-	fmt.Fprintf(w, "  DNS:   %s, MX RRset DNSSEC %s", r.DNSStatus, dnssec)
+	mxFailed := resolve.Status(r.DNSStatus).Temporary()
+	fmt.Fprintf(w, "  DNS:   %s, %s", r.DNSStatus, dnssecText(r, v, mxFailed))
 	if r.ImplicitMX {
 		fmt.Fprint(w, ", implicit MX (no MX records; the domain's own address)")
 	}
@@ -133,8 +145,8 @@ func printCheck(w io.Writer, r result.Result) {
 				fmt.Fprintf(w, " [attempt %d, after temporary refusals]", p.Attempts)
 			}
 			fmt.Fprintln(w)
-			if p.Banner != "" {
-				fmt.Fprintf(w, "      banner:   %d %s\n", p.BannerCode, p.Banner)
+			if p.Banner != "" { // the first line as received, code included
+				fmt.Fprintf(w, "      banner:   %s\n", p.Banner)
 			}
 			if len(p.EHLO) > 0 {
 				fmt.Fprintf(w, "      EHLO:     %s\n", strings.Join(p.EHLO, " "))
@@ -183,18 +195,71 @@ func printCheck(w io.Writer, r result.Result) {
 			}
 		}
 	}
-	if p := r.MTASTS; p != nil {
-		fmt.Fprintf(w, "  MTA-STS: id=%s mode=%s mx=%s max_age=%d", p.RecordID, p.Mode, strings.Join(p.MX, ","), p.MaxAge)
+	fmt.Fprintf(w, "  MTA-STS: %s\n", stsText(r, v, mxFailed))
+	fmt.Fprintf(w, "  TLSRPT:  %s\n", tlsrptText(r, v, mxFailed))
+}
+
+// dnssecText says what is known of the MX RRset's DNSSEC state. A validating
+// resolver answers a bogus signature with SERVFAIL, so a failed lookup is
+// "unknown", never "insecure"; without a trusted AD bit nothing is known.
+func dnssecText(r result.Result, v checkView, mxFailed bool) string {
+	switch {
+	case mxFailed:
+		return "MX RRset DNSSEC unknown (the lookup failed; a validating resolver answers SERVFAIL to a bogus signature too)"
+	case r.MXSecure:
+		return "MX RRset DNSSEC secure"
+	case !v.trustAD:
+		return "MX RRset DNSSEC not judged (the resolver's AD bit is not trusted; see --trust-ad)"
+	}
+	return "MX RRset DNSSEC insecure"
+}
+
+// policyUnlooked says why the policy records were not looked at, or "".
+func policyUnlooked(r result.Result, v checkView, mxFailed bool) string {
+	switch {
+	case v.noPolicy:
+		return "not looked at (--no-policy)"
+	case mxFailed:
+		return "unknown (lookup failed)" // the MX lookup: the DNS line says how
+	case r.NullMX || len(r.MX) == 0:
+		return "not looked at (no mail hosts)"
+	}
+	return ""
+}
+
+func stsText(r result.Result, v checkView, mxFailed bool) string {
+	p := r.MTASTS
+	switch {
+	case p != nil:
+		s := fmt.Sprintf("id=%s mode=%s mx=%s max_age=%d", p.RecordID, p.Mode, strings.Join(p.MX, ","), p.MaxAge)
 		if p.Error != "" {
-			fmt.Fprintf(w, " error: %s", p.Error)
+			s += " error: " + p.Error
 		}
-		fmt.Fprintln(w)
-	} else {
-		fmt.Fprintln(w, "  MTA-STS: none")
+		if slices.Contains(r.Flags, result.FlagSTSCached) {
+			s += " (cached policy)"
+		}
+		return s
+	case slices.Contains(r.Flags, result.FlagSTSLookupFailed):
+		return "unknown (lookup failed)"
 	}
-	if t := r.TLSRPT; t != nil && len(t.RUA) > 0 {
-		fmt.Fprintf(w, "  TLSRPT:  %s\n", strings.Join(t.RUA, ", "))
-	} else {
-		fmt.Fprintln(w, "  TLSRPT:  none")
+	if why := policyUnlooked(r, v, mxFailed); why != "" {
+		return why
 	}
+	return "none"
+}
+
+func tlsrptText(r result.Result, v checkView, mxFailed bool) string {
+	t := r.TLSRPT
+	switch {
+	case t != nil && len(t.RUA) > 0:
+		return strings.Join(t.RUA, ", ")
+	case t != nil && t.Error != "":
+		return "none (" + t.Error + ")"
+	case slices.Contains(r.Flags, result.FlagTLSRPTLookupFail):
+		return "unknown (lookup failed)"
+	}
+	if why := policyUnlooked(r, v, mxFailed); why != "" {
+		return why
+	}
+	return "none"
 }
