@@ -20,7 +20,8 @@ demo: build
 # Debian packages the real-client tests need: Chromium (HTML report, with a
 # Japanese font for the screenshots) and Postfix's postmap (socketmap); the
 # interop lab (cmd/tlsready TestInteropRealServers) also needs Postfix, NSD,
-# Unbound, nginx and ldns-keygen/ldns-signzone.
+# Unbound, nginx and ldns-keygen/ldns-signzone; the PostgreSQL backend's
+# tests (store/pgtest) start a private cluster with PostgreSQL's initdb and pg_ctl.
 # Installed when missing and we are root.
 deps:
 	@missing=""; \
@@ -31,6 +32,7 @@ deps:
 	test -x /usr/sbin/nsd || missing="$$missing nsd"; \
 	test -x /usr/sbin/nginx || missing="$$missing nginx-light"; \
 	command -v ldns-signzone >/dev/null 2>&1 || missing="$$missing ldnsutils"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
