@@ -79,6 +79,7 @@ func newCheckCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd.Flags())
+	cmd.Flags().Lookup("quiet").Usage = "no progress on stderr (the IP being probed, what a slow host is waited for); the results are still printed"
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per domain")
 	return cmd
 }

@@ -77,7 +77,7 @@ func section(out, domain string) string {
 func TestCheckPrintsWhatItObserved(t *testing.T) {
 	t.Parallel()
 	w := newCheckWorld(t)
-	code, out, stderr := runCLI(t, checkArgs(w, "--timeout", "2s", "--quiet", "silent.test", "bogus.test", "stsfail.test", "signed.test")...)
+	code, out, stderr := runCLI(t, checkArgs(w, "--probe-timeout", "2s", "--quiet", "silent.test", "bogus.test", "stsfail.test", "signed.test")...)
 	if code != exitOK {
 		t.Fatalf("check: exit %d: %s", code, stderr)
 	}
@@ -122,7 +122,7 @@ func TestCheckPrintsWhatItObserved(t *testing.T) {
 func TestCheckProgress(t *testing.T) {
 	t.Parallel()
 	w := newCheckWorld(t)
-	code, out, stderr := runCLI(t, checkArgs(w, "--timeout", "20s", "tarpit.test")...)
+	code, out, stderr := runCLI(t, checkArgs(w, "--probe-timeout", "20s", "tarpit.test")...)
 	if code != exitOK || !strings.Contains(out, "tarpit.test: verified") {
 		t.Fatalf("check: exit %d:\n%s\n%s", code, out, stderr)
 	}

@@ -168,7 +168,7 @@ func TestInteropRealServers(t *testing.T) {
 	code, out, stderr := runCLI(t, "scan", "--input", input, "--db", db,
 		"--resolver", lab.Net+".53:53", "--ca-file", filepath.Join(dir, "certs", "ca.pem"),
 		"--allow-private", "--trust-ad", "true", "--smtp-port", "25", "--https-port", "443",
-		"--helo", interopHELO, "--timeout", "20s", "--quiet",
+		"--helo", interopHELO, "--probe-timeout", "20s", "--quiet",
 		// ehlo-refused answers 421: one quick retry later in the run.
 		"--temp-retry", "2s")
 	tScan := time.Now()

@@ -22,7 +22,7 @@ func registerLiveFlags(fs *pflag.FlagSet) *scanFlags {
 	f := &scanFlags{concurrency: 1, rate: 1, maxMX: 10, maxIPs: 4, trustAD: "auto", logFormat: "text", tempRetry: []time.Duration{0}}
 	fs.StringVar(&f.resolver, "resolver", "", "live checks: DNS resolver HOST:PORT (default: /etc/resolv.conf)")
 	fs.StringVar(&f.caFile, "ca-file", "", "live checks: extra trusted roots (PEM)")
-	fs.DurationVar(&f.timeout, "probe-timeout", 60e9, "live checks: deadline for one MX IP probe")
+	fs.DurationVar(&f.timeout, "probe-timeout", 60e9, "live checks: deadline for one MX IP probe (the same flag as scan's and check's)")
 	fs.StringVar(&f.helo, "helo", "", "live checks: EHLO name identifying the operator, fully qualified (default: the host's fully qualified name)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 25, "live checks: SMTP port (labs and tests)")
 	fs.IntVar(&f.httpsPort, "https-port", 443, "live checks: HTTPS port for MTA-STS (labs and tests)")
@@ -42,7 +42,7 @@ type liveChecker struct {
 	log   *slog.Logger
 }
 
-func newLiveChecker(cmd *cobra.Command, f *scanFlags) (gateway.Checker, error) {
+func newLiveChecker(cmd *cobra.Command, f *scanFlags, log *slog.Logger) (gateway.Checker, error) {
 	if err := f.validate(cmd.Context()); err != nil {
 		return nil, err
 	}
@@ -50,7 +50,6 @@ func newLiveChecker(cmd *cobra.Command, f *scanFlags) (gateway.Checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 	res, err := f.buildResolver(log)
 	if err != nil {
 		return nil, err

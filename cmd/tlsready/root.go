@@ -17,10 +17,17 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// -v is --verbose wherever it exists (scan, check, serve); the version
+	// is --version, at the top only, without a shorthand.
+	root.Flags().Bool("version", false, "print the version and exit")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if c == root && strings.Contains(err.Error(), "shorthand flag: 'v'") {
+			return usageErr("-v is --verbose (of scan, check and serve), not --version: tlsready --version prints the version")
+		}
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})
 	root.AddCommand(extraCommands()...)
+	registerCompletions(root)
 	return root
 }
 

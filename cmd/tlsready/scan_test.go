@@ -71,7 +71,7 @@ func scanArgs(world *scantest.Internet, input, db string, extra ...string) []str
 	return append([]string{"scan", "--input", input, "--db", db,
 		"--resolver", world.DNSAddr, "--ca-file", world.CAFile, "--allow-private",
 		"--smtp-port", fmt.Sprint(world.SMTPPort), "--https-port", fmt.Sprint(world.HTTPSPort),
-		"--rate", "1000", "--timeout", "10s", "--helo", "test.tlsready.invalid", "--temp-retry", "200ms", "--quiet"}, extra...)
+		"--rate", "1000", "--probe-timeout", "10s", "--helo", "test.tlsready.invalid", "--temp-retry", "200ms", "--quiet"}, extra...)
 }
 
 // TestScanDemoVerdicts scans the demo world through the real scan path and

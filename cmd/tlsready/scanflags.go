@@ -59,7 +59,11 @@ func (f *scanFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.concurrency, "concurrency", 200, "domains scanned at once")
 	fs.IntVar(&f.rate, "rate", 20, "new SMTP connections per second (global)")
 	fs.IntVar(&f.dnsRate, "dns-rate", 0, "DNS queries per second (0: unlimited)")
-	fs.DurationVar(&f.timeout, "timeout", 90*time.Second, "deadline for one MX IP probe (connect, banner, EHLO, STARTTLS, handshake, retry)")
+	fs.DurationVar(&f.timeout, "probe-timeout", 90*time.Second, "deadline for one MX IP probe (connect, banner, EHLO, STARTTLS, handshake, retry)")
+	// The old name, kept working: the same deadline is --probe-timeout in
+	// scan, check and serve.
+	fs.DurationVar(&f.timeout, "timeout", 90*time.Second, "deadline for one MX IP probe")
+	_ = fs.MarkDeprecated("timeout", "use --probe-timeout (the same name in scan, check and serve)")
 	fs.StringVar(&f.helo, "helo", "", "EHLO name identifying the operator: a fully qualified name with forward-confirmed reverse DNS (default: the host's fully qualified name; refused when it has none)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 25, "SMTP port to probe (labs and tests)")
 	fs.IntVar(&f.httpsPort, "https-port", 443, "HTTPS port for MTA-STS policies (labs and tests)")
@@ -86,7 +90,7 @@ func (f *scanFlags) validate(ctx context.Context) error {
 	case f.dnsRate < 0:
 		return usageErr("--dns-rate must not be negative")
 	case f.timeout < time.Second:
-		return usageErr("--timeout must be at least 1s")
+		return usageErr("--probe-timeout must be at least 1s")
 	case f.smtpPort < 1 || f.smtpPort > 65535 || f.httpsPort < 1 || f.httpsPort > 65535:
 		return usageErr("ports must be between 1 and 65535")
 	case f.logFormat != "text" && f.logFormat != "json":

@@ -35,6 +35,7 @@ type serveOptions struct {
 	maxBatch        int
 	maxConns        int
 	verbose         bool
+	logFormat       string
 }
 
 func newServeCmd() *cobra.Command {
@@ -86,6 +87,7 @@ SIGTERM or SIGINT shuts down gracefully (exit 0).`,
 	fs.IntVar(&o.maxBatch, "max-batch", gateway.DefaultMaxBatch, "most domains plus recipients in one POST /v1/lookup")
 	fs.IntVar(&o.maxConns, "max-conns", gateway.DefaultMaxConns, "open connections per listener")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging (domains only, never addresses)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	return cmd
 }
 
@@ -108,6 +110,8 @@ func (o *serveOptions) config(cmd *cobra.Command) (gateway.Config, error) {
 		return cfg, usageErr("--live-timeout and --live-rate must be positive")
 	case o.maxBatch < 1 || o.maxConns < 1:
 		return cfg, usageErr("--max-batch and --max-conns must be at least 1")
+	case o.logFormat != "text" && o.logFormat != "json":
+		return cfg, usageErr("--log-format must be text or json")
 	}
 	for _, a := range []struct{ flag, addr string }{{"--http", o.httpAddr}, {"--socketmap", o.socketmapAddr}} {
 		if a.addr == "" {
@@ -128,18 +132,23 @@ func (o *serveOptions) config(cmd *cobra.Command) (gateway.Config, error) {
 		}
 		cfg.Token = tok
 	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if o.logFormat == "json" {
+		cfg.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), opts))
+	} else {
+		cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), opts))
+	}
 	if o.live {
-		c, err := newLiveChecker(cmd, o.liveScan)
+		c, err := newLiveChecker(cmd, o.liveScan, cfg.Logger)
 		if err != nil {
 			return cfg, err
 		}
 		cfg.Live = c
 	}
-	level := slog.LevelInfo
-	if o.verbose {
-		level = slog.LevelDebug
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	cfg.StaleAfter = o.staleAfter
 	cfg.VerifiedPolicy, cfg.EncryptedPolicy = o.verifiedPolicy, o.encryptedPolicy
 	cfg.LiveTimeout, cfg.LiveRate = o.liveTimeout, o.liveRate
