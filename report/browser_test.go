@@ -10,9 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/net/html"
 
@@ -227,6 +229,27 @@ func TestBrowserHTMLReport(t *testing.T) {
 			if idn := findAll(doc, func(n *html.Node) bool { return hasAttr(n, "class", "idn") }); len(idn) == 0 ||
 				nodeText(idn[0]) != "例え.example" || !hasAttr(idn[0], "title", "xn--r8jz45g.example") {
 				t.Errorf("the IDN xn--r8jz45g.example is not shown as 例え.example in the rendered DOM (%d .idn elements)", len(idn))
+			}
+			// Japanese cards read on their own: no label starts with a particle.
+			for _, n := range findAll(doc, func(n *html.Node) bool { return hasClass(n, "lbl") }) {
+				if r, _ := utf8.DecodeRuneInString(nodeText(n)); lang == "ja" && strings.ContainsRune(particles, r) {
+					t.Errorf("card label starts with a particle: %q", nodeText(n))
+				}
+			}
+			// No expander opens to nothing; the trend has a panel per verdict.
+			for _, d := range findAll(doc, func(n *html.Node) bool { return n.Data == "details" }) {
+				if len(findAll(d, func(n *html.Node) bool { return n.Data == "table" })) == 0 {
+					t.Errorf("an empty expander: %q", nodeText(d))
+				}
+			}
+			withCitizens := 0
+			for b := range bucketList {
+				if slices.ContainsFunc(m.Trend, func(p TrendPoint) bool { return p.Verdicts[b].Citizens > 0 }) {
+					withCitizens++
+				}
+			}
+			if n := len(findAll(doc, func(n *html.Node) bool { return hasClass(n, "trend-panel") })); n != withCitizens {
+				t.Errorf("%d trend panels in the rendered DOM, want %d (verdicts with citizens)", n, withCitizens)
 			}
 			if body == nil || !hasAttr(body, "data-js", "ok") {
 				t.Error("the report's script did not run (CSP hash mismatch?)")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
 )
 
 // Inline SVG charts. The geometry is computed here; the markup is written by
@@ -76,7 +77,7 @@ func verdictChart(m *Model, citizens bool) barChart {
 	return newBarChart(90, 240, labels, values, colors, total)
 }
 
-func atRiskChart(m *Model) barChart {
+func atRiskChart(m *Model, p punct) barChart {
 	var labels, colors []string
 	var values []int64
 	for _, r := range m.AtRisk {
@@ -87,78 +88,118 @@ func atRiskChart(m *Model) barChart {
 	c := newBarChart(230, 420, labels, values, colors, m.Total.Citizens)
 	for i, r := range m.AtRisk {
 		if r.Unicode != "" { // the A-label in the tooltip
-			c.Bars[i].Title = r.Unicode + " (" + r.Domain + "): " + c.Bars[i].Value
+			c.Bars[i].Title = r.Unicode + p.Open + r.Domain + p.Close + p.Colon + c.Bars[i].Value
 		}
 	}
 	return c
 }
 
+// trendChart is the trend as small multiples: one panel per verdict that
+// has citizens in any run of the trend, each with its own scale and a line
+// of the verdict's citizens over the runs. Counts, not shares: a verdict's
+// line does not move because another verdict grew, and a small verdict
+// (plaintext) fills its own panel instead of being a sliver of a 100% column.
 type trendChart struct {
 	Width, Height int
-	Columns       []trendColumn
-	Legend        []legendItem
+	Panels        []trendPanel
 }
 
-type trendColumn struct {
-	Segments       []segment
-	LabelX, LabelY int
-	TopY           int
-	Label, Top     string
-	Title          string
+type trendPanel struct {
+	X, Y, W, H     int // the panel's box in the chart
+	InnerW, InnerH int // its frame, inside the box (half-pixel stroke)
+	Verdict        string
+	Color          string
+	Now            string // this run's count and share, top right
+	Max            string // the top of the panel's scale
+	PlotX          int    // left edge of the plot area, for the scale labels
+	Top, Base      int    // y of the scale's top and of zero
+	Line           string // polyline points
+	Points         []trendMark
+	Ticks          []trendTick // run labels under the first and last point
 }
 
-type segment struct {
-	X, Y, W, H int
-	Color      string
-	Title      string
+type trendMark struct {
+	X, Y  int
+	Title string
 }
 
-type legendItem struct {
-	X, Y, TextX, TextY int
-	Color, Label       string
+type trendTick struct {
+	X      int
+	Anchor string
+	Label  string
 }
 
-// buildTrendChart draws one 100%-stacked column per run (share of citizens
-// per verdict, best at the bottom), labelled with the run and its plaintext
-// share on top.
-func buildTrendChart(m *Model, tr func(string) string) trendChart {
+// buildTrendChart lays out one panel per verdict with citizens in the
+// trend (Buckets order), three to a row; in each, the verdict's citizens per
+// run, from zero to the panel's own maximum.
+func buildTrendChart(m *Model, tr func(string) string, pu punct) trendChart {
 	const (
-		plotH   = 220
-		colW    = 44
-		gap     = 20
-		top     = 24
-		legendW = 150
+		cols   = 3
+		panelW = 300
+		panelH = 130
+		gap    = 12
+		padL   = 46 // scale labels
+		padR   = 14
+		padT   = 30 // title row
+		padB   = 22 // run labels
 	)
-	n := len(m.Trend)
-	c := trendChart{Width: max(n*(colW+gap)+gap+legendW, 360), Height: top + plotH + 40}
-	for i, p := range m.Trend {
-		x := gap + i*(colW+gap)
-		col := trendColumn{
-			LabelX: x + colW/2, LabelY: top + plotH + 16, TopY: top - 8,
-			Label: fmt.Sprintf("#%d %s", p.Run.ID, formatDay(p.Run.FinishedAt)[5:]),
-			Top:   formatPct(p.Verdicts[bucket(result.Plaintext)].Citizens, p.Total.Citizens),
-			Title: fmt.Sprintf("%s #%d %s", tr("run"), p.Run.ID, formatTime(p.Run.FinishedAt)),
+	var c trendChart
+	for b, v := range bucketList {
+		var peak int64
+		for _, p := range m.Trend {
+			peak = max(peak, p.Verdicts[b].Citizens)
 		}
-		if len(formatDay(p.Run.FinishedAt)) < 10 {
-			col.Label = fmt.Sprintf("#%d", p.Run.ID)
+		if peak == 0 {
+			continue
 		}
-		y := top + plotH
-		for b, cnt := range p.Verdicts {
-			if cnt.Citizens == 0 || p.Total.Citizens == 0 {
-				continue
+		i := len(c.Panels)
+		pn := trendPanel{
+			X: (i % cols) * (panelW + gap), Y: (i / cols) * (panelH + gap), W: panelW, H: panelH, InnerW: panelW - 1, InnerH: panelH - 1,
+			Verdict: string(v), Color: colorOf(v), Max: formatInt(peak),
+			PlotX: padL, Top: padT, Base: panelH - padB,
+		}
+		if n := len(m.Trend); n > 0 {
+			last := m.Trend[n-1]
+			pn.Now = formatInt(last.Verdicts[b].Citizens) + " (" + formatPct(last.Verdicts[b].Citizens, last.Total.Citizens) + ")"
+		}
+		plotW := panelW - padL - padR
+		for k, p := range m.Trend {
+			x := padL + plotW/2
+			if len(m.Trend) > 1 {
+				x = padL + k*plotW/(len(m.Trend)-1)
 			}
-			h := int(float64(plotH)*float64(cnt.Citizens)/float64(p.Total.Citizens) + 0.5)
-			y -= h
-			v := bucketList[b]
-			col.Segments = append(col.Segments, segment{X: x, Y: y, W: colW, H: h, Color: colorOf(v),
-				Title: fmt.Sprintf("%s: %s (%s)", v, formatInt(cnt.Citizens), formatPct(cnt.Citizens, p.Total.Citizens))})
+			cnt := p.Verdicts[b].Citizens
+			y := pn.Base - int(float64(pn.Base-pn.Top)*float64(cnt)/float64(peak)+0.5)
+			if pn.Line != "" {
+				pn.Line += " "
+			}
+			pn.Line += fmt.Sprintf("%d,%d", x, y)
+			pn.Points = append(pn.Points, trendMark{X: x, Y: y,
+				Title: fmt.Sprintf("%s #%d %s · %s%s%s%s%s%s", tr("run"), p.Run.ID, formatTime(p.Run.FinishedAt), v,
+					pu.Colon, formatInt(cnt), pu.Open, formatPct(cnt, p.Total.Citizens), pu.Close)})
+			if k == 0 || k == len(m.Trend)-1 {
+				anchor := "start"
+				if k > 0 {
+					anchor = "end"
+				}
+				if len(m.Trend) == 1 {
+					anchor = "middle"
+				}
+				pn.Ticks = append(pn.Ticks, trendTick{X: x, Anchor: anchor, Label: runLabel(p.Run)})
+			}
 		}
-		c.Columns = append(c.Columns, col)
+		c.Panels = append(c.Panels, pn)
 	}
-	lx := c.Width - legendW + 10
-	for i, v := range bucketList {
-		y := top + i*18
-		c.Legend = append(c.Legend, legendItem{X: lx, Y: y, TextX: lx + 18, TextY: y + 11, Color: colorOf(v), Label: string(v)})
-	}
+	rows := (len(c.Panels) + cols - 1) / cols
+	c.Width = min(len(c.Panels), cols)*(panelW+gap) - gap
+	c.Height = max(rows*(panelH+gap)-gap, 0)
 	return c
+}
+
+// runLabel is a run's short label in the trend: "#3 02-10".
+func runLabel(r store.Run) string {
+	if d := formatDay(r.FinishedAt); len(d) == 10 {
+		return fmt.Sprintf("#%d %s", r.ID, d[5:])
+	}
+	return fmt.Sprintf("#%d", r.ID)
 }

@@ -156,7 +156,7 @@ type Model struct {
 	Total       Count          `json:"total"`
 	Verdicts    []VerdictCount `json:"verdicts"` // Buckets() order
 	WhatIf      WhatIf         `json:"what_if"`
-	Flags       []FlagCount    `json:"flags"` // most citizens first
+	Flags       []FlagCount    `json:"flags"` // most severe first, then most citizens (sortFlags)
 	Top         []DomainRow    `json:"top"`   // the TopN domains with most citizens
 	AtRisk      []DomainRow    `json:"at_risk"`
 	Tail        TailSummary    `json:"tail"`
@@ -285,13 +285,7 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 	for _, fc := range flags {
 		m.Flags = append(m.Flags, *fc)
 	}
-	sort.Slice(m.Flags, func(i, j int) bool {
-		a, b := m.Flags[i], m.Flags[j]
-		if a.Citizens != b.Citizens {
-			return a.Citizens > b.Citizens
-		}
-		return a.Flag < b.Flag
-	})
+	sortFlags(m.Flags)
 	if prev != nil {
 		ch, err := compareRuns(ctx, st, run, prev, cur, opts.TopChanges)
 		if err != nil {

@@ -16,10 +16,11 @@ const TableTopN = 20
 // RenderTable writes the terminal summary: the verdict table, the what-if
 // table and the top domains, each fitting an 80-column terminal.
 func RenderTable(w io.Writer, m *Model, lang string) error {
-	tr := Translator(lang)
+	tr, p := Translator(lang), punctFor(lang)
 	bw := &errWriter{w: w}
-	fmt.Fprintf(bw, "%s #%d · %s %s\n%s: %s / %s (%s)\n\n", tr("t_run"), m.Run.ID, tr("scan_finished"), formatTime(m.Run.FinishedAt),
-		tr("t_plaintext"), formatInt(m.WhatIf.PlaintextToday), formatInt(m.Total.Citizens), formatPct(m.WhatIf.PlaintextToday, m.Total.Citizens))
+	fmt.Fprintf(bw, "%s #%d · %s %s\n%s%s%s / %s%s%s%s\n\n", tr("t_run"), m.Run.ID, tr("scan_finished"), formatTime(m.Run.FinishedAt),
+		tr("t_plaintext"), p.Colon, formatInt(m.WhatIf.PlaintextToday), formatInt(m.Total.Citizens),
+		p.Open, formatPct(m.WhatIf.PlaintextToday, m.Total.Citizens), p.Close)
 
 	fmt.Fprintln(bw, tr("t_summary"))
 	t := newTable(bw, tw.AlignLeft, tw.AlignRight, tw.AlignRight, tw.AlignRight, tw.AlignRight)
@@ -57,7 +58,7 @@ func RenderTable(w io.Writer, m *Model, lang string) error {
 		return err
 	}
 	if rest := m.Total.Domains - int64(n); rest > 0 {
-		fmt.Fprintf(bw, "+%s %s\n", formatInt(rest), tr("t_more"))
+		fmt.Fprintln(bw, fill(tr("t_more"), formatInt(rest)))
 	}
 	return bw.err
 }
