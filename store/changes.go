@@ -25,19 +25,23 @@ import (
 // row): fn must copy it to keep it, and must not modify it. An error from fn
 // stops the iteration and is returned.
 func (s *Store) ResultsRawSince(ctx context.Context, since int64, fn func(domain string, raw []byte) error) (version int64, err error) {
-	tx, err := s.r.BeginTx(ctx, nil) // deferred: the snapshot starts at the first read
+	var opts *sql.TxOptions // SQLite, deferred: the snapshot starts at the first read
+	if s.pg != nil {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true} // one snapshot for both reads
+	}
+	tx, err := s.r.BeginTx(ctx, opts)
 	if err != nil {
 		return 0, fmt.Errorf("store: results since: %w", err)
 	}
 	defer tx.Rollback()
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'data_version'`).Scan(&version); err != nil {
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM meta WHERE key = 'data_version'`)).Scan(&version); err != nil {
 		return 0, fmt.Errorf("store: results since: data version: %w", err)
 	}
 	query, args := `SELECT domain, result FROM domains`, []any(nil)
 	if since > 0 {
 		query, args = `SELECT domain, result FROM domains WHERE changed_version > ? ORDER BY changed_version`, []any{since}
 	}
-	rows, err := tx.QueryContext(ctx, query, args...)
+	rows, err := tx.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return 0, fmt.Errorf("store: results since: %w", err)
 	}

@@ -17,159 +17,167 @@ import (
 
 func TestResultsRaw(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s := openTest(t)
-	run1, run2 := scenario(t, s)
-	for _, id := range []int64{0, run1.ID, run2.ID} {
-		var full []result.Result
-		if err := s.Results(ctx, id, func(r result.Result) error { full = append(full, r); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		var raws [][]byte
-		var domains []string
-		err := s.ResultsRaw(ctx, id, func(domain string, raw []byte) error {
-			domains = append(domains, domain)
-			raws = append(raws, slices.Clone(raw))
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(raws) != len(full) || len(full) == 0 {
-			t.Fatalf("run %d: %d raw results, %d results", id, len(raws), len(full))
-		}
-		for i, raw := range raws {
-			var r result.Result
-			if err := json.Unmarshal(raw, &r); err != nil {
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s := be.open(t)
+		run1, run2 := scenario(t, s)
+		for _, id := range []int64{0, run1.ID, run2.ID} {
+			var full []result.Result
+			if err := s.Results(ctx, id, func(r result.Result) error { full = append(full, r); return nil }); err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(r, full[i]) || domains[i] != r.Domain {
-				t.Errorf("run %d row %d: raw %s (domain %s), result %+v", id, i, raw, domains[i], full[i])
+			var raws [][]byte
+			var domains []string
+			err := s.ResultsRaw(ctx, id, func(domain string, raw []byte) error {
+				domains = append(domains, domain)
+				raws = append(raws, slices.Clone(raw))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(raws) != len(full) || len(full) == 0 {
+				t.Fatalf("run %d: %d raw results, %d results", id, len(raws), len(full))
+			}
+			for i, raw := range raws {
+				var r result.Result
+				if err := json.Unmarshal(raw, &r); err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(r, full[i]) || domains[i] != r.Domain {
+					t.Errorf("run %d row %d: raw %s (domain %s), result %+v", id, i, raw, domains[i], full[i])
+				}
 			}
 		}
-	}
-	if err := s.ResultsRaw(ctx, 999, func(string, []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown run: %v", err)
-	}
+		if err := s.ResultsRaw(ctx, 999, func(string, []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown run: %v", err)
+		}
+	})
 }
 
 func TestRunResultsRaw(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s := openTest(t)
-	run1, run2 := scenario(t, s)
-	type row struct {
-		RunDomain
-		Result *result.Result
-	}
-	collect := func(id int64) []row {
-		var out []row
-		err := s.RunResultsRaw(ctx, id, func(d RunDomain, raw []byte) error {
-			rw := row{RunDomain: d}
-			if raw != nil {
-				rw.Result = new(result.Result)
-				if err := json.Unmarshal(raw, rw.Result); err != nil {
-					return err
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s := be.open(t)
+		run1, run2 := scenario(t, s)
+		type row struct {
+			RunDomain
+			Result *result.Result
+		}
+		collect := func(id int64) []row {
+			var out []row
+			err := s.RunResultsRaw(ctx, id, func(d RunDomain, raw []byte) error {
+				rw := row{RunDomain: d}
+				if raw != nil {
+					rw.Result = new(result.Result)
+					if err := json.Unmarshal(raw, rw.Result); err != nil {
+						return err
+					}
 				}
+				out = append(out, rw)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-			out = append(out, rw)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
+			return out
 		}
-		return out
-	}
-	got := collect(run1.ID)
-	// Domain order; the history row of run 1 with the latest result (plain
-	// is encrypted since run 2); no result for the unscanned domain.
-	wantDomains := []RunDomain{
-		{Domain: "alpha.example", Citizens: 1, Verdict: result.DANE},
-		{Domain: "big.example", Citizens: 3, Verdict: result.Verified, Flags: []string{"no-tlsrpt"}},
-		{Domain: "plain.example", Citizens: 2, Verdict: result.Plaintext, Flags: []string{"starttls-not-offered"}},
-		{Domain: "unscanned.example", Citizens: 1, Verdict: result.Unknown},
-	}
-	if len(got) != len(wantDomains) {
-		t.Fatalf("run 1: %+v", got)
-	}
-	for i, w := range wantDomains {
-		if !reflect.DeepEqual(got[i].RunDomain, w) {
-			t.Errorf("row %d: %+v, want %+v", i, got[i].RunDomain, w)
+		got := collect(run1.ID)
+		// Domain order; the history row of run 1 with the latest result (plain
+		// is encrypted since run 2); no result for the unscanned domain.
+		wantDomains := []RunDomain{
+			{Domain: "alpha.example", Citizens: 1, Verdict: result.DANE},
+			{Domain: "big.example", Citizens: 3, Verdict: result.Verified, Flags: []string{"no-tlsrpt"}},
+			{Domain: "plain.example", Citizens: 2, Verdict: result.Plaintext, Flags: []string{"starttls-not-offered"}},
+			{Domain: "unscanned.example", Citizens: 1, Verdict: result.Unknown},
 		}
-	}
-	if got[2].Result == nil || got[2].Result.Verdict != result.Encrypted || got[1].Result.Domain != "big.example" || got[3].Result != nil {
-		t.Errorf("results: %+v", got)
-	}
-	// A run that is not finished has no history rows.
-	if got := collect(run2.ID); len(got) != 0 {
-		t.Errorf("unfinished run: %+v", got)
-	}
-	if err := s.RunResultsRaw(ctx, 999, func(RunDomain, []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown run: %v", err)
-	}
-	stop := errors.New("stop")
-	calls := 0
-	if err := s.RunResultsRaw(ctx, run1.ID, func(RunDomain, []byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
-		t.Errorf("callback error: %v after %d calls", err, calls)
-	}
+		if len(got) != len(wantDomains) {
+			t.Fatalf("run 1: %+v", got)
+		}
+		for i, w := range wantDomains {
+			if !reflect.DeepEqual(got[i].RunDomain, w) {
+				t.Errorf("row %d: %+v, want %+v", i, got[i].RunDomain, w)
+			}
+		}
+		if got[2].Result == nil || got[2].Result.Verdict != result.Encrypted || got[1].Result.Domain != "big.example" || got[3].Result != nil {
+			t.Errorf("results: %+v", got)
+		}
+		// A run that is not finished has no history rows.
+		if got := collect(run2.ID); len(got) != 0 {
+			t.Errorf("unfinished run: %+v", got)
+		}
+		if err := s.RunResultsRaw(ctx, 999, func(RunDomain, []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown run: %v", err)
+		}
+		stop := errors.New("stop")
+		calls := 0
+		if err := s.RunResultsRaw(ctx, run1.ID, func(RunDomain, []byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+			t.Errorf("callback error: %v after %d calls", err, calls)
+		}
+	})
 }
 
 func TestRunVerdictTotals(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s := openTest(t)
-	run1, run2 := scenario(t, s)
-	got, err := s.RunVerdictTotals(ctx, run1.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[result.Verdict]VerdictTotal{
-		result.Verified:  {Domains: 1, Citizens: 3},
-		result.Plaintext: {Domains: 1, Citizens: 2},
-		result.DANE:      {Domains: 1, Citizens: 1},
-		result.Unknown:   {Domains: 1, Citizens: 1},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("run 1: %v, want %v", got, want)
-	}
-	// The totals agree with a pass over the history.
-	sum := map[result.Verdict]VerdictTotal{}
-	err = s.RunDomains(ctx, run1.ID, func(d RunDomain) error {
-		v := sum[d.Verdict]
-		v.Domains++
-		v.Citizens += d.Citizens
-		sum[d.Verdict] = v
-		return nil
-	})
-	if err != nil || !reflect.DeepEqual(got, sum) {
-		t.Errorf("history pass: %v %v", sum, err)
-	}
-	if got, err := s.RunVerdictTotals(ctx, run2.ID); err != nil || len(got) != 0 {
-		t.Errorf("unfinished run: %v %v", got, err)
-	}
-	if err := s.FinishRun(ctx, run2.ID, RunStats{}, t0.Add(3*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	want2 := map[result.Verdict]VerdictTotal{result.Encrypted: {Domains: 1, Citizens: 1}, result.DANE: {Domains: 1, Citizens: 1}}
-	if got, err := s.RunVerdictTotals(ctx, run2.ID); err != nil || !reflect.DeepEqual(got, want2) {
-		t.Errorf("run 2: %v %v", got, err)
-	}
-	if _, err := s.RunVerdictTotals(ctx, 999); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown run: %v", err)
-	}
-	// The query reads the covering index, not the history rows.
-	var (
-		plan               string
-		id, parent, unused int
-	)
-	err = s.r.QueryRowContext(ctx, `EXPLAIN QUERY PLAN SELECT verdict, count(*), sum(citizens) FROM run_domains
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s := be.open(t)
+		run1, run2 := scenario(t, s)
+		got, err := s.RunVerdictTotals(ctx, run1.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[result.Verdict]VerdictTotal{
+			result.Verified:  {Domains: 1, Citizens: 3},
+			result.Plaintext: {Domains: 1, Citizens: 2},
+			result.DANE:      {Domains: 1, Citizens: 1},
+			result.Unknown:   {Domains: 1, Citizens: 1},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("run 1: %v, want %v", got, want)
+		}
+		// The totals agree with a pass over the history.
+		sum := map[result.Verdict]VerdictTotal{}
+		err = s.RunDomains(ctx, run1.ID, func(d RunDomain) error {
+			v := sum[d.Verdict]
+			v.Domains++
+			v.Citizens += d.Citizens
+			sum[d.Verdict] = v
+			return nil
+		})
+		if err != nil || !reflect.DeepEqual(got, sum) {
+			t.Errorf("history pass: %v %v", sum, err)
+		}
+		if got, err := s.RunVerdictTotals(ctx, run2.ID); err != nil || len(got) != 0 {
+			t.Errorf("unfinished run: %v %v", got, err)
+		}
+		if err := s.FinishRun(ctx, run2.ID, RunStats{}, t0.Add(3*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		want2 := map[result.Verdict]VerdictTotal{result.Encrypted: {Domains: 1, Citizens: 1}, result.DANE: {Domains: 1, Citizens: 1}}
+		if got, err := s.RunVerdictTotals(ctx, run2.ID); err != nil || !reflect.DeepEqual(got, want2) {
+			t.Errorf("run 2: %v %v", got, err)
+		}
+		if _, err := s.RunVerdictTotals(ctx, 999); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown run: %v", err)
+		}
+		if !be.pg { // SQLite's plan
+			// The query reads the covering index, not the history rows.
+			var (
+				plan               string
+				id, parent, unused int
+			)
+			err = s.r.QueryRowContext(ctx, `EXPLAIN QUERY PLAN SELECT verdict, count(*), sum(citizens) FROM run_domains
 		WHERE run_id = ? GROUP BY verdict`, run1.ID).Scan(&id, &parent, &unused, &plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "COVERING INDEX run_domains_run_verdict"; !strings.Contains(plan, want) {
-		t.Errorf("query plan %q lacks %q", plan, want)
-	}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "COVERING INDEX run_domains_run_verdict"; !strings.Contains(plan, want) {
+				t.Errorf("query plan %q lacks %q", plan, want)
+			}
+		}
+	})
 }
 
 // TestMigrateFromV1: a database written at schema version 1 opens at the

@@ -174,6 +174,13 @@ func (s *Store) addRecipients(ctx context.Context, runID int64, rs []Recipient) 
 	}
 	rs = sortedByID(rs)
 	newDomains := s.newRunDomains(runID, rs)
+	if s.pg != nil {
+		if err := s.pgAddRecipients(ctx, runID, rs, newDomains); err != nil {
+			return fmt.Errorf("store: add recipients: %w", err)
+		}
+		s.rememberRunDomains(runID, newDomains)
+		return nil
+	}
 
 	conn, err := s.w.Conn(ctx)
 	if err != nil {

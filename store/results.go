@@ -46,12 +46,12 @@ func (s *Store) saveResults(ctx context.Context, rs []result.Result) error {
 		return fmt.Errorf("store: save results: %w", err)
 	}
 	defer tx.Rollback()
-	get, err := tx.PrepareContext(ctx, `SELECT verdict, scanned_at FROM domains WHERE domain = ?`)
+	get, err := tx.PrepareContext(ctx, s.q(`SELECT verdict, scanned_at FROM domains WHERE domain = ?`))
 	if err != nil {
 		return fmt.Errorf("store: save results: %w", err)
 	}
 	defer get.Close()
-	attempt, err := tx.PrepareContext(ctx, `UPDATE domains SET run_id = ?, last_attempt_at = ?, last_error = ? WHERE domain = ?`)
+	attempt, err := tx.PrepareContext(ctx, s.q(`UPDATE domains SET run_id = ?, last_attempt_at = ?, last_error = ? WHERE domain = ?`))
 	if err != nil {
 		return fmt.Errorf("store: save results: %w", err)
 	}
@@ -59,16 +59,22 @@ func (s *Store) saveResults(ctx context.Context, rs []result.Result) error {
 	// Replaced rows carry the data version this transaction commits
 	// (ResultsRawSince); the write lock, taken at BEGIN, keeps it ours.
 	var version int64
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'data_version'`).Scan(&version); err != nil {
+	versionQuery := `SELECT value FROM meta WHERE key = 'data_version'`
+	if s.pg != nil {
+		// PostgreSQL has no database write lock: the row lock, held to
+		// commit, serialises the writers of versions.
+		versionQuery += ` FOR UPDATE`
+	}
+	if err := tx.QueryRowContext(ctx, s.q(versionQuery)).Scan(&version); err != nil {
 		return fmt.Errorf("store: save results: data version: %w", err)
 	}
 	version++
-	put, err := tx.PrepareContext(ctx, `INSERT INTO domains(domain, verdict, flags, scanned_at, run_id, result, last_attempt_at, last_error, changed_version)
+	put, err := tx.PrepareContext(ctx, s.q(`INSERT INTO domains(domain, verdict, flags, scanned_at, run_id, result, last_attempt_at, last_error, changed_version)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(domain) DO UPDATE SET verdict = excluded.verdict, flags = excluded.flags,
 			scanned_at = excluded.scanned_at, run_id = excluded.run_id, result = excluded.result,
 			last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error,
-			changed_version = excluded.changed_version`)
+			changed_version = excluded.changed_version`))
 	if err != nil {
 		return fmt.Errorf("store: save results: %w", err)
 	}
@@ -111,7 +117,7 @@ func (s *Store) saveResults(ctx context.Context, rs []result.Result) error {
 		changed = true
 	}
 	if changed {
-		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'data_version'`, version); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE meta SET value = ? WHERE key = 'data_version'`), version); err != nil {
 			return fmt.Errorf("store: save results: data version: %w", err)
 		}
 	}
@@ -165,7 +171,7 @@ func (s *Store) ResultsRaw(ctx context.Context, runID int64, fn func(domain stri
 				WHERE d.domain IN (SELECT domain FROM run_recipient_domains WHERE run_id = ?) ORDER BY d.domain`
 		}
 	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return fmt.Errorf("store: results: %w", err)
 	}
@@ -204,9 +210,9 @@ func (s *Store) RunResultsRaw(ctx context.Context, runID int64, fn func(d RunDom
 	if _, err := s.GetRun(ctx, runID); err != nil {
 		return err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT rd.domain, rd.citizens, rd.verdict, rd.flags, d.result
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT rd.domain, rd.citizens, rd.verdict, rd.flags, d.result
 		FROM run_domains AS rd LEFT JOIN domains AS d ON d.domain = rd.domain
-		WHERE rd.run_id = ? ORDER BY rd.domain`, runID)
+		WHERE rd.run_id = ? ORDER BY rd.domain`), runID)
 	if err != nil {
 		return fmt.Errorf("store: run results: %w", err)
 	}
@@ -249,8 +255,8 @@ func (s *Store) RunVerdictTotals(ctx context.Context, runID int64) (map[result.V
 	if _, err := s.GetRun(ctx, runID); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT verdict, count(*), sum(citizens) FROM run_domains
-		WHERE run_id = ? GROUP BY verdict`, runID)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT verdict, count(*), CAST(sum(citizens) AS BIGINT) FROM run_domains
+		WHERE run_id = ? GROUP BY verdict`), runID)
 	if err != nil {
 		return nil, fmt.Errorf("store: run verdict totals: %w", err)
 	}

@@ -45,6 +45,8 @@ type Store struct {
 	w          *sql.DB // nil when read-only; a single connection, BEGIN IMMEDIATE
 	r          *sql.DB // readers (query_only, or mode=ro)
 
+	pg *pgState // nil for SQLite
+
 	rdMu sync.Mutex
 	rd   runDomainCache
 
@@ -77,6 +79,9 @@ type Options struct {
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("store: empty database path")
+	}
+	if IsPostgresURL(path) {
+		return openPostgres(ctx, path, opts)
 	}
 	s := &Store{path: path, readOnly: opts.ReadOnly, staleAfter: opts.StaleAfter}
 	if s.staleAfter <= 0 {
@@ -186,6 +191,9 @@ func (s *Store) LockScan() (unlock func() error, err error) {
 	if s.readOnly {
 		return nil, ErrReadOnly
 	}
+	if s.pg != nil {
+		return s.pgLockScan()
+	}
 	f, err := os.OpenFile(s.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store: lock: %w", err)
@@ -215,7 +223,16 @@ func (s *Store) LockScan() (unlock func() error, err error) {
 
 // IntegrityCheck runs PRAGMA integrity_check and returns an error naming the
 // first problems unless SQLite answers "ok".
+//
+// PostgreSQL has no such check (amcheck is an extension): there it only
+// checks that the server answers.
 func (s *Store) IntegrityCheck(ctx context.Context) error {
+	if s.pg != nil {
+		if err := s.r.PingContext(ctx); err != nil {
+			return fmt.Errorf("store: integrity check: %w", err)
+		}
+		return nil
+	}
 	rows, err := s.r.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
 		return fmt.Errorf("store: integrity check: %w", err)
@@ -307,8 +324,8 @@ func (s *Store) BeginRun(ctx context.Context, input string, now time.Time) (run 
 		return Run{}, false, fmt.Errorf("store: begin run: %w", err)
 	}
 	defer tx.Rollback()
-	run, err = scanRun(tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs
-		WHERE status = 'running' AND input = ? ORDER BY id DESC LIMIT 1`, input))
+	run, err = scanRun(tx.QueryRowContext(ctx, s.q(`SELECT `+runColumns+` FROM runs
+		WHERE status = 'running' AND input = ? ORDER BY id DESC LIMIT 1`), input))
 	switch {
 	case err == nil:
 		return run, true, nil // read-only transaction; rollback is fine
@@ -316,13 +333,9 @@ func (s *Store) BeginRun(ctx context.Context, input string, now time.Time) (run 
 		return Run{}, false, fmt.Errorf("store: begin run: %w", err)
 	}
 	now = now.UTC()
-	res, err := tx.ExecContext(ctx, `INSERT INTO runs(input, status, started_at, stats) VALUES (?, 'running', ?, '{}')`,
-		input, nsOrNil(now))
-	if err != nil {
-		return Run{}, false, fmt.Errorf("store: begin run: %w", err)
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
+	var id int64
+	if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO runs(input, status, started_at, stats) VALUES (?, 'running', ?, '{}') RETURNING id`),
+		input, nsOrNil(now)).Scan(&id); err != nil {
 		return Run{}, false, fmt.Errorf("store: begin run: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -352,7 +365,7 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, stats RunStats, now 
 	}
 	defer tx.Rollback()
 	var status string
-	err = tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, runID).Scan(&status)
+	err = tx.QueryRowContext(ctx, s.q(`SELECT status FROM runs WHERE id = ?`), runID).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("store: finish run %d: %w", runID, ErrNotFound)
 	}
@@ -362,16 +375,16 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, stats RunStats, now 
 	if status == RunAborted {
 		return fmt.Errorf("store: finish run %d: the run was aborted", runID)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM run_domains WHERE run_id = ?`, runID); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM run_domains WHERE run_id = ?`), runID); err != nil {
 		return fmt.Errorf("store: finish run: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO run_domains(run_id, domain, citizens, verdict, flags)
-		SELECT ?1, c.domain, c.n, coalesce(d.verdict, 'unknown'), coalesce(d.flags, '[]')
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO run_domains(run_id, domain, citizens, verdict, flags)
+		SELECT CAST(?1 AS BIGINT), c.domain, c.n, coalesce(d.verdict, 'unknown'), coalesce(d.flags, '[]')
 		FROM (SELECT domain, count(*) AS n FROM recipients WHERE last_run = ?1 GROUP BY domain) AS c
-		LEFT JOIN domains AS d ON d.domain = c.domain`, runID); err != nil {
+		LEFT JOIN domains AS d ON d.domain = c.domain`), runID); err != nil {
 		return fmt.Errorf("store: finish run: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'finished', stats = ?, finished_at = ? WHERE id = ?`,
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE runs SET status = 'finished', stats = ?, finished_at = ? WHERE id = ?`),
 		string(js), nsOrNil(now), runID); err != nil {
 		return fmt.Errorf("store: finish run: %w", err)
 	}
@@ -390,7 +403,7 @@ func (s *Store) AbortRun(ctx context.Context, runID int64, reason string) error 
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE runs SET status = 'aborted', reason = ? WHERE id = ?`, reason, runID)
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE runs SET status = 'aborted', reason = ? WHERE id = ?`), reason, runID)
 	if err != nil {
 		return fmt.Errorf("store: abort run: %w", err)
 	}
@@ -426,7 +439,7 @@ func (s *Store) AbandonRuns(ctx context.Context, keep int64, reason string) ([]R
 		return nil, fmt.Errorf("store: abandon runs: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status = 'running' AND id != ? ORDER BY id`, keep)
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+runColumns+` FROM runs WHERE status = 'running' AND id != ? ORDER BY id`), keep)
 	if err != nil {
 		return nil, fmt.Errorf("store: abandon runs: %w", err)
 	}
@@ -446,7 +459,7 @@ func (s *Store) AbandonRuns(ctx context.Context, keep int64, reason string) ([]R
 	if len(runs) == 0 {
 		return nil, nil
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'aborted', reason = ? WHERE status = 'running' AND id != ?`,
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE runs SET status = 'aborted', reason = ? WHERE status = 'running' AND id != ?`),
 		abandonedPrefix+reason, keep); err != nil {
 		return nil, fmt.Errorf("store: abandon runs: %w", err)
 	}
@@ -458,7 +471,7 @@ func (s *Store) AbandonRuns(ctx context.Context, keep int64, reason string) ([]R
 
 // Runs lists all runs, oldest first.
 func (s *Store) Runs(ctx context.Context) ([]Run, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs ORDER BY id`)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+runColumns+` FROM runs ORDER BY id`))
 	if err != nil {
 		return nil, fmt.Errorf("store: runs: %w", err)
 	}
@@ -479,7 +492,7 @@ func (s *Store) Runs(ctx context.Context) ([]Run, error) {
 
 // GetRun returns one run or ErrNotFound.
 func (s *Store) GetRun(ctx context.Context, id int64) (Run, error) {
-	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	r, err := scanRun(s.r.QueryRowContext(ctx, s.q(`SELECT `+runColumns+` FROM runs WHERE id = ?`), id))
 	if err != nil {
 		return Run{}, fmt.Errorf("store: run %d: %w", id, err)
 	}
@@ -489,8 +502,8 @@ func (s *Store) GetRun(ctx context.Context, id int64) (Run, error) {
 // LatestFinishedRun returns the newest finished run or ErrNotFound.
 // Newest means the highest run ID.
 func (s *Store) LatestFinishedRun(ctx context.Context) (Run, error) {
-	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs
-		WHERE status = 'finished' ORDER BY id DESC LIMIT 1`))
+	r, err := scanRun(s.r.QueryRowContext(ctx, s.q(`SELECT `+runColumns+` FROM runs
+		WHERE status = 'finished' ORDER BY id DESC LIMIT 1`)))
 	if err != nil {
 		return Run{}, fmt.Errorf("store: latest finished run: %w", err)
 	}
@@ -527,12 +540,12 @@ func (s *Store) PendingDomains(ctx context.Context, runID int64, freshSince time
 	if !freshSince.IsZero() {
 		fresh = freshSince.UnixNano()
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT rd.domain FROM run_recipient_domains AS rd
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT rd.domain FROM run_recipient_domains AS rd
 		LEFT JOIN domains AS d ON d.domain = rd.domain
-		WHERE rd.run_id = ?1 AND (d.domain IS NULL OR (d.run_id IS NOT ?1
+		WHERE rd.run_id = ?1 AND (d.domain IS NULL OR (d.run_id IS DISTINCT FROM ?1
 			AND (d.scanned_at < ?2 OR d.verdict IN ('unreachable', 'dns-error')
 				OR d.flags LIKE '%"sts-lookup-failed"%' OR d.flags LIKE '%"tlsrpt-lookup-failed"%')))
-		ORDER BY rd.domain`, runID, fresh)
+		ORDER BY rd.domain`), runID, fresh)
 	if err != nil {
 		return nil, fmt.Errorf("store: pending domains: %w", err)
 	}
@@ -556,7 +569,7 @@ func (s *Store) PendingDomains(ctx context.Context, runID int64, freshSince time
 // old domain still counts: the count is of domains added in the run.)
 func (s *Store) CountRunDomains(ctx context.Context, runID int64) (int64, error) {
 	var n int64
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM run_recipient_domains WHERE run_id = ?`, runID).Scan(&n); err != nil {
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT count(*) FROM run_recipient_domains WHERE run_id = ?`), runID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count run domains: %w", err)
 	}
 	return n, nil
@@ -583,7 +596,7 @@ func (s *Store) SaveResults(ctx context.Context, rs []result.Result) error {
 // The domain is matched case-insensitively, with or without a trailing dot.
 func (s *Store) Lookup(ctx context.Context, domain string) (result.Result, error) {
 	var js string
-	err := s.r.QueryRowContext(ctx, `SELECT result FROM domains WHERE domain = ?`, normDomain(domain)).Scan(&js)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT result FROM domains WHERE domain = ?`), normDomain(domain)).Scan(&js)
 	if errors.Is(err, sql.ErrNoRows) {
 		return result.Result{}, ErrNotFound
 	}
@@ -605,7 +618,7 @@ func (s *Store) LastAttempt(ctx context.Context, domain string) (at time.Time, r
 		ns  sql.NullInt64
 		msg sql.NullString
 	)
-	err = s.r.QueryRowContext(ctx, `SELECT last_attempt_at, last_error FROM domains WHERE domain = ?`, normDomain(domain)).Scan(&ns, &msg)
+	err = s.r.QueryRowContext(ctx, s.q(`SELECT last_attempt_at, last_error FROM domains WHERE domain = ?`), normDomain(domain)).Scan(&ns, &msg)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, "", ErrNotFound
 	}
@@ -630,8 +643,8 @@ func (s *Store) RunDomains(ctx context.Context, runID int64, fn func(RunDomain) 
 	if _, err := s.GetRun(ctx, runID); err != nil {
 		return err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT domain, citizens, verdict, flags FROM run_domains
-		WHERE run_id = ? ORDER BY citizens DESC, domain`, runID)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT domain, citizens, verdict, flags FROM run_domains
+		WHERE run_id = ? ORDER BY citizens DESC, domain`), runID)
 	if err != nil {
 		return fmt.Errorf("store: run domains: %w", err)
 	}
@@ -695,8 +708,8 @@ func (s *Store) RecipientsByVerdict(ctx context.Context, runID int64, verdicts [
 		return err
 	}
 	var later int64
-	err := s.r.QueryRowContext(ctx, `SELECT run_id FROM run_recipient_domains WHERE run_id > ?
-		ORDER BY run_id DESC LIMIT 1`, runID).Scan(&later)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT run_id FROM run_recipient_domains WHERE run_id > ?
+		ORDER BY run_id DESC LIMIT 1`), runID).Scan(&later)
 	switch {
 	case err == nil:
 		return fmt.Errorf("%w: run %d's recipients were re-added by run %d", ErrRecipientsReplaced, runID, later)
@@ -709,6 +722,9 @@ func (s *Store) RecipientsByVerdict(ctx context.Context, runID int64, verdicts [
 	query := `SELECT r.id, r.domain, coalesce(r.address, ''), rd.verdict
 		FROM recipients AS r CROSS JOIN run_domains AS rd ON rd.run_id = ?1 AND rd.domain = r.domain
 		WHERE r.last_run = ?1`
+	if s.pg != nil { // PostgreSQL plans the join itself; CROSS JOIN takes no ON there
+		query = strings.Replace(query, "CROSS JOIN", "JOIN", 1)
+	}
 	args := []any{runID}
 	if len(verdicts) > 0 {
 		query += ` AND rd.verdict IN (?` + strings.Repeat(`, ?`, len(verdicts)-1) + `)`
@@ -717,7 +733,7 @@ func (s *Store) RecipientsByVerdict(ctx context.Context, runID int64, verdicts [
 		}
 	}
 	query += ` ORDER BY r.id`
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return fmt.Errorf("store: recipients by verdict: %w", err)
 	}
@@ -748,7 +764,7 @@ func (s *Store) RecipientsByVerdict(ctx context.Context, runID int64, verdicts [
 // other processes see it change exactly when the data they read does.
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	var v int64
-	if err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'data_version'`).Scan(&v); err != nil {
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT value FROM meta WHERE key = 'data_version'`)).Scan(&v); err != nil {
 		return 0, fmt.Errorf("store: data version: %w", err)
 	}
 	return v, nil
@@ -770,7 +786,7 @@ func (s *Store) GetSTSPolicy(ctx context.Context, domain string) (STSCache, erro
 		fetched sql.NullInt64
 		maxAge  int64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT domain, record_id, policy, fetched_at, max_age FROM sts_policies WHERE domain = ?`,
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT domain, record_id, policy, fetched_at, max_age FROM sts_policies WHERE domain = ?`),
 		normDomain(domain)).Scan(&p.Domain, &p.RecordID, &p.Policy, &fetched, &maxAge)
 	if errors.Is(err, sql.ErrNoRows) {
 		return STSCache{}, ErrNotFound
@@ -792,9 +808,9 @@ func (s *Store) PutSTSPolicy(ctx context.Context, p STSCache) error {
 	if d == "" {
 		return errors.New("store: sts policy without domain")
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO sts_policies(domain, record_id, policy, fetched_at, max_age) VALUES (?, ?, ?, ?, ?)
+	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO sts_policies(domain, record_id, policy, fetched_at, max_age) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT(domain) DO UPDATE SET record_id = excluded.record_id, policy = excluded.policy,
-			fetched_at = excluded.fetched_at, max_age = excluded.max_age`,
+			fetched_at = excluded.fetched_at, max_age = excluded.max_age`),
 		d, p.RecordID, p.Policy, nsOrNil(p.FetchedAt), int64(p.MaxAge))
 	if err != nil {
 		return fmt.Errorf("store: put sts policy: %w", err)
