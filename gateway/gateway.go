@@ -355,27 +355,38 @@ const (
 // lookup returns the record of a normalised domain: a live result newer than
 // the snapshot, else the snapshot; before the first load completes (a
 // million domains take seconds to load), one bounded read from the store.
+// It counts the lookup, but for srcSocketmap from memory: the socketmap
+// counts its own once it knows the policy (a fresh result without one is
+// no hit there).
 func (s *Server) lookup(ctx context.Context, d string, src int) (record, bool, error) {
-	rec, ok := s.get(d)
+	rec, ok, _, err := s.lookupFrom(ctx, d, src)
+	return rec, ok, err
+}
+
+// lookupFrom is lookup, and says whether the answer came from memory.
+func (s *Server) lookupFrom(ctx context.Context, d string, src int) (rec record, ok, fromMemory bool, err error) {
+	rec, ok = s.get(d)
 	if ok || s.snap.Load() != nil {
-		s.countLookup(src, rec, ok)
-		return rec, ok, nil
+		if src != srcSocketmap {
+			s.countLookup(src, rec, ok)
+		}
+		return rec, ok, true, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeLookupTimeout)
 	defer cancel()
 	r, err := s.cfg.Store.Lookup(ctx, d)
 	if errors.Is(err, store.ErrNotFound) {
 		s.countLookup(srcStore, record{}, false)
-		return record{}, false, nil
+		return record{}, false, false, nil
 	}
 	if err != nil {
 		s.m.storeErrors.Inc()
-		return record{}, false, fmt.Errorf("%w: %w", ErrStore, err)
+		return record{}, false, false, fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	rec = recordOf(r)
 	rec.Domain = d
 	s.countLookup(srcStore, rec, true)
-	return rec, true, nil
+	return rec, true, false, nil
 }
 
 func (s *Server) countLookup(src int, rec record, found bool) {

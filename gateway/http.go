@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -108,22 +109,58 @@ func (s *Server) maxBodyBytes() int64 { return 4096 + int64(s.cfg.MaxBatch)*1024
 //	                                are answered from the store meanwhile)
 //	GET  /metrics                   Prometheus metrics
 //
-// When Config.Token is set every request needs "Authorization: Bearer <token>".
+// A known path with another method answers 405 with Allow (RFC 9110
+// §15.5.6), an unknown path 404. When Config.Token is set every request
+// needs "Authorization: Bearer <token>".
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/domains/{domain}", s.instrument("domains", http.HandlerFunc(s.handleDomain)))
 	mux.Handle("GET /v1/recipients/{address}", s.instrument("recipients", http.HandlerFunc(s.handleRecipient)))
 	mux.Handle("POST /v1/lookup", s.instrument("lookup", http.HandlerFunc(s.handleBatch)))
-	mux.Handle("GET /healthz", s.instrument("healthz", http.HandlerFunc(s.handleHealth)))
-	mux.Handle("GET /metrics", s.instrument("metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
-	mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint or method")
-	})))
+	s.handleOps(mux)
 	var h http.Handler = mux
 	if len(s.cfg.Token) > 0 {
 		h = s.authenticate(h)
 	}
 	return h
+}
+
+// OpsHandler serves only GET /healthz and GET /metrics, without the token
+// even when Config.Token is set: for a listener of its own that health
+// checkers and Prometheus reach without the gateway's secret (`serve
+// --ops-listen`). Neither says anything about a domain or an address.
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.handleOps(mux)
+	return mux
+}
+
+// handleOps adds health, metrics and the fallback (404, or 405 with Allow).
+func (s *Server) handleOps(mux *http.ServeMux) {
+	mux.Handle("GET /healthz", s.instrument("healthz", http.HandlerFunc(s.handleHealth)))
+	mux.Handle("GET /metrics", s.instrument("metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
+	mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); allow != "" {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed; allowed: "+allow)
+			return
+		}
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	})))
+}
+
+// allowedMethods lists the methods mux routes r's path with, other than
+// through the "/" fallback: "" when none (an unknown path).
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
 }
 
 // authenticate requires the bearer token. Both sides are hashed first so the
@@ -234,6 +271,7 @@ func (s *Server) answerHTTP(w http.ResponseWriter, r *http.Request, d string) {
 	}
 	switch {
 	case err == nil:
+		s.countAnswer(srcHTTP, a.Policy)
 		writeBody(w, http.StatusOK, a.appendJSON(make([]byte, 0, 384)))
 	case errors.Is(err, ErrStore):
 		w.Header().Set("Retry-After", "1")
@@ -286,6 +324,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "cache loading and the store did not answer")
 			return
 		}
+		s.countAnswer(srcHTTP, a.Policy)
 		resp.Domains = append(resp.Domains, a)
 	}
 	for _, in := range req.Recipients {
@@ -299,6 +338,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "cache loading and the store did not answer")
 			return
 		}
+		s.countAnswer(srcHTTP, a.Policy)
 		resp.Recipients = append(resp.Recipients, a)
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -359,8 +399,18 @@ func writeBody(w http.ResponseWriter, code int, b []byte) {
 // nil. It bounds connections (MaxConns), header size and read time, and closes
 // idle keep-alive connections after IdleTimeout.
 func (s *Server) ServeHTTP(ctx context.Context, l net.Listener) error {
+	return s.serveHTTP(ctx, l, s.Handler())
+}
+
+// ServeOps serves OpsHandler (health and metrics, no token) on l until ctx
+// is done, with ServeHTTP's limits and shutdown.
+func (s *Server) ServeOps(ctx context.Context, l net.Listener) error {
+	return s.serveHTTP(ctx, l, s.OpsHandler())
+}
+
+func (s *Server) serveHTTP(ctx context.Context, l net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      s.cfg.LiveTimeout + readTimeout,

@@ -125,8 +125,22 @@ func TestHTTPDomains(t *testing.T) {
 			t.Errorf("GET %s: %d", path, code)
 		}
 	}
-	if code, _, _ := httpDo(t, "DELETE", base+"/v1/domains/verified.example.test", "", ""); code != 404 {
-		t.Errorf("DELETE: %d", code)
+	// A known path with another method: 405 with Allow (RFC 9110 §15.5.6).
+	for _, tc := range []struct{ method, path, allow string }{
+		{"DELETE", "/v1/domains/verified.example.test", "GET, HEAD"},
+		{"POST", "/v1/domains/verified.example.test", "GET, HEAD"},
+		{"PUT", "/v1/recipients/a@verified.example.test", "GET, HEAD"},
+		{"GET", "/v1/lookup", "POST"},
+		{"POST", "/healthz", "GET, HEAD"},
+		{"DELETE", "/metrics", "GET, HEAD"},
+	} {
+		code, hdr, body := httpDo(t, tc.method, base+tc.path, "", "")
+		if code != 405 || hdr.Get("Allow") != tc.allow || !strings.Contains(body, "method not allowed") {
+			t.Errorf("%s %s: %d, Allow %q, %s; want 405, Allow %q", tc.method, tc.path, code, hdr.Get("Allow"), body, tc.allow)
+		}
+	}
+	if code, _, _ := httpDo(t, "DELETE", base+"/v2/nothing", "", ""); code != 404 {
+		t.Errorf("DELETE of an unknown path: %d, want 404", code)
 	}
 }
 
@@ -214,8 +228,8 @@ func TestHTTPBatch(t *testing.T) {
 	if code, _, _ := httpDo(t, "POST", base+"/v1/lookup?live=1", "", `{"domains":["a.example"]}`); code != 400 {
 		t.Errorf("batch live: %d", code)
 	}
-	if code, _, _ := httpDo(t, "GET", base+"/v1/lookup", "", ""); code != 404 {
-		t.Errorf("GET /v1/lookup: %d", code)
+	if code, hdr, _ := httpDo(t, "GET", base+"/v1/lookup", "", ""); code != 405 || hdr.Get("Allow") != "POST" {
+		t.Errorf("GET /v1/lookup: %d, Allow %q; want 405, POST", code, hdr.Get("Allow"))
 	}
 }
 
@@ -392,4 +406,79 @@ func FuzzLookupRequest(f *testing.F) {
 			t.Fatalf("%d items accepted", n)
 		}
 	})
+}
+
+// TestOpsHandler: the ops listener serves health and metrics without the
+// token the API requires, and nothing else.
+func TestOpsHandler(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token-for-the-gateway"
+	base, s, _ := startHTTP(t, Config{Token: []byte(token)})
+	ops := "http://" + serve(t, s.ServeOps)
+	if code, _, _ := httpDo(t, "GET", base+"/healthz", "", ""); code != 401 {
+		t.Errorf("API /healthz without the token: %d, want 401", code)
+	}
+	if code, _, body := httpDo(t, "GET", ops+"/healthz", "", ""); code != 200 || decode[Health](t, body).Status != "ok" {
+		t.Errorf("ops /healthz: %d %s", code, body)
+	}
+	if code, _, body := httpDo(t, "GET", ops+"/metrics", "", ""); code != 200 || !strings.Contains(body, "tlsready_gateway_cache_ready 1") {
+		t.Errorf("ops /metrics: %d", code)
+	}
+	for _, path := range []string{"/v1/domains/dane.example.test", "/v1/recipients/a@dane.example.test", "/"} {
+		if code, _, _ := httpDo(t, "GET", ops+path, "", ""); code != 404 {
+			t.Errorf("ops %s: %d, want 404", path, code)
+		}
+		if code, _, _ := httpDo(t, "GET", ops+path, token, ""); code != 404 {
+			t.Errorf("ops %s with the token: %d, want 404", path, code)
+		}
+	}
+	if code, hdr, _ := httpDo(t, "POST", ops+"/metrics", "", ""); code != 405 || hdr.Get("Allow") != "GET, HEAD" {
+		t.Errorf("ops POST /metrics: %d %q", code, hdr.Get("Allow"))
+	}
+}
+
+// TestAnswerMetrics: the socketmap's hits are its OK answers (a fresh
+// result without a policy is no-policy, not a hit), and answers are counted
+// per policy level for HTTP and the socketmap.
+func TestAnswerMetrics(t *testing.T) {
+	t.Parallel()
+	base, s, _ := startHTTP(t, Config{})
+	c := dialSocketmap(t, serve(t, s.ServeSocketmap))
+	for key, want := range map[string]string{
+		"dane.example.test":      "OK dane-only",
+		"verified.example.test":  "OK verify",
+		"plaintext.example.test": "NOTFOUND ",
+		"partial.example.test":   "NOTFOUND ",
+		"stale.example.test":     "NOTFOUND ",
+		"nope.example.test":      "NOTFOUND ",
+		"[192.0.2.1]:25":         "NOTFOUND ",
+	} {
+		if got := c.query(key); got != want {
+			t.Errorf("socketmap %s: %q, want %q", key, got, want)
+		}
+	}
+	httpDo(t, "GET", base+"/v1/domains/dane.example.test", "", "")
+	httpDo(t, "GET", base+"/v1/domains/plaintext.example.test", "", "")
+	httpDo(t, "POST", base+"/v1/lookup", "", `{"domains":["sts.example.test","encrypted.example.test","bad_name"]}`)
+	_, _, body := httpDo(t, "GET", base+"/metrics", "", "")
+	for _, want := range []string{
+		`tlsready_gateway_lookups_total{outcome="hit",source="socketmap"} 2`,
+		`tlsready_gateway_lookups_total{outcome="no-policy",source="socketmap"} 2`,
+		`tlsready_gateway_lookups_total{outcome="stale",source="socketmap"} 1`,
+		`tlsready_gateway_lookups_total{outcome="miss",source="socketmap"} 1`,
+		`tlsready_gateway_socketmap_requests_total{status="OK"} 2`,
+		`tlsready_gateway_socketmap_requests_total{status="NOTFOUND"} 5`,
+		`tlsready_gateway_answers_total{policy="dane-only",source="socketmap"} 1`,
+		`tlsready_gateway_answers_total{policy="verify",source="socketmap"} 1`,
+		`tlsready_gateway_answers_total{policy="none",source="socketmap"} 5`,
+		`tlsready_gateway_answers_total{policy="dane-only",source="http"} 1`,
+		`tlsready_gateway_answers_total{policy="none",source="http"} 1`,
+		`tlsready_gateway_answers_total{policy="secure",source="http"} 1`,
+		`tlsready_gateway_answers_total{policy="encrypt",source="http"} 1`,
+		`tlsready_gateway_answers_total{policy="may",source="http"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,7 +14,8 @@ type metrics struct {
 	httpDuration *prometheus.HistogramVec // endpoint
 	smRequests   *prometheus.CounterVec   // status
 	smDuration   prometheus.Observer
-	lookups      *prometheus.CounterVec // source (cache|batch|socketmap|live), outcome (hit|stale|miss)
+	lookups      *prometheus.CounterVec // source (cache|batch|socketmap|live|store), outcome (hit|no-policy|stale|miss)
+	answers      *prometheus.CounterVec // source (http|socketmap), policy (dane-only|secure|verify|encrypt|may|none)
 	reloads      *prometheus.CounterVec // result
 	live         *prometheus.CounterVec // outcome
 
@@ -21,6 +23,35 @@ type metrics struct {
 	storeErrors                      prometheus.Counter
 	// lookups pre-bound by source (srcCache...srcStore).
 	lookupHit, lookupStale, lookupMiss [5]prometheus.Counter
+	lookupNoPolicy                     prometheus.Counter // socketmap only
+	// answers pre-bound by source (srcHTTP, srcSocketmapAnswer) and policy level (policyLevels).
+	answerBy [2][len(policyLevels)]prometheus.Counter
+}
+
+// Answer sources of the answers metric.
+const (
+	srcHTTP            = 0
+	srcSocketmapAnswer = 1
+)
+
+// policyLevels are the policy label values: the Postfix level (the first
+// word of a policy), "none" for no policy.
+var policyLevels = [...]string{PolicyDANEOnly, PolicySecure, PolicyVerify, PolicyEncrypt, PolicyMay, "none"}
+
+// countAnswer counts an answer of source src (srcHTTP, srcSocketmapAnswer)
+// carrying policy ("" for none).
+func (s *Server) countAnswer(src int, policy string) {
+	level, _, _ := strings.Cut(policy, " ")
+	if level == "" {
+		level = "none"
+	}
+	for i, l := range policyLevels {
+		if l == level {
+			s.m.answerBy[src][i].Inc()
+			return
+		}
+	}
+	s.m.answers.WithLabelValues([]string{"http", "socketmap"}[src], level).Inc() // not reached: every policy is one of the levels
 }
 
 // latencyBuckets resolve the sub-millisecond range the gateway aims at.
@@ -39,8 +70,11 @@ func newMetrics(s *Server) metrics {
 			Name: ns + "socketmap_requests_total", Help: "Socketmap requests by reply status (OK, NOTFOUND, TEMP, PERM).",
 		}, []string{"status"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: ns + "lookups_total", Help: "Domain lookups by source (cache, batch, socketmap: from memory; store: before the first cache load) and outcome (hit, stale, miss).",
+			Name: ns + "lookups_total", Help: "Domain lookups by source (cache, batch, socketmap: from memory; store: before the first cache load) and outcome: hit (a fresh result; for the socketmap only when answered OK with a policy), no-policy (socketmap: a fresh result whose verdict maps to no policy, answered NOTFOUND), stale, miss.",
 		}, []string{"source", "outcome"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ns + "answers_total", Help: "Answers by source (http: GET and batch items; socketmap: OK and NOTFOUND replies) and Postfix policy level (dane-only, secure, verify, encrypt, may; none: no policy, the socketmap's NOTFOUND).",
+		}, []string{"source", "policy"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ns + "cache_reloads_total", Help: "Cache refreshes from the store by result: full (every result read), incremental (only the changed ones), error.",
 		}, []string{"result"}),
@@ -60,6 +94,12 @@ func newMetrics(s *Server) metrics {
 		m.lookupHit[i] = m.lookups.WithLabelValues(src, "hit")
 		m.lookupStale[i] = m.lookups.WithLabelValues(src, "stale")
 		m.lookupMiss[i] = m.lookups.WithLabelValues(src, "miss")
+	}
+	m.lookupNoPolicy = m.lookups.WithLabelValues("socketmap", "no-policy")
+	for i, src := range []string{"http", "socketmap"} {
+		for j, level := range policyLevels {
+			m.answerBy[i][j] = m.answers.WithLabelValues(src, level)
+		}
 	}
 	storeErrors := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: ns + "store_errors_total", Help: "Store reads that failed (lookups before the first cache load).",
@@ -99,7 +139,7 @@ func newMetrics(s *Server) metrics {
 				return 0
 			}),
 	}
-	s.reg.MustRegister(m.httpRequests, m.httpDuration, m.smRequests, smDur, m.lookups, m.reloads, m.live, storeErrors)
+	s.reg.MustRegister(m.httpRequests, m.httpDuration, m.smRequests, smDur, m.lookups, m.answers, m.reloads, m.live, storeErrors)
 	s.reg.MustRegister(gauges...)
 	return m
 }

@@ -131,26 +131,45 @@ func (s *Server) socketmapReply(req []byte) (status, data string) {
 	// ".parent.example", IP literals) fail normalisation: not found.
 	d, err := NormalizeDomain(string(key))
 	if err != nil {
-		s.m.smNotFound.Inc()
-		return smNotFound, ""
+		return s.smNotFound()
 	}
-	rec, ok, err := s.lookup(context.Background(), d, srcSocketmap)
+	// From the store (before the first load), lookupFrom counted it as such.
+	rec, ok, fromMemory, err := s.lookupFrom(context.Background(), d, srcSocketmap)
 	if err != nil {
 		s.m.smTemp.Inc()
 		return smTemp, "lookup failed, try again later"
 	}
 	if !ok {
-		s.m.smNotFound.Inc()
-		return smNotFound, ""
+		if fromMemory {
+			s.m.lookupMiss[srcSocketmap].Inc()
+		}
+		return s.smNotFound()
 	}
 	stale := s.stale(rec.ScannedAt, s.cfg.Now())
 	p := s.policy(rec, stale)
+	if fromMemory {
+		switch {
+		case stale:
+			s.m.lookupStale[srcSocketmap].Inc()
+		case p == "":
+			s.m.lookupNoPolicy.Inc()
+		default:
+			s.m.lookupHit[srcSocketmap].Inc()
+		}
+	}
 	if p == "" {
-		s.m.smNotFound.Inc()
-		return smNotFound, ""
+		return s.smNotFound()
 	}
 	s.m.smOK.Inc()
+	s.countAnswer(srcSocketmapAnswer, p)
 	return smOK, p
+}
+
+// smNotFound counts and returns a NOTFOUND reply.
+func (s *Server) smNotFound() (status, data string) {
+	s.m.smNotFound.Inc()
+	s.countAnswer(srcSocketmapAnswer, "")
+	return smNotFound, ""
 }
 
 // ServeSocketmap serves the Postfix socketmap protocol on l until ctx is done,

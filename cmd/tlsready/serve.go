@@ -24,6 +24,7 @@ type serveOptions struct {
 	db              string
 	httpAddr        string
 	socketmapAddr   string
+	opsAddr         string
 	tokenFile       string
 	staleAfter      time.Duration
 	verifiedPolicy  string
@@ -56,10 +57,14 @@ match=..., verified -> --verified-policy, encrypted -> --encrypted-policy,
 everything else, unknown and stale results -> not found).
 
 Both listen on loopback by default; an empty address disables one. Binding
-either to a non-loopback address requires --token-file; every HTTP request
-must then carry "Authorization: Bearer <token>". The socketmap protocol has
-no authentication: firewall a non-loopback socketmap to the mail gateway.
-SIGTERM or SIGINT shuts down gracefully (exit 0).`,
+either to a non-loopback address requires --token-file (mode 0600: a file
+group or others may read is refused); every HTTP request must then carry
+"Authorization: Bearer <token>". --ops-listen ADDR serves /healthz and
+/metrics alone, without the token, for health checkers and Prometheus (they
+name no domain or address). The socketmap protocol has no authentication:
+firewall a non-loopback socketmap to the mail gateway. A known path with the
+wrong method answers 405 with Allow. SIGTERM or SIGINT shuts down gracefully
+(exit 0).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.config(cmd)
@@ -75,7 +80,8 @@ SIGTERM or SIGINT shuts down gracefully (exit 0).`,
 	fs.StringVar(&o.db, "db", "", "database file (written by tlsready scan)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8461", "HTTP API listen address (empty: off)")
 	fs.StringVar(&o.socketmapAddr, "socketmap", "127.0.0.1:8462", "Postfix socketmap listen address (empty: off)")
-	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the HTTP bearer token (at least 16 characters); required off loopback")
+	fs.StringVar(&o.opsAddr, "ops-listen", "", "listen address serving only /healthz and /metrics, without the token (empty: off; e.g. 127.0.0.1:9100)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the HTTP bearer token (at least 16 characters, mode 0600); required off loopback")
 	fs.DurationVar(&o.staleAfter, "stale-after", gateway.DefaultStaleAfter,
 		"results older than this are stale: the socketmap answers not found (keep it below Postfix's maximal_queue_lifetime)")
 	fs.StringVar(&o.verifiedPolicy, "verified-policy", gateway.PolicyVerify, `Postfix policy for "verified" domains: verify (blocks STARTTLS downgrade) or may`)
@@ -125,6 +131,11 @@ func (o *serveOptions) config(cmd *cobra.Command) (gateway.Config, error) {
 			return cfg, usageErr("%s %s is not a loopback address: --token-file is required", a.flag, a.addr)
 		}
 	}
+	if o.opsAddr != "" { // no token there: health and metrics only
+		if _, _, err := net.SplitHostPort(o.opsAddr); err != nil {
+			return cfg, usageErr("--ops-listen must be HOST:PORT: %v", err)
+		}
+	}
 	if o.tokenFile != "" {
 		tok, err := readToken(o.tokenFile)
 		if err != nil {
@@ -166,13 +177,22 @@ func isLoopback(host string) bool {
 }
 
 // readToken reads a bearer token: the file's content without surrounding
-// white space, 16 to 4096 printable ASCII characters.
+// white space, 16 to 4096 printable ASCII characters. A file group or others
+// may read or write is refused, as ssh refuses such a private key: the token
+// may already be known to every local user.
 func readToken(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s is open to group or others (mode %04o): make it readable by its owner only (chmod 600 %s) and replace the token if others could read it", path, perm, path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, 4097))
 	if err != nil {
 		return nil, err
@@ -211,7 +231,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gate
 	for _, l := range []struct {
 		proto, addr string
 		serve       func(context.Context, net.Listener) error
-	}{{"http", o.httpAddr, srv.ServeHTTP}, {"socketmap", o.socketmapAddr, srv.ServeSocketmap}} {
+	}{{"http", o.httpAddr, srv.ServeHTTP}, {"socketmap", o.socketmapAddr, srv.ServeSocketmap}, {"ops", o.opsAddr, srv.ServeOps}} {
 		if l.addr == "" {
 			continue
 		}
