@@ -14,8 +14,12 @@ import (
 // export, serve) was given. The same problems give the same exit code from
 // every command: a file that does not exist, is no SQLite database, is
 // another application's or is empty is a usage error (exit 2) naming it.
+// db may also be a postgres:// URL (store.Open).
 func openExisting(ctx context.Context, db string, readOnly bool) (*store.Store, error) {
-	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+	if store.IsPostgresURL(db) {
+		// No file to look at: a database without tlsready's tables is
+		// ErrEmpty or ErrForeign, a usage error below.
+	} else if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
 		return nil, usageErr("--db %s: no such database (tlsready scan creates it)", db)
 	}
 	st, err := store.Open(ctx, db, store.Options{ReadOnly: readOnly})
