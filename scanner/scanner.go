@@ -388,15 +388,20 @@ func (s *Scanner) domain(ctx context.Context, domain string) (result.Result, tim
 	// deadline, not ten.
 	r.MX = make([]result.Host, len(names))
 	dues := make([]time.Time, len(names))
-	var wg sync.WaitGroup
-	for i, m := range names {
-		ln.fork()
-		wg.Go(func() {
-			defer ln.exit()
-			r.MX[i], dues[i] = s.host(ctx, m, r.MXSecure && !s.cfg.NoPolicy)
-		})
+	judge := func(i int) { r.MX[i], dues[i] = s.host(ctx, names[i], r.MXSecure && !s.cfg.NoPolicy) }
+	if len(names) == 1 {
+		judge(0) // no goroutine for the common case
+	} else {
+		var wg sync.WaitGroup
+		for i := range names {
+			ln.fork()
+			wg.Go(func() {
+				defer ln.exit()
+				judge(i)
+			})
+		}
+		ln.join(ctx, wg.Wait)
 	}
-	ln.join(ctx, wg.Wait)
 	var due time.Time
 	for i, d := range dues {
 		if !d.IsZero() && (due.IsZero() || d.Before(due)) {
@@ -530,8 +535,7 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) (re
 	}
 	h.Addrs = make([]result.Addr, len(addrs))
 	refs := make([]probeRef, len(addrs))
-	ln := laneOf(ctx)
-	var wg sync.WaitGroup
+	var todo []int
 	for i, ip := range addrs {
 		a := &h.Addrs[i]
 		a.IP = ip
@@ -540,17 +544,30 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) (re
 			a.Flags = result.AddFlag(a.Flags, result.FlagMXPrivate)
 			continue
 		}
-		// Distinct IPs of one host are probed in parallel.
-		ln.fork()
-		wg.Go(func() {
-			defer ln.exit()
-			refs[i] = s.probe(ctx, sni, ip, keepRaw)
-			if a.Probe = refs[i].probe; a.Probe == nil {
-				a.Skipped = "cancelled" // ctx ended while waiting
-			}
-		})
+		todo = append(todo, i)
 	}
-	ln.join(ctx, wg.Wait)
+	probe := func(i int) {
+		a := &h.Addrs[i]
+		refs[i] = s.probe(ctx, sni, a.IP, keepRaw)
+		if a.Probe = refs[i].probe; a.Probe == nil {
+			a.Skipped = "cancelled" // ctx ended while waiting
+		}
+	}
+	if len(todo) == 1 {
+		probe(todo[0]) // no goroutine for the common case
+	} else {
+		// Distinct IPs of one host are probed in parallel.
+		ln := laneOf(ctx)
+		var wg sync.WaitGroup
+		for _, i := range todo {
+			ln.fork()
+			wg.Go(func() {
+				defer ln.exit()
+				probe(i)
+			})
+		}
+		ln.join(ctx, wg.Wait)
+	}
 	s.retryMissingSTARTTLS(ctx, sni, h.Addrs)
 	var due time.Time
 	for i := range h.Addrs {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,11 +28,12 @@ import (
 // process (this test binary in "simnet" mode), so the scanner's CPU figures
 // are the scanner's alone. Sizes and latency come from the environment:
 //
-//	TLSREADY_BENCH_DOMAINS     (default 100000; BenchmarkScanCPU 20000)
+//	TLSREADY_BENCH_DOMAINS     (default 100000; BenchmarkScanCPU 20000, 0: only the --rate 20 part)
 //	TLSREADY_BENCH_ADDRESSES   (default 1000000; BenchmarkScanCPU: one per domain)
 //	TLSREADY_BENCH_RTT         (BenchmarkScanLatency; default 50ms)
 //	TLSREADY_BENCH_CONCURRENCY (default 500; BenchmarkScanCPU 1000)
-//	TLSREADY_BENCH_RATE_DOMAINS (BenchmarkScanCPU's run at --rate 20; default 2000)
+//	TLSREADY_BENCH_RATE_DOMAINS (BenchmarkScanCPU's run at --rate 20; default 2000; 0: none)
+//	TLSREADY_BENCH_PROFILES   (a directory: keep the CPU profile of each run there)
 //
 // Run with: make bench-scan, make bench-cpu, make bench-national.
 
@@ -72,6 +74,16 @@ func simnetChild() int {
 		return 1
 	}
 	defer world.Close()
+	// Certificates now, not during the measured scan: real servers have
+	// theirs already.
+	world.IssueCertificates()
+	if path := os.Getenv("TLSREADY_SIMNET_CPUPROFILE"); path != "" {
+		// The simulated internet's own CPU profile (diagnosis only).
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
 	enc := json.NewEncoder(os.Stdout)
 	_ = enc.Encode(world.Info())
 	in := bufio.NewScanner(os.Stdin)
@@ -239,6 +251,12 @@ func runBench(b *testing.B, s benchSetup) benchRun {
 		if run.phases, err = phaseSplit(prof.Bytes()); err != nil {
 			b.Logf("CPU profile: %v", err)
 		}
+		if dir := os.Getenv("TLSREADY_BENCH_PROFILES"); dir != "" {
+			name := fmt.Sprintf("scan-%s-%d-rate%d.pprof", cmp.Or(s.shape, "mixed"), s.domains, s.rate)
+			if err := os.WriteFile(filepath.Join(dir, name), prof.Bytes(), 0o644); err != nil {
+				b.Logf("CPU profile: %v", err)
+			}
+		}
 	}
 	return run
 }
@@ -396,11 +414,13 @@ func BenchmarkScanCPU(b *testing.B) {
 	conc := envInt("TLSREADY_BENCH_CONCURRENCY", 1000)
 	rateDomains := envInt("TLSREADY_BENCH_RATE_DOMAINS", 2000)
 	for range b.N {
-		r := runBench(b, benchSetup{domains: domains, addresses: domains, shape: "own-ip", concurrency: conc, profile: true})
-		r.printCommon(b, "CPU benchmark")
-		fmt.Fprintf(os.Stderr, "scanner CPU: %.0f µs/domain (%v user+sys over %d domains, %d cores)\n",
-			r.perDomain(r.cpu), r.cpu.Round(time.Millisecond), r.sum.Pending, runtime.NumCPU())
-		formatPhases(os.Stderr, r.phases, r.cpu, r.sum.Pending)
+		if domains > 0 {
+			r := runBench(b, benchSetup{domains: domains, addresses: domains, shape: "own-ip", concurrency: conc, profile: true})
+			r.printCommon(b, "CPU benchmark")
+			fmt.Fprintf(os.Stderr, "scanner CPU: %.0f µs/domain (%v user+sys over %d domains, %d cores)\n",
+				r.perDomain(r.cpu), r.cpu.Round(time.Millisecond), r.sum.Pending, runtime.NumCPU())
+			formatPhases(os.Stderr, r.phases, r.cpu, r.sum.Pending)
+		}
 		if rateDomains == 0 {
 			continue
 		}

@@ -369,8 +369,13 @@ func (c *Client) exchange(ctx context.Context, cl *dns.Client, server string, m 
 	if err := c.take(ctx); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	// The exchange's deadline is on the socket; ctx cancels it through
+	// AfterFunc below. (No context.WithTimeout per exchange: its timer and
+	// cancellation cost more than the query's own work.)
+	deadline := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	udp := cl.Net == "udp"
 	var co *dns.Conn
 	var pc *pooledConn
@@ -380,8 +385,10 @@ func (c *Client) exchange(ctx context.Context, cl *dns.Client, server string, m 
 	if pc != nil {
 		co = pc.Conn
 	} else {
+		dctx, cancel := context.WithDeadline(ctx, deadline)
 		var err error
-		co, err = cl.DialContext(ctx, server)
+		co, err = cl.DialContext(dctx, server)
+		cancel()
 		if err != nil {
 			return nil, netFailure(err)
 		}
@@ -397,13 +404,17 @@ func (c *Client) exchange(ctx context.Context, cl *dns.Client, server string, m 
 		}
 		_ = co.Close()
 	}()
-	deadline, _ := ctx.Deadline()
 	if err := co.SetDeadline(deadline); err != nil {
 		return nil, netFailure(err)
 	}
-	// Cancelling ctx stops a blocked read or write at once.
-	stop := context.AfterFunc(ctx, func() { _ = co.SetDeadline(time.Now()) })
-	defer stop()
+	if err := ctx.Err(); err != nil {
+		return nil, netFailure(err)
+	}
+	if ctx.Done() != nil {
+		// Cancelling ctx stops a blocked read or write at once.
+		stop := context.AfterFunc(ctx, func() { _ = co.SetDeadline(time.Now()) })
+		defer stop()
+	}
 
 	c.queries.Add(1)
 	if err := co.WriteMsg(m); err != nil {
@@ -411,7 +422,13 @@ func (c *Client) exchange(ctx context.Context, cl *dns.Client, server string, m 
 	}
 	var bad error
 	for {
-		r, err := co.ReadMsg()
+		var r *dns.Msg
+		var err error
+		if udp {
+			r, err = pc.read(c.udpSize)
+		} else {
+			r, err = co.ReadMsg()
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -464,6 +481,28 @@ const (
 type pooledConn struct {
 	*dns.Conn
 	uses int
+	buf  []byte // read buffer, reused for every reply on this socket
+}
+
+// read reads one UDP reply into the socket's buffer and unpacks it, as
+// dns.Conn.ReadMsg does but without a new buffer per reply (Unpack copies
+// what it keeps).
+func (pc *pooledConn) read(size uint16) (*dns.Msg, error) {
+	if pc.buf == nil {
+		pc.buf = make([]byte, max(int(size), dns.MinMsgSize))
+	}
+	n, err := pc.Conn.Conn.Read(pc.buf)
+	if err != nil {
+		return nil, err
+	}
+	if n < 12 { // the header
+		return nil, dns.ErrShortRead
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(pc.buf[:n]); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func (c *Client) getUDP(server string) *pooledConn {
