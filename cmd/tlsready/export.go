@@ -78,7 +78,7 @@ instead of writing an incomplete list.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "database file (opened read-only)")
+	f.StringVar(&db, "db", "", "database: SQLite file or postgres:// URL (opened read-only)")
 	f.StringVar(&verdicts, "verdict", "plaintext,partial", "comma-separated verdicts: "+strings.Join(verdictWords(), ", "))
 	f.StringVar(&out, "out", "", "output file, created 0600 (default: standard output)")
 	f.Int64Var(&runID, "run", 0, "run id (default: the latest finished run); only the latest run's recipients are kept")

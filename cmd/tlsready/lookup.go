@@ -77,7 +77,7 @@ a domain name is a usage error (exit 2) and nothing is printed.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&db, "db", "", "database file")
+	cmd.Flags().StringVar(&db, "db", "", "database: SQLite file or postgres:// URL")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
 	return cmd
 }

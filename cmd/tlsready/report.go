@@ -94,7 +94,7 @@ table. Any other extension needs --format.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "database file (opened read-only)")
+	f.StringVar(&db, "db", "", "database: SQLite file or postgres:// URL (opened read-only)")
 	f.StringVar(&format, "format", "", "html, table, csv or json (default: from --out's extension, else table)")
 	f.StringVar(&out, "out", "", "output file (default: standard output)")
 	f.StringVar(&lang, "lang", "", "ja or en (default: from the locale)")

@@ -77,7 +77,7 @@ wrong method answers 405 with Allow. SIGTERM or SIGINT shuts down gracefully
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.db, "db", "", "database file (written by tlsready scan)")
+	fs.StringVar(&o.db, "db", "", "database: SQLite file or postgres:// URL (written by tlsready scan)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8461", "HTTP API listen address (empty: off)")
 	fs.StringVar(&o.socketmapAddr, "socketmap", "127.0.0.1:8462", "Postfix socketmap listen address (empty: off)")
 	fs.StringVar(&o.opsAddr, "ops-listen", "", "listen address serving only /healthz and /metrics, without the token (empty: off; e.g. 127.0.0.1:9100)")

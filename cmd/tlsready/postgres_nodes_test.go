@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+	"github.com/tlsready/tlsready/store/pgtest"
+)
+
+// socketmapGet asks a socketmap server one tlspolicy question over a new
+// connection and returns the reply without its netstring framing.
+func socketmapGet(addr, domain string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	q := "tlspolicy " + domain
+	if _, err := fmt.Fprintf(c, "%d:%s,", len(q), q); err != nil {
+		return "", err
+	}
+	br := bufio.NewReader(c)
+	n := 0
+	if _, err := fmt.Fscanf(br, "%d:", &n); err != nil {
+		return "", err
+	}
+	buf := make([]byte, n+1)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// TestPostgresServeNodesOutage: two serve processes on one PostgreSQL (two
+// MTA nodes) answer identically; while PostgreSQL is stopped and started
+// again no HTTP or socketmap lookup fails, and a change made after the
+// restart reaches both.
+func TestPostgresServeNodesOutage(t *testing.T) {
+	cluster := pgtest.Start(t)
+	world, input, expected := demoWorld(t)
+	db := cluster.NewDatabase(t)
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
+		t.Fatalf("scan exit %d: %s", code, stderr)
+	}
+	nodes := []*serveChild{
+		startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0"),
+		startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0"),
+	}
+	// Each node's log, read as it comes (lookups at -v fill the buffer).
+	var refreshFailed []chan struct{}
+	for _, n := range nodes {
+		failed := make(chan struct{})
+		refreshFailed = append(refreshFailed, failed)
+		go func() {
+			for line := range n.rest {
+				if failed != nil && strings.Contains(line, "cache refresh failed") {
+					close(failed)
+					failed = nil
+				}
+			}
+		}()
+	}
+	domains := slices.Sorted(maps.Keys(expected))
+	answers := func() []string {
+		t.Helper()
+		var out []string
+		for _, n := range nodes {
+			var b strings.Builder
+			for _, d := range domains {
+				code, body := httpGetBody(t, "http://"+n.http+"/v1/domains/"+d)
+				if code != 200 {
+					t.Errorf("GET %s from %s: %d %s", d, n.http, code, body)
+				}
+				sm, err := socketmapGet(n.sm, d)
+				if err != nil || strings.HasPrefix(sm, "TEMP") || strings.HasPrefix(sm, "PERM") {
+					t.Errorf("socketmap %s from %s: %q %v", d, n.sm, sm, err)
+				}
+				fmt.Fprintf(&b, "%s %s | %s\n", d, body, sm)
+			}
+			out = append(out, b.String())
+		}
+		return out
+	}
+	if a := answers(); a[0] != a[1] {
+		t.Errorf("the nodes answer differently:\n%s\n%s", a[0], a[1])
+	}
+
+	if err := cluster.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	// Both nodes poll the dead database at least twice meanwhile.
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+		answers()
+	}
+	if err := cluster.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+	// The nodes did notice the outage.
+	for i, n := range nodes {
+		select {
+		case <-refreshFailed[i]:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s logged no failed refresh while PostgreSQL was down", n.http)
+		}
+	}
+	answers()
+
+	var domain string
+	for d, v := range expected {
+		if v != result.DANE {
+			domain = d
+			break
+		}
+	}
+	st, err := store.Open(t.Context(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := st.Lookup(t.Context(), domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Verdict, r.ScannedAt = result.DANE, time.Now()
+	if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			sm, err := socketmapGet(n.sm, domain)
+			if err != nil {
+				t.Fatalf("socketmap %s: %v", domain, err)
+			}
+			if sm == "OK dane-only" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still answers %q for %s 30 s after the change", n.sm, sm, domain)
+			}
+			time.Sleep(100 * time.Millisecond) // a child process: no event to wait on
+		}
+	}
+}
