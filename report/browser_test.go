@@ -226,9 +226,31 @@ func TestBrowserHTMLReport(t *testing.T) {
 				}
 			}
 			// The fixture's IDN domain is shown in Unicode, the A-label as its title.
-			if idn := findAll(doc, func(n *html.Node) bool { return hasAttr(n, "class", "idn") }); len(idn) == 0 ||
-				nodeText(idn[0]) != "例え.example" || !hasAttr(idn[0], "title", "xn--r8jz45g.example") {
-				t.Errorf("the IDN xn--r8jz45g.example is not shown as 例え.example in the rendered DOM (%d .idn elements)", len(idn))
+			if idn := findAll(doc, func(n *html.Node) bool {
+				return hasAttr(n, "class", "idn") && hasAttr(n, "title", "xn--r8jz45g.example")
+			}); len(idn) == 0 || nodeText(idn[0]) != "例え.example" {
+				t.Errorf("the IDN xn--r8jz45g.example is not shown as 例え.example in the rendered DOM")
+			}
+			// Who to call: a row per contact, each saying what is wrong and what fixes it.
+			if table := ids["contact-table"]; table == nil {
+				t.Error("no who-to-call table in the rendered DOM")
+			} else {
+				rows := findAll(table, func(n *html.Node) bool {
+					return n.Data == "tr" && slices.ContainsFunc(n.Attr, func(a html.Attribute) bool { return a.Key == "data-verdict" })
+				})
+				if len(rows) != len(m.Contacts) {
+					t.Errorf("%d who-to-call rows, want %d", len(rows), len(m.Contacts))
+				}
+				for _, r := range rows {
+					wrong := findAll(r, func(n *html.Node) bool { return hasClass(n, "wrong") })
+					fixes := findAll(r, func(n *html.Node) bool { return n.Data == "li" })
+					if len(wrong) != 1 || nodeText(wrong[0]) == "" || len(fixes) == 0 {
+						t.Errorf("who-to-call row %q lacks what is wrong or a fix", nodeText(r))
+					}
+				}
+			}
+			if ids["provider-table"] == nil {
+				t.Error("no provider table in the rendered DOM")
 			}
 			// Japanese cards read on their own: no label starts with a particle.
 			for _, n := range findAll(doc, func(n *html.Node) bool { return hasClass(n, "lbl") }) {

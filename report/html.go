@@ -165,6 +165,8 @@ func RenderHTML(w io.Writer, m *Model, lang string) error {
 		"join":       joinStrings,
 		"flagText":   func(f string) string { return FlagMeaning(lang, f) },
 		"severity":   func(f string) string { return FlagSeverity(f).String() },
+		"advice":     func(v result.Verdict, flags []string) Advice { return DomainAdvice(lang, v, flags) },
+		"inc":        func(i int) int { return i + 1 },
 		"limitHosts": func(h []result.Host) []result.Host { return h[:min(len(h), maxHosts)] },
 		"limitAddrs": func(a []result.Addr) []result.Addr { return a[:min(len(a), maxAddrs)] },
 		"maxHosts":   func() int { return maxHosts },

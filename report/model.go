@@ -7,7 +7,9 @@
 // top N domains are loaded in full (store.Lookup), so a run with a million
 // domains costs memory proportional to N plus a small fixed-size record per
 // domain of the previous run (for the change comparison); older runs of the
-// trend are counted per verdict in SQLite. The CSV and JSON exports stream
+// trend are counted per verdict in SQLite. The plaintext, partial and broken
+// domains with most citizens (up to LoadOptions.ProviderDomains) are looked
+// up too, to group them by MX provider. The CSV and JSON exports stream
 // one row per domain from the store to the writer, decoding the stored
 // results on every core with a bounded number of rows in flight.
 package report
@@ -36,12 +38,15 @@ var (
 
 // LoadOptions tune Load. The zero value is usable.
 type LoadOptions struct {
-	TopN       int              // domains loaded in full for the HTML table; 0: 500
-	TopCharted int              // domains in the "top domains at risk" chart; 0: 15
-	TrendRuns  int              // finished runs in the trend, this one included; 0: 12, <0: none
-	TopChanges int              // domains listed per direction in the changes; 0: 50
-	MaxFlags   int              // distinct flags counted; the rest go to "other"; 0: 256
-	Now        func() time.Time // nil: time.Now
+	TopN            int              // domains loaded in full for the HTML table; 0: 500
+	TopCharted      int              // domains in the "top domains at risk" chart; 0: 15
+	TrendRuns       int              // finished runs in the trend, this one included; 0: 12, <0: none
+	TopChanges      int              // domains listed per direction in the changes; 0: 50
+	MaxFlags        int              // distinct flags counted; the rest go to "other"; 0: 256
+	TopContacts     int              // plaintext, partial and broken domains in "who to call"; 0: 50
+	TopProviders    int              // MX providers ranked by citizens at those domains; 0: 20, <0: none
+	ProviderDomains int              // such domains looked up (one Lookup each) to rank providers, most citizens first; 0: 20,000
+	Now             func() time.Time // nil: time.Now
 }
 
 func (o *LoadOptions) defaults() {
@@ -59,6 +64,15 @@ func (o *LoadOptions) defaults() {
 	}
 	if o.MaxFlags <= 0 {
 		o.MaxFlags = 256
+	}
+	if o.TopContacts <= 0 {
+		o.TopContacts = 50
+	}
+	if o.TopProviders == 0 {
+		o.TopProviders = 20
+	}
+	if o.ProviderDomains <= 0 {
+		o.ProviderDomains = 20_000
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -115,6 +129,18 @@ type DomainRow struct {
 	Result   *result.Result `json:"result,omitempty"` // nil when no result is stored
 }
 
+// Contact is one of the run's plaintext, partial and broken domains with the
+// most citizens, for the "who to call" list; what is wrong and what fixes it
+// are derived from its flags (DomainAdvice).
+type Contact struct {
+	DomainRow
+	// Provider is the registrable domain of the most preferred MX host of
+	// its latest stored result ("" without one), ProviderUnicode its U-label
+	// form when it is an IDN.
+	Provider        string `json:"provider,omitempty"`
+	ProviderUnicode string `json:"provider_unicode,omitempty"`
+}
+
 // TrendPoint is one finished run's verdict distribution.
 type TrendPoint struct {
 	Run      store.Run `json:"run"`
@@ -162,6 +188,11 @@ type Model struct {
 	Tail        TailSummary    `json:"tail"`
 	Trend       []TrendPoint   `json:"trend"`             // oldest first, this run last
 	Changes     *Changes       `json:"changes,omitempty"` // nil without a previous finished run
+	Contacts    []Contact      `json:"contacts"`          // plaintext, partial, broken domains, most citizens first
+	Providers   []Provider     `json:"providers"`         // MX providers, most citizens at those domains first
+	// ProviderCoverage: the plaintext, partial and broken domains grouped
+	// into Providers, of all of them.
+	ProviderCoverage ProviderCoverage `json:"provider_coverage"`
 }
 
 // TailSummary summarises the domains beyond the top N (the full list is in
@@ -231,7 +262,8 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 	tail := TailSummary{Verdicts: make([]Count, nBuckets)}
 	flags := map[string]*FlagCount{}
 	var total Count
-	var cur []indexEntry // in stream order, only when there is a previous run
+	var cur []indexEntry  // in stream order, only when there is a previous run
+	var call []callDomain // plaintext, partial and broken domains to group by provider
 	g.Go(func() error {
 		err := st.RunDomains(gctx, run.ID, func(d store.RunDomain) error {
 			b := bucket(d.Verdict)
@@ -257,6 +289,17 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 			} else {
 				tail.Total.add(d.Citizens)
 				tail.Verdicts[b].add(d.Citizens)
+			}
+			if slices.Contains(CallVerdicts, d.Verdict) {
+				m.ProviderCoverage.All.add(d.Citizens)
+				if len(m.Contacts) < opts.TopContacts {
+					m.Contacts = append(m.Contacts, Contact{DomainRow: DomainRow{Rank: int(total.Domains), Domain: d.Domain,
+						Unicode: domainUnicode(d.Domain), Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags}})
+				}
+				if opts.TopProviders > 0 && len(call) < opts.ProviderDomains {
+					call = append(call, callDomain{domain: d.Domain, citizens: d.Citizens, verdict: d.Verdict})
+					m.ProviderCoverage.Grouped.add(d.Citizens)
+				}
 			}
 			if len(m.AtRisk) < opts.TopCharted && slices.Contains(AtRiskVerdicts, d.Verdict) {
 				m.AtRisk = append(m.AtRisk, DomainRow{Rank: int(total.Domains), Domain: d.Domain, Unicode: domainUnicode(d.Domain),
@@ -312,6 +355,29 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 	}
 	for i := range m.AtRisk {
 		m.AtRisk[i].Result = full[m.AtRisk[i].Domain]
+	}
+	// The providers of the grouped domains and of the contacts (most are
+	// among the top domains, loaded already). Both lists are the first such
+	// domains of the run (most citizens first): the longer holds the other.
+	var lookup []string
+	for _, d := range call {
+		lookup = append(lookup, d.domain)
+	}
+	if len(m.Contacts) > len(call) { // ProviderDomains < TopContacts, or no providers
+		lookup = lookup[:0]
+		for _, c := range m.Contacts {
+			lookup = append(lookup, c.Domain)
+		}
+	}
+	mxOf, err := primaryMXOf(ctx, st, lookup, full)
+	if err != nil {
+		return nil, err
+	}
+	m.Providers = groupProviders(call, mxOf, opts.TopProviders)
+	for i := range m.Contacts {
+		c := &m.Contacts[i]
+		c.Provider = registrable(mxOf[c.Domain])
+		c.ProviderUnicode = domainUnicode(c.Provider)
 	}
 
 	if opts.TrendRuns > 0 {
