@@ -75,10 +75,12 @@ func TestExitCodes(t *testing.T) {
 		{"scan, the same register both ways", append(scan(), input, "--input", input), exitOK, "citizens at"},
 		{"lookup unknown domain", []string{"lookup", "--db", db, "nowhere.example"}, exitOK, "unknown"},
 		{"export --verdict unknown", []string{"export", "recipients", "--db", db, "--verdict", "unknown,plaintext"}, exitOK, "id,domain,verdict"},
+		{"status, fresh", []string{"status", "--db", db, "--max-age", "100000h"}, exitOK, "next:      nothing to do"},
 
 		// 1
 		{"report without a finished run", []string{"report", "--db", interrupted}, exitFailed, "no finished run in " + interrupted},
 		{"export without a finished run", []string{"export", "recipients", "--db", interrupted}, exitFailed, "no finished run in " + interrupted},
+		{"status, stale", []string{"status", "--db", db}, exitFailed, "stale: the last finished run is"},
 
 		// 2: the command line
 		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
@@ -100,6 +102,8 @@ func TestExitCodes(t *testing.T) {
 		{"report, missing db", []string{"report", "--db", missing}, exitUsage, "no such database"},
 		{"export, missing db", []string{"export", "recipients", "--db", missing}, exitUsage, "no such database"},
 		{"serve, missing db", serve(missing), exitUsage, "no such database"},
+		{"status, missing db", []string{"status", "--db", missing}, exitUsage, "no such database"},
+		{"status, no finished run", []string{"status", "--db", interrupted}, exitUsage, "no finished run in " + interrupted},
 		{"lookup, not a database", []string{"lookup", "--db", notDB, "example.org"}, exitUsage, "is not a database file"},
 		{"report, not a database", []string{"report", "--db", notDB}, exitUsage, "is not a database file"},
 		{"serve, not a database", serve(notDB), exitUsage, "is not a database file"},

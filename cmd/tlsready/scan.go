@@ -1,6 +1,10 @@
 package main
 
 import (
+	"cmp"
+	"encoding/binary"
+	"hash/fnv"
+	"slices"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +31,7 @@ type scanOptions struct {
 	db            string
 	maxAge        time.Duration
 	keepAddresses bool
+	summaryJSON   string
 }
 
 func newScanCmd() *cobra.Command {
@@ -64,10 +69,21 @@ The register is the argument or --input (the same thing):
 			if o.maxAge < 0 {
 				return usageErr("--max-age must not be negative")
 			}
+			if o.summaryJSON != "" {
+				if err := checkSummaryPath(o.summaryJSON); err != nil {
+					return err
+				}
+			}
 			o.logOut = cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			started := time.Now()
 			sum, err := runScanJob(ctx, &o, cmd.OutOrStdout())
+			if o.summaryJSON != "" { // how it ended, whether a run began or not
+				if werr := writeSummaryJSON(o.summaryJSON, sum, started, err); werr != nil {
+					return errors.Join(err, werr)
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -81,6 +97,7 @@ The register is the argument or --input (the same thing):
 	fs.StringVar(&o.db, "db", "", "database file (created 0600)")
 	fs.DurationVar(&o.maxAge, "max-age", 20*time.Hour, "reuse cached results younger than this instead of probing again")
 	fs.BoolVar(&o.keepAddresses, "keep-addresses", false, "store full addresses (default: only recipient ids and domains)")
+	fs.StringVar(&o.summaryJSON, "summary-json", "", "also write the run summary as JSON to this file (mode 0600, replaced atomically; written when the run ends, finished or not)")
 	return cmd
 }
 
@@ -140,6 +157,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	if err != nil {
 		return sum, err
 	}
+	sum.Run = run // replaced by the finished run at the end
 	if resumed {
 		log.Info("resuming interrupted run", "run", run.ID)
 	} else {
@@ -202,6 +220,9 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	}
 	stats.Domains = total
 	log.Info("domains", "total", total, "to_scan", len(pending), "cached", total-int64(len(pending)))
+	if os.Getenv("XX_SHUFFLE") != "" {
+		spreadOrder(pending, run.ID)
+	}
 
 	roots, err := o.roots()
 	if err != nil {
@@ -446,4 +467,20 @@ func ingest(ctx context.Context, st *store.Store, runID int64, path string, keep
 func logMem(log *slog.Logger, phase string) {
 	rss, hwm, heap := memStats()
 	log.Debug("memory", "phase", phase, "rss_mib", rss>>10, "peak_rss_mib", hwm>>10, "go_heap_mib", heap)
+}
+
+func spreadOrder(domains []string, seed int64) {
+	key := func(d string) uint64 {
+		h := fnv.New64a()
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(seed))
+		h.Write(b[:])
+		h.Write([]byte(d))
+		return h.Sum64()
+	}
+	keys := make(map[string]uint64, len(domains))
+	for _, d := range domains {
+		keys[d] = key(d)
+	}
+	slices.SortFunc(domains, func(a, b string) int { return cmp.Compare(keys[a], keys[b]) })
 }
