@@ -105,8 +105,11 @@ func TestCrashResume(t *testing.T) {
 	dbB := filepath.Join(t.TempDir(), "b.db")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	// First a polite stop: SIGTERM must exit 3 after saving what finished.
+	// It lands once the child has probed a few IPs (so some domains are
+	// done), however slowly a loaded machine starts the child.
 	cmd := child(t, args(dbB)...)
-	time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+	waitProbes(t, world, 5)
+	time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	err = cmd.Wait()
 	var ee *exec.ExitError
@@ -120,7 +123,8 @@ func TestCrashResume(t *testing.T) {
 	// Then kill -9 at random points, several times.
 	for i := range 4 {
 		cmd := child(t, args(dbB)...)
-		time.Sleep(time.Duration(400+rng.IntN(2000)) * time.Millisecond)
+		waitProbes(t, world, 1)
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		t.Logf("kill %d done", i)
@@ -156,6 +160,18 @@ func TestCrashResume(t *testing.T) {
 	}
 	if !resumed {
 		t.Errorf("no run resumed finished work: %+v", runs)
+	}
+}
+
+// waitProbes waits until the world has seen n more SMTP connections than
+// when it was called, or 20 s have passed (a resumed run may have nothing
+// left to probe).
+func waitProbes(t *testing.T, world *scantest.Internet, n int64) {
+	t.Helper()
+	start := world.Counters().SMTPConnections
+	deadline := time.Now().Add(20 * time.Second)
+	for world.Counters().SMTPConnections < start+n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
