@@ -141,6 +141,13 @@ type Server struct {
 	reloadMu sync.Mutex // one reload at a time
 	mergeMin int        // see mergeAt; tests lower it
 
+	// How old the cache is: when a refresh last succeeded (the store
+	// answered and the cache matched it afterwards), when one last failed
+	// and how many failed since the last success (Unix nanoseconds, 0: never).
+	syncedAt    atomic.Int64
+	failedAt    atomic.Int64
+	failedSince atomic.Int64
+
 	limiter *rate.Limiter
 	flMu    sync.Mutex
 	flights map[string]*flight
@@ -189,9 +196,24 @@ func (s *Server) Ready() bool { return s.snap.Load() != nil }
 // applies only the results changed since the snapshot's version
 // (store.ResultsRawSince). The new snapshot replaces the old one atomically;
 // lookups continue meanwhile.
+//
+// A successful Refresh (reloaded or not) marks the cache as in step with the
+// store as of when it asked; a failed one leaves the cache as it was and is
+// counted until the next success (Status, /healthz, /metrics).
 func (s *Server) Refresh(ctx context.Context) (reloaded bool, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	asOf := s.cfg.Now()
+	defer func() {
+		switch {
+		case err == nil:
+			s.syncedAt.Store(asOf.UnixNano())
+			s.failedSince.Store(0)
+		case ctx.Err() == nil: // not a shutdown
+			s.failedAt.Store(s.cfg.Now().UnixNano())
+			s.failedSince.Add(1)
+		}
+	}()
 	v, err := s.cfg.Store.DataVersion(ctx)
 	if err != nil {
 		s.m.reloads.WithLabelValues("error").Inc()
@@ -231,6 +253,38 @@ func (s *Server) Refresh(ctx context.Context) (reloaded bool, err error) {
 		s.afterReload(next)
 	}
 	return true, nil
+}
+
+// CacheStatus says how old the cache's data is (GET /healthz).
+type CacheStatus struct {
+	Ready bool // the first load completed
+	// SyncedAt is when the last successful refresh asked the store: the
+	// cache held everything the store had then. Zero before the first.
+	SyncedAt time.Time
+	// Age is Now - SyncedAt: how far the answers may lag the store. It
+	// grows with the refresh interval's jitter normally and without bound
+	// while the store cannot be reached.
+	Age time.Duration
+	// RefreshFailed: the last refresh failed (the store did not answer or
+	// the cache could not be read); lookups are answered from memory.
+	RefreshFailed bool
+	Failures      int64     // refreshes failed since the last success
+	FailedAt      time.Time // the last failure; zero if none
+}
+
+// Status returns the cache's CacheStatus now.
+func (s *Server) Status() CacheStatus {
+	now := s.cfg.Now()
+	st := CacheStatus{Ready: s.Ready(), Failures: s.failedSince.Load()}
+	st.RefreshFailed = st.Failures > 0
+	if ns := s.syncedAt.Load(); ns != 0 {
+		st.SyncedAt = time.Unix(0, ns).UTC()
+		st.Age = max(0, now.Sub(st.SyncedAt))
+	}
+	if ns := s.failedAt.Load(); ns != 0 {
+		st.FailedAt = time.Unix(0, ns).UTC()
+	}
+	return st
 }
 
 // Watch loads the cache, then polls the store's DataVersion every

@@ -106,7 +106,9 @@ func (s *Server) maxBodyBytes() int64 { return 4096 + int64(s.cfg.MaxBatch)*1024
 //	GET  /v1/recipients/{address}   the Answer for the address's domain (?live=1 too)
 //	POST /v1/lookup                 a LookupRequest -> LookupResponse
 //	GET  /healthz                   200 once the cache is loaded, 503 before (lookups
-//	                                are answered from the store meanwhile)
+//	                                are answered from the store meanwhile); "degraded"
+//	                                (still 200) while refreshes fail: answers come
+//	                                from memory, as old as age_seconds says
 //	GET  /metrics                   Prometheus metrics
 //
 // A known path with another method answers 405 with Allow (RFC 9110
@@ -346,21 +348,41 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 
 // Health is the body of GET /healthz.
 type Health struct {
-	Status      string    `json:"status"` // "ok" or "loading"
+	// Status: "ok"; "degraded" when the last refresh failed (the store is
+	// unreachable: answers come from memory, still 200); "loading" (503)
+	// before the first cache load.
+	Status      string    `json:"status"`
 	Domains     int       `json:"domains"`
 	DataVersion int64     `json:"data_version"`
-	LoadedAt    time.Time `json:"loaded_at,omitzero"`
-	NewestScan  time.Time `json:"newest_scan,omitzero"`
-	Live        bool      `json:"live"`
+	LoadedAt    time.Time `json:"loaded_at,omitzero"`   // the last load or update that changed the cache
+	NewestScan  time.Time `json:"newest_scan,omitzero"` // the newest result in the cache
+	// SyncedAt: the last successful refresh; the cache held all the store
+	// had then. AgeSeconds is how long ago that was: how far the answers
+	// may lag the store.
+	SyncedAt   time.Time `json:"synced_at,omitzero"`
+	AgeSeconds float64   `json:"age_seconds"`
+	// RefreshFailed: the last refresh failed; RefreshFailures counts the
+	// failures since the last success, LastFailure is the latest.
+	RefreshFailed   bool      `json:"refresh_failed"`
+	RefreshFailures int64     `json:"refresh_failures"`
+	LastFailure     time.Time `json:"last_refresh_failure,omitzero"`
+	Live            bool      `json:"live"`
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	st := s.Status()
 	t := s.snap.Load()
+	h := Health{Status: "ok", SyncedAt: st.SyncedAt, AgeSeconds: st.Age.Seconds(),
+		RefreshFailed: st.RefreshFailed, RefreshFailures: st.Failures, LastFailure: st.FailedAt, Live: s.cfg.Live != nil}
 	if t == nil {
-		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "loading", Live: s.cfg.Live != nil})
+		h.Status = "loading"
+		writeJSON(w, http.StatusServiceUnavailable, h)
 		return
 	}
-	h := Health{Status: "ok", Domains: t.len(), DataVersion: t.version, LoadedAt: t.loadedAt, Live: s.cfg.Live != nil}
+	if st.RefreshFailed {
+		h.Status = "degraded"
+	}
+	h.Domains, h.DataVersion, h.LoadedAt = t.len(), t.version, t.loadedAt
 	if t.newest != 0 {
 		h.NewestScan = time.Unix(0, t.newest).UTC()
 	}

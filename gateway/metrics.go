@@ -131,6 +131,21 @@ func newMetrics(s *Server) metrics {
 				}
 				return s.cfg.Now().Sub(time.Unix(0, t.newest)).Seconds()
 			})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_sync_age_seconds", Help: "Time since the last successful refresh, when the cache held everything the store had: how far answers may lag the store; grows while the store is unreachable (0 before the first)."},
+			func() float64 { return s.Status().Age.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_last_refresh_success_timestamp_seconds", Help: "Unix time of the last successful refresh (0 before the first)."},
+			func() float64 { return unixSeconds(s.syncedAt.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_last_refresh_failure_timestamp_seconds", Help: "Unix time of the last failed refresh (0 if none)."},
+			func() float64 { return unixSeconds(s.failedAt.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_refresh_failing", Help: "1 while the last refresh failed (answers come from memory; /healthz says degraded), else 0."},
+			func() float64 {
+				if s.failedSince.Load() > 0 {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_refresh_consecutive_failures", Help: "Refreshes failed since the last successful one."},
+			func() float64 { return float64(s.failedSince.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_ready", Help: "1 once the first cache load completed."},
 			func() float64 {
 				if s.Ready() {
@@ -142,4 +157,12 @@ func newMetrics(s *Server) metrics {
 	s.reg.MustRegister(m.httpRequests, m.httpDuration, m.smRequests, smDur, m.lookups, m.answers, m.reloads, m.live, storeErrors)
 	s.reg.MustRegister(gauges...)
 	return m
+}
+
+// unixSeconds converts Unix nanoseconds to seconds (0 stays 0).
+func unixSeconds(ns int64) float64 {
+	if ns == 0 {
+		return 0
+	}
+	return float64(ns) / 1e9
 }

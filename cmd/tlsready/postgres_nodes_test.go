@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/gateway"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 	"github.com/tlsready/tlsready/store/pgtest"
@@ -43,8 +45,10 @@ func socketmapGet(addr, domain string) (string, error) {
 
 // TestPostgresServeNodesOutage: two serve processes on one PostgreSQL (two
 // MTA nodes) answer identically; while PostgreSQL is stopped and started
-// again no HTTP or socketmap lookup fails, and a change made after the
-// restart reaches both.
+// again no HTTP or socketmap lookup fails, /healthz stays 200 but says
+// "degraded" with the data's age (and /metrics that refreshes fail) until
+// a refresh succeeds again, and a change made after the restart reaches
+// both.
 func TestPostgresServeNodesOutage(t *testing.T) {
 	cluster := pgtest.Start(t)
 	world, input, expected := demoWorld(t)
@@ -102,15 +106,40 @@ func TestPostgresServeNodesOutage(t *testing.T) {
 	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
 		answers()
 	}
-	if err := cluster.StartServer(); err != nil {
-		t.Fatal(err)
-	}
-	// The nodes did notice the outage.
+	// The nodes did notice the outage, and say so: healthy (200), but
+	// degraded, answering from data that ages.
 	for i, n := range nodes {
 		select {
 		case <-refreshFailed[i]:
 		case <-time.After(10 * time.Second):
 			t.Errorf("%s logged no failed refresh while PostgreSQL was down", n.http)
+		}
+		code, body := httpGetBody(t, "http://"+n.http+"/healthz")
+		var h gateway.Health
+		if err := json.Unmarshal([]byte(body), &h); err != nil || code != 200 || h.Status != "degraded" ||
+			!h.RefreshFailed || h.RefreshFailures == 0 || h.AgeSeconds < 1 || h.SyncedAt.IsZero() {
+			t.Errorf("%s /healthz during the outage: %d %s", n.http, code, body)
+		}
+		if _, m := httpGetBody(t, "http://"+n.http+"/metrics"); !strings.Contains(m, "\ntlsready_gateway_cache_refresh_failing 1\n") {
+			t.Errorf("%s /metrics during the outage: no tlsready_gateway_cache_refresh_failing 1", n.http)
+		}
+	}
+	if err := cluster.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to ok once a refresh succeeds.
+	for _, n := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, body := httpGetBody(t, "http://"+n.http+"/healthz")
+			var h gateway.Health
+			if err := json.Unmarshal([]byte(body), &h); err == nil && code == 200 && h.Status == "ok" && !h.RefreshFailed && h.AgeSeconds < 10 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s /healthz 30 s after PostgreSQL restarted: %d %s", n.http, code, body)
+			}
+			time.Sleep(100 * time.Millisecond) // a child process: no event to wait on
 		}
 	}
 	answers()
