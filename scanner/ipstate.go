@@ -181,6 +181,9 @@ func (s *Scanner) fill(ctx context.Context, st *ipState, e *probeEntry, ip netip
 func (s *Scanner) connect(ctx context.Context, st *ipState, sni string, ip netip.Addr) *result.Probe {
 	lockConn(ctx, st)
 	defer st.conn.Unlock()
+	p := &Probing{IP: ip, Name: sni, Since: time.Now()}
+	s.probing.Store(p, struct{}{})
+	defer s.probing.Delete(p)
 	return smtpprobe.Probe(ctx, s.cfg.Probe, sni, ip)
 }
 

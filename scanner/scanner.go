@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,8 @@ type Scanner struct {
 	ips    sync.Map // netip.Addr -> *ipState
 	tlsa   sync.Map // TLSA owner name -> *tlsaEntry
 	judged sync.Map // judgedKey -> *judgedEntry
+	// probing holds the probes in progress (*Probing keys).
+	probing sync.Map
 
 	connections   atomic.Int64
 	probed        atomic.Int64
@@ -181,6 +184,24 @@ type Stats struct {
 // Stats returns the counters so far.
 func (s *Scanner) Stats() Stats {
 	return Stats{Connections: s.connections.Load(), MXIPs: s.probed.Load(), SNIPerNameIPs: s.sniPerNameIPs.Load()}
+}
+
+// Probing is an MX IP the scanner is probing now.
+type Probing struct {
+	IP    netip.Addr
+	Name  string    // the MX host name (SNI)
+	Since time.Time // when the probe got the IP's connection
+}
+
+// Probing lists the probes in progress, the longest running first.
+func (s *Scanner) Probing() []Probing {
+	var ps []Probing
+	s.probing.Range(func(k, _ any) bool {
+		ps = append(ps, *k.(*Probing))
+		return true
+	})
+	slices.SortFunc(ps, func(a, b Probing) int { return a.Since.Compare(b.Since) })
+	return ps
 }
 
 // Err returns the error that stopped the run (ErrPort25Blocked,

@@ -32,6 +32,7 @@ type scanOptions struct {
 	maxAge        time.Duration
 	keepAddresses bool
 	summaryJSON   string
+	progressEvery time.Duration
 }
 
 func newScanCmd() *cobra.Command {
@@ -97,6 +98,7 @@ The register is the argument or --input (the same thing):
 	fs.StringVar(&o.db, "db", "", "database file (created 0600)")
 	fs.DurationVar(&o.maxAge, "max-age", 20*time.Hour, "reuse cached results younger than this instead of probing again")
 	fs.BoolVar(&o.keepAddresses, "keep-addresses", false, "store full addresses (default: only recipient ids and domains)")
+	fs.DurationVar(&o.progressEvery, "progress-every", 10*time.Second, "interval of the progress lines logged when stderr is not a terminal")
 	fs.StringVar(&o.summaryJSON, "summary-json", "", "also write the run summary as JSON to this file (mode 0600, replaced atomically; written when the run ends, finished or not)")
 	return cmd
 }
@@ -245,13 +247,20 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	// more CPU than the probes it saved (issue 10). SIGINT and SIGTERM still
 	// flush; kill -9 loses at most the last 2 s, probed again on resume.
 	w := st.NewWriter(500, 2*time.Second)
-	prog := newProgress(len(pending), o.quiet, log)
+	prog := newProgress(int64(len(pending)), total, o.quiet, o.progressEvery, log, func() []probing {
+		var ps []probing
+		for _, p := range sc.Probing() {
+			ps = append(ps, probing{ip: p.IP, name: p.Name, since: p.Since})
+		}
+		return ps
+	})
 	in := make(chan string)
 	go func() {
 		defer close(in)
 		for _, d := range pending {
 			select {
 			case in <- d:
+				prog.started(d)
 			case <-ctx.Done():
 				return
 			}
@@ -274,7 +283,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		defer heldMu.Unlock()
 		r.RunID = run.ID
 		scanned++
-		prog.add(1)
+		prog.finished(r.Domain)
 		// Until at least one probe reached a server, a run that turns out to
 		// be behind a blocked port 25 must not have written anything.
 		if !confirmed && sc.Stats().MXIPs > 0 && sc.Err() == nil && sc.NetworkWorks() {
