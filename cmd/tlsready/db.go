@@ -39,6 +39,7 @@ func storeUsage(err error) error {
 // report or an export: no such run, or a run that is not finished, is a usage
 // error (exit 2); a database without a finished run yet fails (exit 1).
 func checkReportRun(ctx context.Context, st *store.Store, db string, runID int64) error {
+	db = store.RedactURL(db) // named in messages: never a password
 	runs, err := st.Runs(ctx)
 	if err != nil {
 		return err

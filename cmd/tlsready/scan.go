@@ -148,7 +148,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	defer st.Close()
 	unlock, err := st.LockScan()
 	if errors.Is(err, store.ErrLocked) {
-		return sum, fmt.Errorf("%s: another tlsready scan is running on this database; wait for it or stop it", o.db)
+		return sum, fmt.Errorf("%s: another tlsready scan is running on this database; wait for it or stop it", store.RedactURL(o.db))
 	}
 	if err != nil {
 		return sum, err

@@ -72,7 +72,7 @@ Exit status, for a monitor:
 			case statusStale:
 				return &exitError{code: statusStale, err: fmt.Errorf("stale: the last finished run is %s old, beyond --max-age %s", roundAge(rep.LastFinished.Age()), maxAge)}
 			case statusNoRun:
-				return &exitError{code: statusNoRun, err: fmt.Errorf("no finished run in %s yet", db)}
+				return &exitError{code: statusNoRun, err: fmt.Errorf("no finished run in %s yet", store.RedactURL(db))}
 			}
 			return nil
 		},
@@ -135,6 +135,7 @@ func (r *statusRun) Age() time.Duration {
 }
 
 func buildStatus(ctx context.Context, st *store.Store, db string, maxAge time.Duration, now time.Time) (statusReport, error) {
+	db = store.RedactURL(db) // shown in the report and the next action: never a password
 	rep := statusReport{Database: db, Now: now.UTC(), MaxAge: maxAge.String(), now: now}
 	runs, err := st.Runs(ctx)
 	if err != nil {
