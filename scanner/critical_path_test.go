@@ -89,7 +89,14 @@ func scanChainOnce(t *testing.T, sc scantest.Scenario, plan *scantest.WorldPlan,
 		if r.Verdict != k.Verdict() {
 			t.Errorf("%s: verdict %s (%s), want %s", r.Domain, r.Verdict, r.Reason, k.Verdict())
 		}
-		if counted != int64(chain.RoundTrips()) {
+		// The policy server's close_notify is a write after a read when
+		// the client's close_notify reaches it first (a race): then it
+		// counts as a round trip that nobody waits for.
+		slack := int64(0)
+		if k == scantest.KindProviderSTS {
+			slack = 1
+		}
+		if want := int64(chain.RoundTrips()); counted < want || counted > want+slack {
 			t.Errorf("%s (judged %t): the servers counted %d round trips, the chain has %d: %v", r.Domain, judged, counted, chain.RoundTrips(), chain)
 		}
 		cp, n := chain.Critical(rtt)

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"cmp"
-	"encoding/binary"
-	"hash/fnv"
-	"slices"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlsready/tlsready/scanner"
 	"github.com/tlsready/tlsready/scanner/register"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
@@ -222,9 +219,9 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	}
 	stats.Domains = total
 	log.Info("domains", "total", total, "to_scan", len(pending), "cached", total-int64(len(pending)))
-	if os.Getenv("XX_SHUFFLE") != "" {
-		spreadOrder(pending, run.ID)
-	}
+	// Not in name order: a hoster's customers, often neighbours by name,
+	// would queue at its IPs together (scanner.SpreadOrder).
+	scanner.SpreadOrder(pending, uint64(run.ID))
 
 	roots, err := o.roots()
 	if err != nil {
@@ -476,20 +473,4 @@ func ingest(ctx context.Context, st *store.Store, runID int64, path string, keep
 func logMem(log *slog.Logger, phase string) {
 	rss, hwm, heap := memStats()
 	log.Debug("memory", "phase", phase, "rss_mib", rss>>10, "peak_rss_mib", hwm>>10, "go_heap_mib", heap)
-}
-
-func spreadOrder(domains []string, seed int64) {
-	key := func(d string) uint64 {
-		h := fnv.New64a()
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], uint64(seed))
-		h.Write(b[:])
-		h.Write([]byte(d))
-		return h.Sum64()
-	}
-	keys := make(map[string]uint64, len(domains))
-	for _, d := range domains {
-		keys[d] = key(d)
-	}
-	slices.SortFunc(domains, func(a, b string) int { return cmp.Compare(keys[a], keys[b]) })
 }
