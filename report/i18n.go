@@ -248,6 +248,8 @@ var catalogue = map[string]map[string]string{
 		"m_dnssec":                "DNSSEC trust assumption",
 		"m_dnssec_text":           "DNSSEC results (secure MX and TLSA records, and so the dane verdict) rely on the AD bit of the validating resolver named above. The path between the scanner and that resolver is trusted; if the resolver were not validating or could be impersonated, dane verdicts would not hold.",
 		"m_privacy":               "Privacy",
+		"m_exports":               "Recipient lists exported from this database (personal data; who, when and which run are recorded, see tlsready status):",
+		"m_exports_last":          "the last",
 		"m_privacy_text":          "This report contains only aggregates and domain names: no e-mail addresses and no recipient ids. Text that came from DNS or from mail servers (host names, banners, certificate fields) is shown as text, never interpreted.",
 		"footer":                  "Verdict words and flags are the public contract of docs/verdicts.md and are not translated.",
 
@@ -447,6 +449,8 @@ var catalogue = map[string]map[string]string{
 		"m_dnssec":                "DNSSEC に関する前提",
 		"m_dnssec_text":           "DNSSEC の結果（検証済みの MX と TLSA レコード、したがって dane 判定）は、上に記した検証リゾルバーの AD ビットに依存します。スキャナーとそのリゾルバーの間の経路は信頼されているものとします。リゾルバーが検証していない場合やなりすまされ得る場合、dane 判定は成り立ちません。",
 		"m_privacy":               "プライバシー",
+		"m_exports":               "このデータベースから書き出された受信者リスト（個人データ。誰が・いつ・どの実行分を書き出したかを記録。tlsready status で確認できます）：",
+		"m_exports_last":          "最終",
 		"m_privacy_text":          "このレポートには集計値とドメイン名だけが含まれ、メールアドレスや受信者 ID は含まれません。DNS やメールサーバーから得た文字列（ホスト名、バナー、証明書の項目）は文字列として表示し、解釈はしません。",
 		"footer":                  "判定の語とフラグは docs/verdicts.md で定めた公開の取り決めのため翻訳していません。",
 

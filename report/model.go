@@ -193,6 +193,16 @@ type Model struct {
 	// ProviderCoverage: the plaintext, partial and broken domains grouped
 	// into Providers, of all of them.
 	ProviderCoverage ProviderCoverage `json:"provider_coverage"`
+	// Exports: the recipient exports (personal data) the database's audit
+	// trail holds when the report is made (store.Exports).
+	Exports ExportTrail `json:"exports"`
+}
+
+// ExportTrail summarises the audit trail of recipient exports; who
+// exported what is for tlsready status, not for a report that is shared.
+type ExportTrail struct {
+	Count int64     `json:"count"`
+	Last  time.Time `json:"last,omitzero"`
 }
 
 // TailSummary summarises the domains beyond the top N (the full list is in
@@ -223,6 +233,14 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 		return nil, err
 	}
 	m := &Model{GeneratedAt: opts.Now().UTC(), Run: run}
+	exports, n, err := st.Exports(ctx, time.Time{}, 1)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	m.Exports.Count = n
+	if len(exports) > 0 {
+		m.Exports.Last = exports[0].At
+	}
 	pos := slices.IndexFunc(finished, func(r store.Run) bool { return r.ID == run.ID })
 
 	g, gctx := errgroup.WithContext(ctx)

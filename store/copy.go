@@ -49,6 +49,8 @@ var copyTables = []copyTable{
 		{"verdict", colText}, {"flags", colText}}},
 	{"sts_policies", "domain", []copyColumn{{"domain", colText}, {"record_id", colText}, {"policy", colText},
 		{"fetched_at", colNInt}, {"max_age", colInt}}},
+	{"exports", "id", []copyColumn{{"id", colInt}, {"at", colInt}, {"kind", colText}, {"run_id", colInt}, {"verdicts", colText},
+		{"recipients", colNInt}, {"os_user", colText}, {"host", colText}, {"output", colText}}},
 }
 
 // Summary is what Copy verifies: the rows of each table, the data version,
@@ -185,8 +187,10 @@ func Copy(ctx context.Context, dst, src *Store, progress func(table string, rows
 		// Rows inserted with their ids leave the identity behind: the next
 		// BeginRun must get an id above the copied ones (SQLite's
 		// AUTOINCREMENT follows inserted ids by itself).
-		if _, err := wtx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('runs', 'id'), coalesce(max(id), 0) + 1, false) FROM runs`); err != nil {
-			return Summary{}, fmt.Errorf("store: copy: run ids: %w", err)
+		for _, t := range []string{"runs", "exports"} {
+			if _, err := wtx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), coalesce(max(id), 0) + 1, false) FROM `+t); err != nil {
+				return Summary{}, fmt.Errorf("store: copy: %s ids: %w", t, err)
+			}
 		}
 	}
 	if err := wtx.Commit(); err != nil {

@@ -19,6 +19,7 @@ type dump struct {
 	STS        STSCache
 	Attempt    [2]string
 	Version    int64
+	Exports    []Export
 }
 
 func dumpStore(t *testing.T, s *Store) dump {
@@ -58,6 +59,9 @@ func dumpStore(t *testing.T, s *Store) dump {
 	if d.Version, err = s.DataVersion(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if d.Exports, _, err = s.Exports(ctx, time.Time{}, 0); err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
@@ -79,14 +83,29 @@ func TestCopyRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustAdd(t, src, run2.ID, Recipient{ID: "8", Domain: "big.example", Address: "b@big.example"})
+	for i := range 2 {
+		id, err := src.LogExport(ctx, Export{At: t0.Add(5 * time.Hour), Kind: "recipients", RunID: run2.ID,
+			Verdicts: []string{"plaintext"}, OSUser: "officer", Host: "h", Output: "-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := src.FinishExport(ctx, id, 7); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	want := dumpStore(t, src)
+	if len(want.Exports) != 2 {
+		t.Fatalf("exports %+v", want.Exports)
+	}
 
 	mid := pg.open(t)
 	sumMid, err := Copy(ctx, mid, src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sumMid.Rows["runs"] != 2 || sumMid.Rows["domains"] != 4 || sumMid.Rows["recipients"] != 8 || sumMid.Rows["sts_policies"] != 1 {
+	if sumMid.Rows["runs"] != 2 || sumMid.Rows["domains"] != 4 || sumMid.Rows["recipients"] != 8 || sumMid.Rows["sts_policies"] != 1 || sumMid.Rows["exports"] != 2 {
 		t.Errorf("copied %+v", sumMid)
 	}
 	if got := dumpStore(t, mid); !reflect.DeepEqual(got, want) {
@@ -111,6 +130,9 @@ func TestCopyRoundTrip(t *testing.T) {
 	for _, s := range []*Store{mid, back} {
 		if r := mustBegin(t, s, "r3"); r.ID != 3 {
 			t.Errorf("%s: new run after the copy has id %d, want 3", s.Path(), r.ID)
+		}
+		if id, err := s.LogExport(ctx, Export{At: t0, Kind: "recipients", RunID: 2, OSUser: "u", Host: "h", Output: "-"}); err != nil || id != 3 {
+			t.Errorf("%s: new export after the copy has id %d (%v), want 3", s.Path(), id, err)
 		}
 	}
 }

@@ -100,7 +100,30 @@ CREATE INDEX run_domains_run_verdict ON run_domains(run_id, verdict, citizens);
 ALTER TABLE domains ADD COLUMN changed_version INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX domains_changed ON domains(changed_version);
 `,
+	// 4: the audit trail of exports of personal data (LogExport): when,
+	// what (the run and verdicts), how many recipients (NULL until the
+	// export finished), who (the operating-system user, the host) and where
+	// to (a file name, or "-" for standard output).
+	`
+CREATE TABLE exports (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	at         INTEGER NOT NULL,
+	kind       TEXT NOT NULL,
+	run_id     INTEGER NOT NULL,
+	verdicts   TEXT NOT NULL,
+	recipients INTEGER,
+	os_user    TEXT NOT NULL,
+	host       TEXT NOT NULL,
+	output     TEXT NOT NULL
+);
+`,
 }
+
+// readableSince is the oldest schema version a read-only Store opens (a
+// reader must not fail on a database no scan has migrated since the program
+// was upgraded): the steps after it only add tables a reader does without,
+// read as empty (4: exports, Exports).
+const readableSince = 3
 
 // schemaVersion is the user_version a fully migrated database has.
 func schemaVersion() int { return len(migrations) }

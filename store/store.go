@@ -44,6 +44,7 @@ type Store struct {
 	staleAfter time.Duration
 	w          *sql.DB // nil when read-only; a single connection, BEGIN IMMEDIATE
 	r          *sql.DB // readers (query_only, or mode=ro)
+	version    int     // the schema version (below schemaVersion only when read-only; see readableSince)
 
 	pg *pgState // nil for SQLite
 
@@ -135,11 +136,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if v != schemaVersion() {
+	if err := s.checkVersion(v); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("store: database schema version %d, this program needs %d (open it read-write once to migrate)", v, schemaVersion())
+		return nil, err
 	}
 	return s, nil
+}
+
+// checkVersion accepts the schema version v of the opened database: the
+// current one, or for a read-only store one from readableSince on.
+func (s *Store) checkVersion(v int) error {
+	if v == schemaVersion() || (s.readOnly && v >= readableSince && v < schemaVersion()) {
+		s.version = v
+		return nil
+	}
+	return fmt.Errorf("store: database schema version %d, this program needs %d (open it read-write once to migrate)", v, schemaVersion())
 }
 
 // createPrivate creates path with mode 0600 (whatever the umask) unless it

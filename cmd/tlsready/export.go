@@ -1,15 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tlsready/tlsready/report"
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
 )
 
 func newExportCmd() *cobra.Command {
@@ -38,6 +44,12 @@ one of the verdicts, as CSV: id,domain,verdict and, when the scan kept
 addresses (--keep-addresses), address. The file is personal data: it is
 created with mode 0600.
 
+Every export is recorded in the database before anything is written (its
+audit trail of personal data: when, which run and verdicts, how many
+recipients, the operating-system user and host, the output); tlsready status
+shows the trail. So the command needs write access to the database: without
+it, nothing is exported.
+
 Recipients are not versioned per run: the database keeps only the recipient
 list of the latest run that read a register. For an older run (--run N after
 a later scan, even one still running, has added recipients) the command fails
@@ -62,15 +74,49 @@ instead of writing an incomplete list.`,
 			if err := checkReportRun(cmd.Context(), st, db, runID); err != nil {
 				return err
 			}
+			// The audit trail: an entry before any personal data is written,
+			// completed with the count once it is.
+			rid := runID
+			if rid == 0 {
+				run, err := st.LatestFinishedRun(cmd.Context())
+				if err != nil {
+					return err
+				}
+				rid = run.ID
+			}
+			output := "-"
+			if out != "" && out != "-" {
+				output = out
+				if abs, err := filepath.Abs(out); err == nil {
+					output = abs
+				}
+			}
+			audit, err := store.Open(cmd.Context(), db, store.Options{})
+			if err != nil {
+				return fmt.Errorf("every export of recipients is recorded in the database, and %s cannot be written: %w", store.RedactURL(db), err)
+			}
+			defer audit.Close()
+			host, _ := os.Hostname()
+			entry, err := audit.LogExport(cmd.Context(), store.Export{At: time.Now(), Kind: "recipients", RunID: rid,
+				Verdicts: verdictStrings(vs), OSUser: osUser(), Host: host, Output: output})
+			if err != nil {
+				return fmt.Errorf("every export of recipients is recorded in the database, and recording this one failed: %w", err)
+			}
 			var n int64
 			write := func(w io.Writer) (err error) {
 				n, err = report.ExportRecipients(cmd.Context(), st, runID, vs, w)
 				return err
 			}
-			if out == "" || out == "-" {
-				return write(cmd.OutOrStdout())
+			finish := func(err error) error {
+				if err != nil {
+					return err // the entry stays without a count: the export did not finish
+				}
+				return audit.FinishExport(context.WithoutCancel(cmd.Context()), entry, n)
 			}
-			if err := writeFileAtomic(out, 0o600, write); err != nil {
+			if out == "" || out == "-" {
+				return finish(write(cmd.OutOrStdout()))
+			}
+			if err := finish(writeFileAtomic(out, 0o600, write)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "tlsready: wrote %d recipients to %s\n", n, out)
@@ -78,11 +124,35 @@ instead of writing an incomplete list.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "database: SQLite file or postgres:// URL (opened read-only)")
+	f.StringVar(&db, "db", "", "database: SQLite file or postgres:// URL (the export is recorded in it)")
 	f.StringVar(&verdicts, "verdict", "plaintext,partial", "comma-separated verdicts: "+strings.Join(verdictWords(), ", "))
 	f.StringVar(&out, "out", "", "output file, created 0600 (default: standard output)")
 	f.Int64Var(&runID, "run", 0, "run id (default: the latest finished run); only the latest run's recipients are kept")
 	return cmd
+}
+
+// verdictStrings are vs as words.
+func verdictStrings(vs []result.Verdict) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// osUser names the operating-system user running the command, and the
+// user who ran sudo, if so: "root (sudo from alice)".
+func osUser() string {
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	} else {
+		name = fmt.Sprintf("uid %d", os.Getuid())
+	}
+	if su := os.Getenv("SUDO_USER"); su != "" && su != name {
+		name += " (sudo from " + su + ")"
+	}
+	return name
 }
 
 // verdictWords are the values --verdict takes: the ten verdicts and

@@ -34,8 +34,9 @@ func newStatusCmd() *cobra.Command {
 		Long: `Reads the database (read-only) and reports the last finished run (when, how
 old, citizens and domains per verdict), the runs since that are running,
 interrupted (resume them by running the same scan again) or aborted
-(abandoned for another register, or stopped by a broken network), and the
-next action.
+(abandoned for another register, or stopped by a broken network), the
+next action, and the audit trail of recipient exports (personal data: who
+exported which run's recipients, when, how many, to where; the last 10).
 
 Exit status, for a monitor:
   0  the last finished run is younger than --max-age
@@ -95,6 +96,10 @@ type statusReport struct {
 	Running      []statusRun `json:"running,omitempty"` // in progress or interrupted
 	Aborted      []statusRun `json:"aborted,omitempty"` // since the last finished run
 	Next         string      `json:"next_action"`
+	// Exports: the audit trail of recipient exports, newest first (the
+	// last 10); ExportsTotal counts them all.
+	Exports      []store.Export `json:"exports"`
+	ExportsTotal int64          `json:"exports_total"`
 	now          time.Time
 }
 
@@ -203,6 +208,13 @@ func buildStatus(ctx context.Context, st *store.Store, db string, maxAge time.Du
 		rep.State, rep.ExitCode = "fresh", statusFresh
 	}
 	rep.Next = nextAction(rep, db)
+	rep.Exports, rep.ExportsTotal, err = st.Exports(ctx, time.Time{}, 10)
+	if err != nil {
+		return rep, err
+	}
+	if rep.Exports == nil {
+		rep.Exports = []store.Export{}
+	}
 	return rep, nil
 }
 
@@ -287,4 +299,17 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, "%-10s run %d, started %s: %s\n", r.Status+":", r.ID, r.StartedAt.UTC().Format(time.RFC3339), reason)
 	}
 	fmt.Fprintf(w, "next:      %s\n", rep.Next)
+	fmt.Fprintf(w, "exports:   %d recipient exports recorded", rep.ExportsTotal)
+	if len(rep.Exports) < int(rep.ExportsTotal) {
+		fmt.Fprintf(w, " (the last %d)", len(rep.Exports))
+	}
+	fmt.Fprintln(w)
+	for _, e := range rep.Exports {
+		n := "unfinished"
+		if e.Recipients != nil {
+			n = fmt.Sprintf("%d recipients", *e.Recipients)
+		}
+		fmt.Fprintf(w, "           %s  run %d  %s  %s  by %s on %s  to %s\n", e.At.UTC().Format(time.RFC3339), e.RunID,
+			strings.Join(e.Verdicts, ","), n, e.OSUser, e.Host, e.Output)
+	}
 }
