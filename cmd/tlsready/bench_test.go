@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"crypto/ecdh"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -193,6 +195,32 @@ type benchRun struct {
 	before, after simStats
 	phases        map[string]time.Duration // nil without a profile
 	load          [2]string                // 1-minute load average before and after
+	machineBusy   time.Duration            // CPU time of every process on the machine during the run
+	machineTotal  time.Duration            // CPUs x the run's wall clock time
+}
+
+// machineCPU is the CPU time all processes of the machine have used so
+// far (/proc/stat: everything but idle and iowait), and the wall clock
+// time times the number of CPUs it is out of.
+func machineCPU() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	const tick = 10 * time.Millisecond // USER_HZ 100
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += time.Duration(n) * tick
+		if i != 3 && i != 4 { // idle, iowait
+			busy += time.Duration(n) * tick
+		}
+	}
+	return busy, total
 }
 
 // loadAvg is the 1-minute load average: other processes on the machine
@@ -232,12 +260,15 @@ func runBench(b *testing.B, s benchSetup) benchRun {
 	profiling := s.profile && pprof.StartCPUProfile(&prof) == nil
 	run.before = net.stats(b)
 	run.load[0] = loadAvg()
+	busy0, total0 := machineCPU()
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	sum, err := runScanJob(b.Context(), &o, io.Discard)
 	b.StopTimer()
 	run.cpu = cpuTime() - cpu0
 	run.load[1] = loadAvg()
+	busy1, total1 := machineCPU()
+	run.machineBusy, run.machineTotal = busy1-busy0, total1-total0
 	if profiling {
 		pprof.StopCPUProfile()
 	}
@@ -273,6 +304,7 @@ func (r benchRun) printCommon(b *testing.B, title string) {
 		rate = fmt.Sprintf("--rate %d", s.rate)
 	}
 	fmt.Fprintf(os.Stderr, "\n== %s: %d addresses, %d domains, RTT %v, concurrency %d, %s ==\n", title, s.addresses, s.domains, s.rtt, s.concurrency, rate)
+	fmt.Fprintf(os.Stderr, "command:     %s\n", benchCommand())
 	fmt.Fprintf(os.Stderr, "ingestion:   %.0f addresses/s (%v)\n", float64(s.addresses)/sum.Ingest.Seconds(), sum.Ingest.Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "scan:        %.0f domains/s (%d domains in %v)\n", dps, sum.Pending, sum.Scan.Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "SMTP:        %d connections, %d distinct MX IPs seen by the servers, %d probed by the scanner\n", conns, r.after.DistinctIPs, sum.Run.Stats.MXIPs)
@@ -282,8 +314,9 @@ func (r benchRun) printCommon(b *testing.B, title string) {
 	fmt.Fprintf(os.Stderr, "CPU:         scanner %.0f µs/domain (%v user+sys, ingestion and scan); simulated internet %.0f µs/domain (%v)\n",
 		r.perDomain(r.cpu), r.cpu.Round(time.Millisecond), r.perDomain(r.simCPU), r.simCPU.Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "peak RSS:    %.0f MiB (scanner process)\n", float64(peakRSS())/(1<<20))
-	fmt.Fprintf(os.Stderr, "machine:     %d cores; load average %s before the run, %s after (the scanner, the simulated internet and anything else running)\n",
-		runtime.NumCPU(), r.load[0], r.load[1])
+	fmt.Fprintf(os.Stderr, "machine:     %d cores; load average %s before the run, %s after; the cores were %.0f%% busy: scanner %.0f%%, simulated internet %.0f%%, other processes %.0f%%\n",
+		runtime.NumCPU(), r.load[0], r.load[1], pct(r.machineBusy, r.machineTotal), pct(r.cpu, r.machineTotal), pct(r.simCPU, r.machineTotal),
+		pct(r.machineBusy-r.cpu-r.simCPU, r.machineTotal))
 	b.ReportMetric(float64(s.addresses)/sum.Ingest.Seconds(), "addresses/s-ingest")
 	b.ReportMetric(dps, "domains/s")
 	b.ReportMetric(float64(conns), "smtp-conns")
@@ -343,7 +376,7 @@ func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scant
 		bound.Rate, bound.Concurrency, msec(bound.MeanCritical), bound.MeanRoundTrips, bound.RTT, bound.LatencyRate)
 	fmt.Fprintf(os.Stderr, "                 %d domains / %v, the serial chain of the busiest shared IP = %.0f/s)\n",
 		bound.Domains, bound.SerialChain.Round(time.Millisecond), float64(bound.Domains)/bound.SerialChain.Seconds())
-	fmt.Fprintf(os.Stderr, "achieved:    %.0f domains/s = %.1f%% of the bound\n", dps, 100*dps/bound.Rate)
+	fmt.Fprintf(os.Stderr, "achieved:    %.0f domains/s = %.1f%% of the bound (target: at least 90%%)\n", dps, 100*dps/bound.Rate)
 	perDomain := (r.cpu + r.simCPU).Seconds() / n
 	fmt.Fprintf(os.Stderr, "CPU ceiling: %.0f domains/s = %d cores / %.0f µs of CPU per domain (scanner and simulated internet, as measured in this run;\n"+
 		"             a ceiling of this machine, not a bound: it moves with the load and the CPU per domain)\n",
@@ -363,6 +396,8 @@ func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scant
 	}
 	byKind := map[scantest.DomainKind]*tot{}
 	var all tot
+	var first, lastStart, lastEnd time.Time
+	var lastKind scantest.DomainKind
 	err = st.Results(b.Context(), r.sum.Run.ID, func(res result.Result) error {
 		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(res.Domain, "d"), ".test"))
 		if err != nil || i < 1 || i > len(plan.Domains) {
@@ -376,6 +411,15 @@ func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scant
 		byKind[k].dur += res.Duration
 		all.n++
 		all.dur += res.Duration
+		if first.IsZero() || res.ScannedAt.Before(first) {
+			first = res.ScannedAt
+		}
+		if res.ScannedAt.After(lastStart) {
+			lastStart = res.ScannedAt
+		}
+		if end := res.ScannedAt.Add(res.Duration); end.After(lastEnd) {
+			lastEnd, lastKind = end, k
+		}
 		return nil
 	})
 	if err != nil {
@@ -389,6 +433,8 @@ func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scant
 		msec(mean), float64(mean)/float64(bound.MeanCritical))
 	fmt.Fprintf(os.Stderr, "             %.0f domains in flight on average (sum of durations / scan time), working or waiting for another's work\n",
 		all.dur.Seconds()/r.sum.Scan.Seconds())
+	fmt.Fprintf(os.Stderr, "             the last domain started %.1f s into the scan, the last one (%s) ended %.1f s after that\n",
+		lastStart.Sub(first).Seconds(), lastKind, lastEnd.Sub(lastStart).Seconds())
 	fmt.Fprintf(os.Stderr, "             %-21s %8s %14s %14s %7s\n", "kind", "domains", "critical (ms)", "measured (ms)", "ratio")
 	for _, k := range scantest.Kinds() {
 		t, kt := byKind[k], bound.ByKind[k]
@@ -400,6 +446,46 @@ func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scant
 		fmt.Fprintf(os.Stderr, "             %-21s %8d %14.1f %14.1f %7.2f\n", k, t.n, msec(cp), msec(m), float64(m)/float64(cp))
 	}
 	b.ReportMetric(float64(mean)/float64(bound.MeanCritical), "duration/critical-path")
+}
+
+func pct(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+// benchCommand is the command line that ran this benchmark, with the
+// environment that sized it.
+func benchCommand() string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "TLSREADY_BENCH_") || strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMAXPROCS=") {
+			env = append(env, kv)
+		}
+	}
+	args := []string{"go test"}
+	argv := os.Args[1:]
+	for i := 0; i < len(argv); i++ {
+		a := argv[i]
+		if !strings.HasPrefix(a, "-test.") {
+			continue
+		}
+		if !strings.Contains(a, "=") && i+1 < len(argv) && !strings.HasPrefix(argv[i+1], "-") {
+			i++
+			a += "=" + argv[i]
+		}
+		name, val, _ := strings.Cut(strings.TrimPrefix(a, "-test."), "=")
+		switch name {
+		case "testlogfile", "paniconexit0", "timeout", "gocoverdir":
+			continue
+		}
+		if val != "" {
+			name += " '" + val + "'"
+		}
+		args = append(args, "-"+name)
+	}
+	return strings.TrimSpace(strings.Join(env, " ") + " " + strings.Join(args, " ") + " ./cmd/tlsready")
 }
 
 func msec(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -417,7 +503,7 @@ func BenchmarkScanCPU(b *testing.B) {
 		if domains > 0 {
 			r := runBench(b, benchSetup{domains: domains, addresses: domains, shape: "own-ip", concurrency: conc, profile: true})
 			r.printCommon(b, "CPU benchmark")
-			fmt.Fprintf(os.Stderr, "scanner CPU: %.0f µs/domain (%v user+sys over %d domains, %d cores)\n",
+			fmt.Fprintf(os.Stderr, "scanner CPU: %.0f µs/domain (%v user+sys over %d domains, %d cores; target: at most 700 µs/domain)\n",
 				r.perDomain(r.cpu), r.cpu.Round(time.Millisecond), r.sum.Pending, runtime.NumCPU())
 			formatPhases(os.Stderr, r.phases, r.cpu, r.sum.Pending)
 		}
@@ -429,8 +515,11 @@ func BenchmarkScanCPU(b *testing.B) {
 		u := runBench(b, benchSetup{domains: rateDomains, addresses: rateDomains, shape: "own-ip", concurrency: conc, profile: true})
 		l := runBench(b, benchSetup{domains: rateDomains, addresses: rateDomains, shape: "own-ip", concurrency: conc, rate: 20, profile: true})
 		l.printCommon(b, "CPU benchmark at the default rate")
-		fmt.Fprintf(os.Stderr, "--rate 20:   scanner %.0f µs/domain over %v; unlimited, same %d domains: %.0f µs/domain; ratio %.2f\n",
+		fmt.Fprintf(os.Stderr, "--rate 20:   scanner %.0f µs/domain over %v; unlimited, same %d domains: %.0f µs/domain; ratio %.2f (target: at most 1.2)\n",
 			l.perDomain(l.cpu), l.sum.Scan.Round(time.Second), rateDomains, u.perDomain(u.cpu), l.perDomain(l.cpu)/u.perDomain(u.cpu))
+		busy, spaced := wakeCost()
+		fmt.Fprintf(os.Stderr, "             this machine: an X25519 key agreement costs %.0f µs of CPU back to back, %.0f µs once every 50 ms\n"+
+			"             (the cost of waking an idle process, paid at every network wait of a probe when nothing else runs)\n", busy, spaced)
 		fmt.Fprintf(os.Stderr, "             simulated internet %.0f µs/domain at --rate 20, %.0f unlimited; ratio %.2f\n",
 			l.perDomain(l.simCPU), u.perDomain(u.simCPU), l.perDomain(l.simCPU)/u.perDomain(u.simCPU))
 		fmt.Fprintf(os.Stderr, "unlimited %d domains:\n", rateDomains)
@@ -439,6 +528,27 @@ func BenchmarkScanCPU(b *testing.B) {
 		formatPhases(os.Stderr, l.phases, l.cpu, l.sum.Pending)
 		b.ReportMetric(l.perDomain(l.cpu)/u.perDomain(u.cpu), "rate20/unlimited-cpu")
 	}
+}
+
+// wakeCost is the CPU (rusage) per X25519 key agreement done back to back
+// and done once every 50 ms: what an idle process pays to wake up.
+func wakeCost() (busy, spaced float64) {
+	op := func() {
+		k, _ := ecdh.X25519().GenerateKey(rand.Reader)
+		p, _ := ecdh.X25519().GenerateKey(rand.Reader)
+		_, _ = k.ECDH(p.PublicKey())
+	}
+	measure := func(n int, gap time.Duration) float64 {
+		c0 := cpuTime()
+		for range n {
+			op()
+			if gap > 0 {
+				time.Sleep(gap)
+			}
+		}
+		return float64((cpuTime() - c0).Microseconds()) / float64(n)
+	}
+	return measure(2000, 0), measure(60, 50*time.Millisecond)
 }
 
 // BenchmarkScanCPUPerIP (make bench-scan): the mixed world without latency;
