@@ -18,7 +18,8 @@ demo: build
 	./$(BIN) demo --dir $(DEMO_DIR)
 
 # Debian packages the real-client tests need: Chromium (HTML report, with a
-# Japanese font for the screenshots) and Postfix's postmap (socketmap); the
+# Japanese font for the screenshots) and Postfix's postmap (socketmap, and
+# the static policy map as texthash, hash and lmdb: postfix-lmdb); the
 # interop lab (cmd/tlsready TestInteropRealServers) also needs Postfix, NSD,
 # Unbound, nginx and ldns-keygen/ldns-signzone; the PostgreSQL backend's
 # tests (store/pgtest) start a private cluster with PostgreSQL's initdb and pg_ctl.
@@ -27,6 +28,7 @@ deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	test -x /usr/sbin/postmap || missing="$$missing postfix"; \
+	dpkg -s postfix-lmdb >/dev/null 2>&1 || missing="$$missing postfix-lmdb"; \
 	dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || missing="$$missing fonts-ipafont-gothic"; \
 	test -x /usr/sbin/unbound || missing="$$missing unbound"; \
 	test -x /usr/sbin/nsd || missing="$$missing nsd"; \

@@ -21,13 +21,13 @@ import (
 func newExportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Export data for follow-up work (recipients for outreach)",
+		Short: "Export data for follow-up work (recipients for outreach, a static Postfix TLS policy map)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr("export needs a subcommand: recipients (see tlsready export --help)")
+			return usageErr("export needs a subcommand: recipients or policy (see tlsready export --help)")
 		},
 	}
-	cmd.AddCommand(newExportRecipientsCmd())
+	cmd.AddCommand(newExportRecipientsCmd(), newExportPolicyCmd())
 	return cmd
 }
 

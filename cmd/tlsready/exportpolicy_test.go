@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+)
+
+// TestExportPolicyPostfix: a real scan of the simulated internet, then
+// export policy --format postfix, read by Postfix's own postmap as lmdb
+// (built by postmap) and texthash: every demo domain gets the policy the
+// socketmap answers (expectedPolicy), a domain not scanned none;
+// --verified-policy may is honoured; a format we do not write is exit 2.
+func TestExportPolicyPostfix(t *testing.T) {
+	t.Parallel()
+	postmap := "/usr/sbin/postmap"
+	if _, err := os.Stat(postmap); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("postmap not found (install Debian's postfix package)")
+		}
+		t.Skip("postmap not found; install Debian's postfix package to run this test")
+	}
+	world, input, expected := demoWorld(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != exitOK {
+		t.Fatalf("scan: exit %d: %s", code, stderr)
+	}
+	confDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(confDir, "main.cf"), []byte("compatibility_level = 3.6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pm := func(args ...string) (string, bool, string) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		var stdout, stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, postmap, append([]string{"-c", confDir}, args...)...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return strings.TrimSuffix(stdout.String(), "\n"), true, ""
+		case errors.As(err, &ee) && ee.ExitCode() == 1 && stdout.Len() == 0 && !strings.Contains(stderr.String(), "fatal"):
+			return "", false, ""
+		}
+		return "", false, fmt.Sprintf("postmap %v: %v\n%s", args, err, stderr.String())
+	}
+
+	file := filepath.Join(dir, "tlsready_policy")
+	code, _, stderr := runCLI(t, "export", "policy", "--db", db, "--format", "postfix", "--out", file)
+	if code != exitOK || !strings.Contains(stderr, "policy entries to "+file) {
+		t.Fatalf("export policy: exit %d: %s", code, stderr)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("map file: %v %v", fi, err)
+	}
+	mapType := "lmdb"
+	if _, _, msg := pm("lmdb:" + file); msg != "" {
+		if !strings.Contains(msg, "unsupported dictionary type") || os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Logf("lmdb not available (install postfix-lmdb), checking hash: %s", msg)
+		mapType = "hash"
+		if _, _, msg := pm("hash:" + file); msg != "" {
+			t.Fatal(msg)
+		}
+	}
+	st, err := store.Open(t.Context(), db, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seen := map[string]bool{}
+	verified := []string{}
+	for d := range expected {
+		r, err := st.Lookup(t.Context(), d)
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		want := expectedPolicy(r)
+		for _, typ := range []string{mapType, "texthash"} {
+			got, found, msg := pm("-q", d, typ+":"+file)
+			if msg != "" {
+				t.Fatal(msg)
+			}
+			if got != want || found != (want != "") {
+				t.Errorf("postmap -q %s %s:%s: %q (found %v), want %q", d, typ, file, got, found, want)
+			}
+		}
+		if want != "" {
+			seen[strings.Fields(want)[0]] = true
+		}
+		if r.Verdict == result.Verified {
+			verified = append(verified, d)
+		}
+	}
+	if _, found, _ := pm("-q", "example.test", mapType+":"+file); found {
+		t.Error("example.test (not scanned) has a policy")
+	}
+	for _, p := range []string{"dane-only", "secure", "verify", "encrypt"} {
+		if !seen[p] {
+			t.Errorf("no demo domain got Postfix policy %s", p)
+		}
+	}
+
+	// --verified-policy may, to standard output.
+	code, stdout, stderr := runCLI(t, "export", "policy", "--db", db, "--verified-policy", "may")
+	if code != exitOK || !strings.HasPrefix(stdout, "# Postfix smtp_tls_policy_maps written by tlsready") {
+		t.Fatalf("export policy to stdout: exit %d: %s\n%s", code, stderr, stdout)
+	}
+	if len(verified) == 0 {
+		t.Fatal("no verified demo domain")
+	}
+	for _, d := range verified {
+		if !strings.Contains(stdout, "\n"+d+"\tmay\n") {
+			t.Errorf("--verified-policy may: %s not \"may\":\n%s", d, stdout)
+		}
+	}
+
+	for _, args := range [][]string{
+		{"export", "policy", "--db", db, "--format", "exim"},
+		{"export", "policy", "--db", db, "--verified-policy", "encrypt"},
+		{"export", "policy", "--db", filepath.Join(dir, "missing.db")},
+	} {
+		if code, _, stderr := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
+		}
+	}
+}
