@@ -121,6 +121,13 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		// run's caches are large and long-lived. GOMEMLIMIT overrides it.
 		debug.SetMemoryLimit(768 << 20)
 	}
+	if os.Getenv("GOGC") == "" {
+		// Under that limit, the heap may grow to 3x the live data between
+		// collections instead of 2x: 8% less CPU per domain for a quarter
+		// more memory (issue 10: scanner 403 against 438 µs/domain, peak
+		// RSS 246 against 201 MiB at 30,000 domains). GOGC overrides it.
+		debug.SetGCPercent(200)
+	}
 
 	// The register and the resolver are checked before the database is
 	// touched: a scan that cannot start leaves no empty database, lock file
