@@ -71,6 +71,10 @@ func decodeSeeds(t testing.TB) [][]byte {
 		`{"flags":["a",null,"b"]}`, `{"flags":"a"}`, `{"mta_sts":{"mode":"testing"},"mta_sts":{"error":"x"}}`, `{"mta_sts":5}`,
 		`{"verdict":"dane"} x`, `{"verdict":"dane",}`, `{"a" "b"}`, "{\"reason\":\"a\x01\"}",
 		`{"domain_unicode":"\u00e9","\u0076erdict":"dane"}`,
+		// Wrong types in fields the CSV export does not show (csvReader).
+		`{"mx":[{"addrs":[{"dane_match":1}]}]}`, `{"mx":[{"tlsa":{"status":5}}]}`, `{"mx":[{"tlsa":{"status":null}}]}`,
+		`{"mx":[{"addrs":[{"probe":{"tls":{"cipher_suite":[]}}}]}]}`, `{"mx":[{"addrs":[{"probe":{"tls":{"certs":[{"subject":1}]}}}]}]}`,
+		`{"mx":[{"addrs":[{"probe":{"tls":{"certs":[{"Issuer":{},"subject":"\u00e9"}]}}}]}]}`,
 		strings.Repeat("[", 10001) + strings.Repeat("]", 10001), `{"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
 	} {
 		seeds = append(seeds, []byte(s))

@@ -245,8 +245,12 @@ func streamRecords(ctx context.Context, st *store.Store, run store.Run, withMX b
 	})
 	for range workers {
 		g.Go(func() error {
+			var x *csvReader // the CSV's records are read without a decoded result
+			if !withMX {
+				x = &csvReader{}
+			}
 			for b := range work {
-				b.err = encodeBatch(b, withMX, format)
+				b.err = encodeBatch(b, withMX, format, x)
 				close(b.done)
 			}
 			return nil
@@ -276,19 +280,29 @@ func streamRecords(ctx context.Context, st *store.Store, run store.Run, withMX b
 // one record, flush ends the batch.
 type exportFormat func(out *bytes.Buffer) (encode func(*DomainRecord) error, flush func() error)
 
-// encodeBatch decodes a batch's stored results and encodes its records.
-func encodeBatch(b *recordBatch, withMX bool, format exportFormat) error {
+// encodeBatch decodes a batch's stored results and encodes its records;
+// x, when not nil (withMX false), reads them first (see csvReader).
+func encodeBatch(b *recordBatch, withMX bool, format exportFormat, x *csvReader) error {
 	encode, flush := format(&b.out)
 	in := interner{}
 	for _, row := range b.rows {
 		d := row.d
 		var rec DomainRecord
 		if row.stored {
-			var r storedResult
-			if err := decodeStored(b.arena[row.start:row.end], &r, in); err != nil {
-				return fmt.Errorf("report: stored result of %s: %w", d.Domain, err)
+			raw := b.arena[row.start:row.end]
+			v := bucketList[bucket(d.Verdict)]
+			read := false
+			if x != nil {
+				rec = newRecord(d.Domain, d.Citizens, v, d.Flags, nil, false)
+				read = x.record(raw, &rec)
 			}
-			rec = newRecord(d.Domain, d.Citizens, bucketList[bucket(d.Verdict)], d.Flags, &r, withMX)
+			if !read {
+				var r storedResult
+				if err := decodeStored(raw, &r, in); err != nil {
+					return fmt.Errorf("report: stored result of %s: %w", d.Domain, err)
+				}
+				rec = newRecord(d.Domain, d.Citizens, v, d.Flags, &r, withMX)
+			}
 		} else {
 			rec = newRecord(d.Domain, d.Citizens, d.Verdict, d.Flags, nil, withMX)
 		}

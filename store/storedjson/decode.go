@@ -11,6 +11,7 @@
 package storedjson
 
 import (
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"time"
@@ -81,6 +82,7 @@ func (in Interner) String(b []byte) string {
 // foldName).
 type FieldSet struct {
 	names, folded []string
+	lens          uint64 // bit n: a name or folded name is n bytes long (bit 63: 63 or more)
 }
 
 // NewFieldSet returns the field set of names; a field's index in names is
@@ -88,7 +90,9 @@ type FieldSet struct {
 func NewFieldSet(names ...string) *FieldSet {
 	f := &FieldSet{names: names}
 	for _, n := range names {
-		f.folded = append(f.folded, string(foldName([]byte(n))))
+		fn := string(foldName([]byte(n)))
+		f.folded = append(f.folded, fn)
+		f.lens |= 1<<min(len(n), 63) | 1<<min(len(fn), 63)
 	}
 	return f
 }
@@ -100,16 +104,20 @@ func (f *FieldSet) find(key []byte) int {
 	if len(f.names) == 0 {
 		return -1
 	}
-	for i, n := range f.names {
-		if string(key) == n {
-			return i
-		}
-	}
 	ascii := true
 	for _, c := range key {
 		if c >= utf8.RuneSelf {
 			ascii = false
 			break
+		}
+	}
+	// An ASCII key matches (exactly or folded) only names of its length.
+	if ascii && f.lens&(1<<min(len(key), 63)) == 0 {
+		return -1
+	}
+	for i, n := range f.names {
+		if string(key) == n {
+			return i
 		}
 	}
 	if ascii { // an ASCII key folds by upper-casing a-z: compare without folding it
@@ -127,6 +135,13 @@ func (f *FieldSet) find(key []byte) int {
 		}
 	}
 	return -1
+}
+
+// Match returns the index of the field named key, as find (-1: none), and
+// whether key is that field's name exactly.
+func (f *FieldSet) Match(key []byte) (i int, exact bool) {
+	i = f.find(key)
+	return i, i >= 0 && string(key) == f.names[i]
 }
 
 // asciiEqualFold reports whether the ASCII string a equals b with a-z and
@@ -225,9 +240,12 @@ func DecodeSlice[T any](d *Decoder, s *[]T, elem func(*T) error) error {
 	i := 0
 	err := d.array(func() error {
 		if i >= len(*s) {
-			if i < cap(*s) {
+			switch {
+			case i < cap(*s):
 				*s = (*s)[:i+1]
-			} else {
+			case cap(*s) == 0: // room for a few: most arrays are short
+				*s = make([]T, 1, 4)
+			default:
 				var zero T
 				*s = append(*s, zero)
 			}
@@ -270,6 +288,98 @@ func DecodeString[S ~string](d *Decoder, s *S, intern bool) error {
 
 // String decodes a string, not interned; null leaves it.
 func (d *Decoder) String(s *string) error { return DecodeString(d, s, false) }
+
+// Bytes reads a string and returns its decoded bytes (a slice of the
+// input when nothing needed decoding: valid while the input is) and true;
+// null gives nil and false.
+func (d *Decoder) Bytes() ([]byte, bool, error) {
+	switch d.peek() {
+	case '"':
+		b, err := d.stringBytes(true)
+		return b, err == nil, err
+	case 'n':
+		return nil, false, d.literal("null")
+	}
+	return nil, false, d.wrongType()
+}
+
+// Null reports whether the next value is null (Skip reads it).
+func (d *Decoder) Null() bool { return d.peek() == 'n' }
+
+// Object reads an object, calling field with each key (decoded; valid
+// only during the call) to read its value, which field must do; null is
+// read as an object without keys. It is DecodeStruct for callers that
+// match keys themselves.
+func (d *Decoder) Object(field func(key []byte) error) error {
+	switch d.peek() {
+	case '{':
+	case 'n':
+		return d.literal("null")
+	default:
+		return d.wrongType()
+	}
+	if err := d.push(); err != nil {
+		return err
+	}
+	d.i++ // {
+	if d.peek() == '}' {
+		d.i++
+		d.depth--
+		return nil
+	}
+	for {
+		if d.peek() != '"' {
+			return ErrSyntax
+		}
+		key, err := d.stringBytes(true)
+		if err != nil {
+			return err
+		}
+		if d.peek() != ':' {
+			return ErrSyntax
+		}
+		d.i++
+		d.ws()
+		if err := field(key); err != nil {
+			return err
+		}
+		switch d.peek() {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			d.depth--
+			return nil
+		default:
+			return ErrSyntax
+		}
+	}
+}
+
+// Array reads an array, calling elem to read each element; null is read as
+// an empty array.
+func (d *Decoder) Array(elem func() error) error {
+	switch d.peek() {
+	case '[':
+		return d.array(elem)
+	case 'n':
+		return d.literal("null")
+	}
+	return d.wrongType()
+}
+
+// CheckString reads a string or null without keeping it: the error String
+// would give, for a field the caller does not need.
+func (d *Decoder) CheckString() error {
+	switch d.peek() {
+	case '"':
+		_, err := d.stringBytes(false)
+		return err
+	case 'n':
+		return d.literal("null")
+	}
+	return d.wrongType()
+}
 
 // Strings decodes an array of strings, interned, as DecodeSlice does.
 //
@@ -352,12 +462,11 @@ func (d *Decoder) wrongType() error {
 
 func (d *Decoder) ws() {
 	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
+		c := d.b[d.i]
+		if c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 			return
 		}
+		d.i++
 	}
 }
 
@@ -460,63 +569,186 @@ func (d *Decoder) array(elem func() error) error {
 	}
 }
 
-// Skip reads and checks any value.
+// Skip reads and checks any value. It works through nested values in one
+// loop, without a call per token: the values callers skip are most of a
+// stored result.
 func (d *Decoder) Skip() error {
-	switch c := d.peek(); {
-	case c == '{':
-		return d.object(func(int) error { return d.Skip() }, nil)
-	case c == '[':
-		return d.array(d.Skip)
-	case c == '"':
-		_, err := d.stringBytes(false)
-		return err
-	case c == 't':
-		return d.literal("true")
-	case c == 'f':
-		return d.literal("false")
-	case c == 'n':
-		return d.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		return d.number()
+	b, i := d.b, d.i
+	var buf [32]byte
+	open := buf[:0] // the objects ('{') and arrays ('[') Skip is in
+value:
+	for i < len(b) && isSpace(b[i]) {
+		i++
 	}
-	return ErrSyntax
+	if i >= len(b) {
+		return ErrSyntax
+	}
+	switch c := b[i]; {
+	case c == '"':
+		start := i + 1
+		i = plainEnd(b, start)
+		if i < len(b) && b[i] == '"' {
+			i++
+			break
+		}
+		d.i = i
+		if _, err := d.stringRest(start, false); err != nil {
+			return err
+		}
+		i = d.i
+	case c == '{' || c == '[':
+		d.depth++
+		if d.depth > maxDepth {
+			return ErrDepth
+		}
+		open = append(open, c)
+		i++
+		for i < len(b) && isSpace(b[i]) {
+			i++
+		}
+		if i < len(b) && b[i] == c+2 { // '}' or ']': empty
+			i++
+			open = open[:len(open)-1]
+			d.depth--
+			break
+		}
+		if c == '{' {
+			goto key
+		}
+		goto value
+	case c == 't' || c == 'f' || c == 'n':
+		lit := "null"
+		if c == 't' {
+			lit = "true"
+		} else if c == 'f' {
+			lit = "false"
+		}
+		if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+			return ErrSyntax
+		}
+		i += len(lit)
+	case c == '-' || '0' <= c && c <= '9':
+		d.i = i
+		if err := d.number(); err != nil {
+			return err
+		}
+		i = d.i
+	default:
+		return ErrSyntax
+	}
+	// After a value: a comma and the next one, or the end of containers.
+	for len(open) > 0 {
+		for i < len(b) && isSpace(b[i]) {
+			i++
+		}
+		if i >= len(b) {
+			return ErrSyntax
+		}
+		switch top := open[len(open)-1]; b[i] {
+		case ',':
+			i++
+			if top == '{' {
+				goto key
+			}
+			goto value
+		case top + 2: // '}' or ']'
+			i++
+			open = open[:len(open)-1]
+			d.depth--
+		default:
+			return ErrSyntax
+		}
+	}
+	d.i = i
+	return nil
+key:
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	if i >= len(b) || b[i] != '"' {
+		return ErrSyntax
+	}
+	d.i = i
+	if _, err := d.stringBytes(false); err != nil {
+		return err
+	}
+	i = d.i
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	if i >= len(b) || b[i] != ':' {
+		return ErrSyntax
+	}
+	i++
+	goto value
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // number reads a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (d *Decoder) number() error {
-	digits := func() int {
-		n := 0
-		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-			d.i++
-			n++
-		}
-		return n
-	}
-	if d.i < len(d.b) && d.b[d.i] == '-' {
-		d.i++
+	b, i := d.b, d.i
+	if i < len(b) && b[i] == '-' {
+		i++
 	}
 	switch {
-	case d.i < len(d.b) && d.b[d.i] == '0':
-		d.i++
-	case digits() == 0:
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = digits(b, i+1)
+	default:
 		return ErrSyntax
 	}
-	if d.i < len(d.b) && d.b[d.i] == '.' {
-		d.i++
-		if digits() == 0 {
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
 			return ErrSyntax
 		}
+		i = j
 	}
-	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
-			d.i++
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
 		}
-		if digits() == 0 {
+		j := digits(b, i)
+		if j == i {
 			return ErrSyntax
 		}
+		i = j
 	}
+	d.i = i
 	return nil
+}
+
+// digits returns the position after the digits at b[i:].
+func digits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// Bytes of plain string content: printable ASCII but '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// swarLo and swarHi are the 0x01 and 0x80 of every byte of a word.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// hasSpecial reports whether any of the 8 bytes of x is not plainByte (a
+// borrow can mark bytes above one that is, never a word without one).
+func hasSpecial(x uint64) bool {
+	q := x ^ (swarLo * '"')
+	bs := x ^ (swarLo * '\\')
+	return ((x-swarLo*0x20)&^x|(q-swarLo)&^q|(bs-swarLo)&^bs|x)&swarHi != 0
 }
 
 // stringBytes reads a string (at '"') and, when want is set, returns its
@@ -524,6 +756,35 @@ func (d *Decoder) number() error {
 func (d *Decoder) stringBytes(want bool) ([]byte, error) {
 	d.i++ // "
 	start := d.i
+	// Plain bytes first: most strings end there.
+	b := d.b
+	i := plainEnd(b, start)
+	if i < len(b) && b[i] == '"' {
+		d.i = i + 1
+		if !want {
+			return nil, nil
+		}
+		return b[start:i], nil
+	}
+	d.i = i
+	return d.stringRest(start, want)
+}
+
+// plainEnd returns the position of the first byte at or after b[i] that is
+// not plain (plainByte), 8 at a time and then one by one.
+func plainEnd(b []byte, i int) int {
+	for i+8 <= len(b) && !hasSpecial(binary.LittleEndian.Uint64(b[i:])) {
+		i += 8
+	}
+	for i < len(b) && plainByte[b[i]] {
+		i++
+	}
+	return i
+}
+
+// stringRest is stringBytes for a string starting at b[start], after plain
+// bytes up to d.i.
+func (d *Decoder) stringRest(start int, want bool) ([]byte, error) {
 	plain := true
 	for {
 		if d.i >= len(d.b) {
