@@ -91,13 +91,15 @@ bench-national:
 	TLSREADY_BENCH_DOMAINS=1000000 TLSREADY_BENCH_ADDRESSES=10000000 TLSREADY_BENCH_REPORT=1 \
 	  $(GO) test -run '^$$' -bench 'BenchmarkScanLatency' -benchtime 1x -timeout 120m ./cmd/tlsready
 
-# Gateway lookups on 1,000,000 domains over HTTP keep-alive and the socketmap,
-# load generator in a second process.
+# Gateway lookups on 1,000,000 domains over HTTP keep-alive and the socketmap
+# while a second process writes 2,000 results/s as a scan does; load
+# generator in a third process, 3 runs at capacity and at 20,000 lookups/s.
 bench-gateway:
 	$(GO) run ./gateway/bench -domains 1000000 -duration 10s -conns 8
 
-# Report generation for 1,000,000 domains / 10,000,000 citizens (the first
-# run builds and caches the database under /tmp, a few minutes).
+# Report generation for 1,000,000 domains / 10,000,000 citizens, scan-shaped
+# results (the first run builds and caches the database under /tmp: a few
+# minutes, 6 GB).
 bench-report:
 	$(GO) test ./report -run '^$$' -bench BenchmarkReport1M -benchtime 1x -timeout 30m
 
