@@ -234,7 +234,13 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	if err != nil {
 		return sum, err
 	}
-	sc, err := o.buildScanner(log, res, st, roots)
+	// The MTA-STS cache with its domains in memory: no query per domain
+	// without a cached policy, most of them (issue 10).
+	stsCache, err := st.STSIndex(ctx)
+	if err != nil {
+		return sum, err
+	}
+	sc, err := o.buildScanner(log, res, stsCache, roots)
 	if err != nil {
 		return sum, err
 	}
