@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
 )
 
 // benchRegister makes batches of recipients like a register: domains
@@ -81,4 +83,60 @@ func BenchmarkAddRecipients(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSaveCommit: one op is one commit of 40 results (what the scan's
+// writer commits every 2 s at --rate 20), with the statements prepared
+// once for the writer's lifetime ("prepared-once", as Writer does) or in
+// every transaction ("per-transaction", SaveResults), back to back or one
+// commit every 50 ms (an idle process, as at --rate 20). cpu-µs/commit is
+// the process's CPU per commit.
+//
+//	go test -run '^$' -bench SaveCommit -benchtime 200x ./store
+func BenchmarkSaveCommit(b *testing.B) {
+	for _, gap := range []time.Duration{0, 50 * time.Millisecond} {
+		for _, once := range []bool{true, false} {
+			name := "per-transaction"
+			if once {
+				name = "prepared-once"
+			}
+			if gap > 0 {
+				name += "/every-" + gap.String()
+			}
+			b.Run(name, func(b *testing.B) { benchSaveCommit(b, once, gap) })
+		}
+	}
+}
+
+func benchSaveCommit(b *testing.B, once bool, gap time.Duration) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var pre *saveStmts
+	if once {
+		if pre, err = s.prepareSave(ctx, s.w); err != nil {
+			b.Fatal(err)
+		}
+		defer pre.close()
+	}
+	batch := make([]result.Result, 40)
+	n := 0
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+		for i := range batch {
+			n++
+			batch[i] = res("d"+strconv.Itoa(n)+".example", result.Verified, t0, 0)
+		}
+		if err := s.saveResultsWith(ctx, batch, pre); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/commit")
 }

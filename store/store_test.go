@@ -494,46 +494,75 @@ func TestSaveResultsTemporaryRule(t *testing.T) {
 			{"final replaces a temporary result", ptr(res("x.example", result.Unreachable, t0.Add(-time.Hour), 1)),
 				res("x.example", result.NoMail, t0, 2), result.NoMail, ""},
 		}
+		// Each case through SaveResults, and through a Writer committing
+		// every result alone (its statements, prepared once, in two
+		// transactions).
 		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				t.Parallel()
-				ctx := context.Background()
-				s := be.open(t)
-				run1 := mustBegin(t, s, "1")
-				run2 := mustBegin(t, s, "2")
-				if tc.stored != nil {
-					tc.stored.RunID = run1.ID
-					mustSave(t, s, *tc.stored)
+			for _, viaWriter := range []bool{false, true} {
+				name := tc.name
+				if viaWriter {
+					name += " (writer)"
 				}
-				tc.next.RunID = run2.ID
-				mustAdd(t, s, run2.ID, Recipient{ID: "1", Domain: "x.example"})
-				v0, _ := s.DataVersion(ctx)
-				mustSave(t, s, tc.next)
-				v1, _ := s.DataVersion(ctx)
-				got := mustLookup(t, s, "x.example")
-				if got.Verdict != tc.wantV {
-					t.Errorf("verdict %s, want %s", got.Verdict, tc.wantV)
-				}
-				kept := tc.wantV != tc.next.Verdict
-				if kept {
-					if !got.ScannedAt.Equal(tc.stored.ScannedAt) || got.RunID != run1.ID {
-						t.Errorf("kept result changed: scanned %v run %d", got.ScannedAt, got.RunID)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					ctx := context.Background()
+					s := be.open(t)
+					run1 := mustBegin(t, s, "1")
+					run2 := mustBegin(t, s, "2")
+					var w *Writer
+					flushed := make(chan error, 1)
+					save := func(r result.Result) {
+						if !viaWriter {
+							mustSave(t, s, r)
+							return
+						}
+						w.Add(r)
+						if err := <-flushed; err != nil {
+							t.Fatal(err)
+						}
 					}
-					if v1 != v0 {
-						t.Error("DataVersion changed although no result changed")
+					if viaWriter {
+						w = s.newWriter(1, time.Hour, func(_ int, err error) { flushed <- err })
+						defer func() {
+							if err := w.Close(); err != nil {
+								t.Error(err)
+							}
+						}()
 					}
-				} else if v1 == v0 {
-					t.Error("DataVersion did not change")
-				}
-				at, reason, err := s.LastAttempt(ctx, "x.example")
-				if err != nil || !at.Equal(t0) || reason != tc.wantReason {
-					t.Errorf("LastAttempt: %v %q %v, want %v %q", at, reason, err, t0, tc.wantReason)
-				}
-				// Whether kept or replaced, the domain is done for run 2.
-				if p := pending(t, s, run2.ID, time.Time{}); len(p) != 0 {
-					t.Errorf("still pending in run 2: %v", p)
-				}
-			})
+					if tc.stored != nil {
+						tc.stored.RunID = run1.ID
+						save(*tc.stored)
+					}
+					tc.next.RunID = run2.ID
+					mustAdd(t, s, run2.ID, Recipient{ID: "1", Domain: "x.example"})
+					v0, _ := s.DataVersion(ctx)
+					save(tc.next)
+					v1, _ := s.DataVersion(ctx)
+					got := mustLookup(t, s, "x.example")
+					if got.Verdict != tc.wantV {
+						t.Errorf("verdict %s, want %s", got.Verdict, tc.wantV)
+					}
+					kept := tc.wantV != tc.next.Verdict
+					if kept {
+						if !got.ScannedAt.Equal(tc.stored.ScannedAt) || got.RunID != run1.ID {
+							t.Errorf("kept result changed: scanned %v run %d", got.ScannedAt, got.RunID)
+						}
+						if v1 != v0 {
+							t.Error("DataVersion changed although no result changed")
+						}
+					} else if v1 == v0 {
+						t.Error("DataVersion did not change")
+					}
+					at, reason, err := s.LastAttempt(ctx, "x.example")
+					if err != nil || !at.Equal(t0) || reason != tc.wantReason {
+						t.Errorf("LastAttempt: %v %q %v, want %v %q", at, reason, err, t0, tc.wantReason)
+					}
+					// Whether kept or replaced, the domain is done for run 2.
+					if p := pending(t, s, run2.ID, time.Time{}); len(p) != 0 {
+						t.Errorf("still pending in run 2: %v", p)
+					}
+				})
+			}
 		}
 	})
 }

@@ -81,6 +81,14 @@ func (w *Writer) loop() {
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
 	buf := make([]result.Result, 0, w.batch)
+	// The statements are prepared once for the writer's lifetime (issue 10);
+	// when that fails, each transaction prepares its own and reports why.
+	var pre *saveStmts
+	defer func() {
+		if pre != nil {
+			pre.close()
+		}
+	}()
 	flush := func() {
 		if len(buf) == 0 {
 			return
@@ -95,7 +103,11 @@ func (w *Writer) loop() {
 			}
 			valid = append(valid, r)
 		}
-		if serr := w.s.SaveResults(context.Background(), valid); serr != nil {
+		ctx := context.Background()
+		if pre == nil && !w.s.readOnly && len(valid) > 0 {
+			pre, _ = w.s.prepareSave(ctx, w.s.w)
+		}
+		if serr := w.s.saveResultsWith(ctx, valid, pre); serr != nil {
 			err = cmp.Or(err, serr)
 		}
 		if err != nil {
