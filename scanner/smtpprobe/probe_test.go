@@ -574,15 +574,29 @@ func TestProbeInvalidConfig(t *testing.T) {
 func TestProbeHandshakeFailures(t *testing.T) {
 	t.Parallel()
 	k := pki(t)
-	// Refuses ClientHellos carrying a post-quantum key share (as some
-	// middleboxes do); fine with the second attempt, which since it runs
+	// Refuses ClientHellos offering TLS 1.3 (as old middleboxes and
+	// servers did); fine with the second attempt, which since it runs
 	// on zcrypto (OpenSSL-like TLS 1.2 offer, no key share) instead of a
 	// conservative crypto/tls config also reports TLS.Stack "zcrypto".
+	tls13Intolerant := &tls.Config{
+		Certificates: []tls.Certificate{k.mx},
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			if slices.Contains(h.SupportedVersions, tls.VersionTLS13) {
+				return nil, errors.New("tls 1.3 intolerant")
+			}
+			return nil, nil
+		},
+	}
+	// Refuses ClientHellos offering a post-quantum hybrid group (as some
+	// middleboxes do with the large ClientHello): the first attempt offers
+	// none (classicalCurves), so it completes there, without the fallback.
 	pqIntolerant := &tls.Config{
 		Certificates: []tls.Certificate{k.mx},
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-			if slices.Contains(h.SupportedCurves, tls.X25519MLKEM768) {
-				return nil, errors.New("pq intolerant")
+			for _, c := range h.SupportedCurves {
+				if c == tls.X25519MLKEM768 || c == tls.SecP256r1MLKEM768 || c == tls.SecP384r1MLKEM1024 {
+					return nil, errors.New("pq intolerant")
+				}
 			}
 			return nil, nil
 		},
@@ -605,15 +619,28 @@ func TestProbeHandshakeFailures(t *testing.T) {
 		connects int32
 		errStart string
 	}{
-		{"pq-intolerant-legacy-retry", [][]step{append(upToSTARTTLS(), tlsFails(pqIntolerant), drain()), mta(pqIntolerant)},
+		{"tls13-intolerant-legacy-retry", [][]step{append(upToSTARTTLS(), tlsFails(tls13Intolerant), drain()), mta(tls13Intolerant)},
 			false, result.ProbeOK, "internal_error", true, true, 2, ""},
+		{"pq-intolerant-first-attempt", [][]step{mta(pqIntolerant)},
+			false, result.ProbeOK, "", false, false, 1, ""},
+		// P-256 only: a HelloRetryRequest, still the first attempt.
+		{"p256-only-hello-retry", [][]step{mta(&tls.Config{Certificates: []tls.Certificate{k.mx}, CurvePreferences: []tls.CurveID{tls.CurveP256}})},
+			false, result.ProbeOK, "", false, false, 1, ""},
+		// Hybrid groups only: neither attempt offers one (classicalCurves;
+		// the fallback stack has no TLS 1.3), so an OpenSSL 3.5 sender
+		// would get through where the scanner says tls-handshake-failed.
+		// No MTA is known to be configured so (see classicalCurves).
+		{"hybrid-only", [][]step{append(upToSTARTTLS(), tlsFails(&tls.Config{Certificates: []tls.Certificate{k.mx},
+			CurvePreferences: []tls.CurveID{tls.X25519MLKEM768}}), drain())},
+			false, result.ProbeHandshakeFailed, "handshake_failure", true, false, 2,
+			"TLS handshake: server sent alert handshake_failure (retry: TLS handshake: server sent alert handshake_failure)"},
 		{"no-common-suite", [][]step{append(upToSTARTTLS(), tlsFails(noSuite), drain())},
 			false, result.ProbeHandshakeFailed, "handshake_failure", true, false, 2, "TLS handshake: server sent alert handshake_failure (retry: TLS handshake: server sent alert handshake_failure)"},
 		{"garbage-after-220", [][]step{garbage},
 			false, result.ProbeHandshakeFailed, "", true, false, 2, "TLS handshake: server did not speak TLS"},
 		{"garbage-after-220-no-retry", [][]step{garbage},
 			true, result.ProbeHandshakeFailed, "", false, false, 1, "TLS handshake: server did not speak TLS"},
-		{"pq-intolerant-no-retry", [][]step{append(upToSTARTTLS(), tlsFails(pqIntolerant), drain())},
+		{"tls13-intolerant-no-retry", [][]step{append(upToSTARTTLS(), tlsFails(tls13Intolerant), drain())},
 			true, result.ProbeHandshakeFailed, "internal_error", false, false, 1, "TLS handshake: server sent alert internal_error"},
 	}
 	for _, tt := range tests {

@@ -59,8 +59,29 @@ func tlsConfig(sni string) *tls.Config {
 		InsecureSkipVerify: true, // verified by judgeChain after the handshake
 		MinVersion:         tls.VersionTLS10,
 		CipherSuites:       allSuites,
+		CurvePreferences:   classicalCurves,
 	}
 }
+
+// classicalCurves are the key exchange groups the first attempt offers:
+// Go's defaults without the post-quantum hybrids (X25519MLKEM768 and, from
+// Go 1.26, SecP256r1MLKEM768 and SecP384r1MLKEM1024), with a key share for
+// X25519 only, as before Go 1.24 (GODEBUG tlsmlkem=0).
+//
+// The scanner judges whether a receiver can take mail over TLS with a
+// certificate a sender can verify, and records neither the group nor
+// whether the session would resist a quantum adversary; the ML-KEM key
+// share cost about 260 µs of CPU per probe (BenchmarkProbeClientCPU), a
+// quarter of a domain's CPU (issue 10). What changes at receivers: one that picks a hybrid now gets
+// X25519 (or a P-curve after a HelloRetryRequest, as before); one that
+// accepts only hybrid groups fails the handshake (none is known among
+// MTAs: OpenSSL, GnuTLS and Go servers all accept X25519 by default); a
+// middlebox or server that chokes on the large post-quantum ClientHello
+// completes on this attempt instead of needing the fallback stack, so it
+// is no longer flagged tls-fallback-stack. Adding a hybrid to the list but
+// not its key share is worse: servers that prefer hybrids (OpenSSL 3.5,
+// Go) answer with a HelloRetryRequest and the hybrid is paid anyway.
+var classicalCurves = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
 
 // tlsInfo describes a completed handshake on either TLS stack: version,
 // cipher suite name and the presented chain (parsed by crypto/x509, leaf
