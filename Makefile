@@ -46,6 +46,25 @@ deps:
 	    status=$$?; [ -n "$$guard" ] && rm -f /usr/sbin/policy-rc.d; [ $$status = 0 ] || exit $$status; \
 	  else echo "warning: missing$$missing (not root: tests that need them are skipped outside CI)"; fi; \
 	fi
+	@# sendmail's makemap and sendmail -bt, and Exim's exim -be, for the
+	@# export policy tests. Their packages conflict with postfix (each is a
+	@# mail-transport-agent), so they are unpacked under .deps/mta, not
+	@# installed; their libraries are installed, and Exim's run-time user
+	@# Debian-exim is created as exim4-base would.
+	@if [ ! -x .deps/mta/usr/libexec/sendmail/makemap ] || [ ! -x .deps/mta/usr/sbin/exim4 ] || \
+	    [ ! -f .deps/mta/usr/share/sendmail/cf/m4/cf.m4 ] || ! command -v m4 >/dev/null 2>&1 || \
+	    ! getent passwd Debian-exim >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "unpacking sendmail-bin, sendmail-cf and exim4-daemon-light into .deps/mta"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq m4 libidn12 libwrap0 libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 >/dev/null && \
+	    { getent passwd Debian-exim >/dev/null || useradd --system --user-group --no-create-home \
+	        --home-dir /var/spool/exim4 --shell /usr/sbin/nologin Debian-exim; } && \
+	    rm -rf .deps/debs && mkdir -p .deps/debs .deps/mta && \
+	    (cd .deps/debs && apt-get download -qq sendmail-bin sendmail-cf exim4-daemon-light 2>/dev/null) && \
+	    for f in .deps/debs/*.deb; do dpkg-deb -x $$f .deps/mta || exit 1; done; \
+	  else echo "warning: sendmail/exim binaries missing under .deps/mta (not root: the sendmail and exim export tests are skipped outside CI)"; fi; \
+	fi
 
 vet:
 	$(GO) vet ./...

@@ -15,14 +15,25 @@ func newExportPolicyCmd() *cobra.Command {
 	var (
 		db, format, out                 string
 		verifiedPolicy, encryptedPolicy string
+		sendmailDANE                    string
 		staleAfter                      time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "policy --db FILE --format postfix [--out FILE]",
-		Short: "A static Postfix TLS policy map (smtp_tls_policy_maps) from the same mapping as serve's socketmap",
+		Use:   "policy --db FILE --format postfix|sendmail|exim [--out FILE]",
+		Short: "A static TLS policy map for Postfix, sendmail or Exim from the same mapping as serve's socketmap",
 		Long: `Write, for every domain the socketmap of tlsready serve would answer now,
-its Postfix TLS policy: "domain<TAB>policy" lines, usable as texthash:FILE or,
-after postmap, as lmdb:FILE (or hash:FILE). The mapping, --verified-policy,
+its TLS policy in the MTA's own form:
+
+  postfix   "domain<TAB>policy" lines (smtp_tls_policy_maps), usable as
+            texthash:FILE or, after postmap, as lmdb:FILE (or hash:FILE)
+  sendmail  an access map source: "TLS_Rcpt:domain<TAB>TEMP+VERIFY:128"
+            (dane-only, see --sendmail-dane; secure; verify) or
+            "TEMP+ENCR:128" (encrypt); build it with makemap
+  exim      an lsearch file: "domain: dane|secure|verify|encrypt", for the
+            smtp transport conditions in README
+
+A domain Postfix would send with "may" gets no sendmail or Exim entry
+(opportunistic TLS is their default). The mapping, --verified-policy,
 --encrypted-policy and --stale-after are serve's: a domain without a policy,
 or whose result is older than --stale-after, is left out (Postfix applies its
 default level). The map is what the database says when it is written: write
@@ -31,14 +42,18 @@ A-labels. No personal data: --out is created with mode 0644.
 
   tlsready export policy --db tlsready.db --format postfix --out /etc/postfix/tlsready_policy
   postmap lmdb:/etc/postfix/tlsready_policy
-  # main.cf: smtp_tls_policy_maps = lmdb:/etc/postfix/tlsready_policy`,
+  # main.cf: smtp_tls_policy_maps = lmdb:/etc/postfix/tlsready_policy
+  tlsready export policy --db tlsready.db --format sendmail --out /etc/mail/tlsready_access
+  tlsready export policy --db tlsready.db --format exim --out /etc/exim4/tlsready_policy`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case db == "":
 				return usageErr("--db is required")
-			case format != "postfix":
-				return usageErr("--format %q: the formats are: postfix", format)
+			case format != gateway.FormatPostfix && format != gateway.FormatSendmail && format != gateway.FormatExim:
+				return usageErr("--format %q: the formats are: postfix, sendmail, exim", format)
+			case sendmailDANE != "encrypt" && sendmailDANE != "verify":
+				return usageErr("--sendmail-dane must be encrypt or verify")
 			case staleAfter <= 0:
 				return usageErr("--stale-after must be positive")
 			case verifiedPolicy != gateway.PolicyVerify && verifiedPolicy != gateway.PolicyMay:
@@ -60,14 +75,21 @@ A-labels. No personal data: --out is created with mode 0644.
 				return err
 			}
 			now := time.Now().UTC()
+			opts := gateway.MapOptions{SendmailDANEVerify: sendmailDANE == "verify"}
 			header := []string{
-				fmt.Sprintf("Postfix smtp_tls_policy_maps written by tlsready %s export policy at %s", version, now.Format(time.RFC3339)),
+				fmt.Sprintf("%s written by tlsready %s export policy at %s", formatTitle[format], version, now.Format(time.RFC3339)),
 				fmt.Sprintf("from %s (--verified-policy %s, --encrypted-policy %s, --stale-after %s);", store.RedactURL(db), verifiedPolicy, encryptedPolicy, staleAfter),
 				"the socketmap of tlsready serve answers the same now. Write it again after every scan.",
 			}
+			switch format {
+			case gateway.FormatSendmail:
+				header = append(header, fmt.Sprintf(formatMapping[format], gateway.SendmailAccess(gateway.PolicyDANEOnly, opts)))
+			case gateway.FormatExim:
+				header = append(header, formatMapping[format])
+			}
 			var n int
 			write := func(w io.Writer) (err error) {
-				n, err = srv.WritePostfixMap(w, header)
+				n, err = srv.WriteMap(w, format, header, opts)
 				return err
 			}
 			if out == "" || out == "-" {
@@ -82,10 +104,25 @@ A-labels. No personal data: --out is created with mode 0644.
 	}
 	f := cmd.Flags()
 	f.StringVar(&db, "db", "", "database: SQLite file or postgres:// URL (opened read-only)")
-	f.StringVar(&format, "format", "postfix", "map format: postfix (texthash/lmdb source)")
+	f.StringVar(&format, "format", "postfix", "map format: postfix (texthash/lmdb source), sendmail (access map source for makemap) or exim (lsearch file)")
+	f.StringVar(&sendmailDANE, "sendmail-dane", "encrypt", "sendmail entry for dane domains: encrypt (TEMP+ENCR:128) or verify (TEMP+VERIFY:128, only for a sendmail built with DANE and run with O DANE=true)")
 	f.StringVar(&out, "out", "", "output file, created 0644 (default: standard output)")
 	f.DurationVar(&staleAfter, "stale-after", gateway.DefaultStaleAfter, "results older than this are left out (as serve's socketmap answers not found)")
 	f.StringVar(&verifiedPolicy, "verified-policy", gateway.PolicyVerify, `Postfix policy for "verified" domains: verify or may (as serve)`)
 	f.StringVar(&encryptedPolicy, "encrypted-policy", gateway.PolicyEncrypt, `Postfix policy for "encrypted" domains: encrypt or may (as serve)`)
 	return cmd
+}
+
+// formatTitle names each map in its header.
+var formatTitle = map[string]string{
+	gateway.FormatPostfix:  "Postfix smtp_tls_policy_maps",
+	gateway.FormatSendmail: "sendmail access map (TLS_Rcpt, build with makemap)",
+	gateway.FormatExim:     "Exim lsearch TLS policy file",
+}
+
+// formatMapping says, in the header, how the socketmap's Postfix policies
+// became this format's entries.
+var formatMapping = map[string]string{
+	gateway.FormatSendmail: "Mapping: dane-only -> %s, secure and verify -> TEMP+VERIFY:128, encrypt -> TEMP+ENCR:128, may -> none.",
+	gateway.FormatExim:     "Mapping: dane-only -> dane, secure -> secure, verify -> verify, encrypt -> encrypt, may -> none.",
 }

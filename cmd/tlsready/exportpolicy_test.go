@@ -129,7 +129,8 @@ func TestExportPolicyPostfix(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"export", "policy", "--db", db, "--format", "exim"},
+		{"export", "policy", "--db", db, "--format", "qmail"},
+		{"export", "policy", "--db", db, "--format", "sendmail", "--sendmail-dane", "dane"},
 		{"export", "policy", "--db", db, "--verified-policy", "encrypt"},
 		{"export", "policy", "--db", filepath.Join(dir, "missing.db")},
 	} {
