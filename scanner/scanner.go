@@ -24,8 +24,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/projectdiscovery/ratelimit"
-
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
@@ -72,7 +70,7 @@ var (
 type Scanner struct {
 	cfg     Config
 	log     *slog.Logger
-	limiter *ratelimit.Limiter
+	limiter *windowLimiter
 	stop    context.CancelFunc
 
 	hosts  sync.Map // host name -> *hostEntry
@@ -92,7 +90,7 @@ type Scanner struct {
 	fatal         atomic.Pointer[error]
 }
 
-// New validates cfg and returns a Scanner. Close it to stop its rate limiter.
+// New validates cfg and returns a Scanner. Close it when the run is over.
 func New(cfg Config) (*Scanner, error) {
 	if cfg.Resolver == nil {
 		return nil, errors.New("scanner: Config.Resolver is required")
@@ -154,22 +152,22 @@ func New(cfg Config) (*Scanner, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Scanner{cfg: cfg, log: cfg.Logger, stop: cancel}
-	// A leaky bucket spaces connections evenly (burst 1), so the rate holds
-	// in every one-second window, not only per refill period.
-	s.limiter = ratelimit.NewLeakyBucket(ctx, 1, time.Second/time.Duration(cfg.Rate))
+	// At most Rate connections in every one-second window, started
+	// together when they can be (windowLimiter says why).
+	s.limiter = newWindowLimiter(cfg.Rate)
 	inner := cfg.Probe.Dialer
 	if inner == nil {
 		inner = &net.Dialer{}
 	}
 	s.cfg.Probe.Dialer = healthDialer{inner: inner, s: s}
 	s.cfg.Probe.OnConnect = func() {
-		s.limiter.Take()
+		_ = s.limiter.wait(ctx) // ends early only once Close was called
 		s.connections.Add(1)
 	}
 	return s, nil
 }
 
-// Close releases the rate limiter.
+// Close ends the rate limiter's waits.
 func (s *Scanner) Close() { s.stop() }
 
 // Stats are a scanner's counters.

@@ -504,9 +504,10 @@ func TestPoliteness(t *testing.T) {
 		t.Fatalf("%d results", len(got))
 	}
 	c := l.world.Counters()
-	// The limiter spaces connections 1/rate apart; the servers count accepts
-	// in any sliding second, so allow one for the window's edge and one for
-	// scheduling jitter between the limiter and the accept on a loaded machine.
+	// The limiter starts at most rate connections in any 1.05 s (in bursts,
+	// windowLimiter); the servers count accepts in any sliding second, so
+	// allow two for scheduling jitter between the limiter and the accept on
+	// a loaded machine.
 	if c.PeakConnRate > rate+2 {
 		t.Errorf("peak %d connections in one second, limit %d/s", c.PeakConnRate, rate)
 	}
