@@ -50,32 +50,44 @@ const (
 	DefaultMaxConns        = 512
 	DefaultRefreshInterval = time.Second
 	DefaultIdleTimeout     = 60 * time.Second // socketmap connections; Postfix closes its own after ~10 s
-	maxOverlay             = 10000            // live results kept beside the snapshot
+	// DefaultCacheFileInterval: the cache file is rewritten at most this
+	// often (a million domains take about a second to write).
+	DefaultCacheFileInterval = time.Minute
+	storeOpenTimeout         = 10 * time.Second // one OpenStore attempt
+	maxOverlay               = 10000            // live results kept beside the snapshot
 )
 
 // Config configures a Server. Zero values take the documented defaults.
 type Config struct {
-	Store           *store.Store     // required; read-only is enough unless Live is set
-	Live            Checker          // nil: live checks disabled (?live=1 answers 403)
-	StaleAfter      time.Duration    // 0: DefaultStaleAfter
-	VerifiedPolicy  string           // Postfix level for "verified": "verify" (default) or "may"
-	EncryptedPolicy string           // Postfix level for "encrypted": "encrypt" (default) or "may"
-	Token           []byte           // nil: no authentication; else every HTTP request needs "Authorization: Bearer <Token>"
-	LiveTimeout     time.Duration    // 0: DefaultLiveTimeout
-	LiveRate        float64          // live checks per second (burst: one second's worth, at least 1); 0: DefaultLiveRate
-	MaxBatch        int              // most domains plus recipients in one POST /v1/lookup; 0: DefaultMaxBatch
-	MaxConns        int              // open connections per listener; 0: DefaultMaxConns
-	RefreshInterval time.Duration    // how often DataVersion is polled; 0: DefaultRefreshInterval
-	IdleTimeout     time.Duration    // idle socketmap and HTTP keep-alive connections; 0: DefaultIdleTimeout
-	Logger          *slog.Logger     // nil: discard; debug level only, never addresses
-	Now             func() time.Time // nil: time.Now
+	Store *store.Store // the store; read-only is enough unless Live is set. Nil: OpenStore opens it
+	// OpenStore opens the store when Store is nil: Refresh calls it until
+	// it succeeds (a node started while its database is unreachable).
+	OpenStore func(context.Context) (*store.Store, error)
+	// CacheFile: when set, the cache is written there (WriteCacheFile)
+	// after refreshes that changed it, at most every CacheFileInterval,
+	// and LoadCacheFile reads it back at a start without the store.
+	CacheFile         string
+	CacheFileInterval time.Duration    // 0: DefaultCacheFileInterval
+	Live              Checker          // nil: live checks disabled (?live=1 answers 403)
+	StaleAfter        time.Duration    // 0: DefaultStaleAfter
+	VerifiedPolicy    string           // Postfix level for "verified": "verify" (default) or "may"
+	EncryptedPolicy   string           // Postfix level for "encrypted": "encrypt" (default) or "may"
+	Token             []byte           // nil: no authentication; else every HTTP request needs "Authorization: Bearer <Token>"
+	LiveTimeout       time.Duration    // 0: DefaultLiveTimeout
+	LiveRate          float64          // live checks per second (burst: one second's worth, at least 1); 0: DefaultLiveRate
+	MaxBatch          int              // most domains plus recipients in one POST /v1/lookup; 0: DefaultMaxBatch
+	MaxConns          int              // open connections per listener; 0: DefaultMaxConns
+	RefreshInterval   time.Duration    // how often DataVersion is polled; 0: DefaultRefreshInterval
+	IdleTimeout       time.Duration    // idle socketmap and HTTP keep-alive connections; 0: DefaultIdleTimeout
+	Logger            *slog.Logger     // nil: discard; debug level only, never addresses
+	Now               func() time.Time // nil: time.Now
 }
 
 // Validate reports what is wrong with the configuration (after defaults).
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Store == nil {
-		errs = append(errs, errors.New("gateway: Config.Store is required"))
+	if c.Store == nil && c.OpenStore == nil {
+		errs = append(errs, errors.New("gateway: Config.Store or Config.OpenStore is required"))
 	}
 	if c.VerifiedPolicy != PolicyVerify && c.VerifiedPolicy != PolicyMay {
 		errs = append(errs, fmt.Errorf("gateway: verified policy %q: want %q or %q", c.VerifiedPolicy, PolicyVerify, PolicyMay))
@@ -84,7 +96,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("gateway: encrypted policy %q: want %q or %q", c.EncryptedPolicy, PolicyEncrypt, PolicyMay))
 	}
 	if c.StaleAfter < 0 || c.LiveTimeout < 0 || c.LiveRate < 0 || c.MaxBatch < 0 || c.MaxConns < 0 ||
-		c.RefreshInterval < 0 || c.IdleTimeout < 0 {
+		c.RefreshInterval < 0 || c.IdleTimeout < 0 || c.CacheFileInterval < 0 {
 		errs = append(errs, errors.New("gateway: negative durations, rates or limits"))
 	}
 	return errors.Join(errs...)
@@ -118,6 +130,9 @@ func (c *Config) setDefaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.CacheFileInterval == 0 {
+		c.CacheFileInterval = DefaultCacheFileInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -133,6 +148,10 @@ type Server struct {
 	log *slog.Logger
 
 	snap atomic.Pointer[snapshot] // nil until the first load
+	st   atomic.Pointer[store.Store]
+
+	cacheWritten int64     // data version last written to CacheFile (Watch's goroutine only)
+	cacheWriteAt time.Time // when
 
 	ovMu    sync.Mutex
 	overlay map[string]overlayEntry // live results not (yet) in the snapshot
@@ -182,6 +201,9 @@ func New(cfg Config) (*Server, error) {
 		reg:      prometheus.NewRegistry(),
 		mergeMin: defaultMergeMin,
 	}
+	if cfg.Store != nil {
+		s.st.Store(cfg.Store)
+	}
 	s.m = newMetrics(s)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
@@ -214,12 +236,20 @@ func (s *Server) Refresh(ctx context.Context) (reloaded bool, err error) {
 			s.failedSince.Add(1)
 		}
 	}()
-	v, err := s.cfg.Store.DataVersion(ctx)
+	st, err := s.openStore(ctx)
+	if err != nil {
+		s.m.reloads.WithLabelValues("error").Inc()
+		return false, err
+	}
+	v, err := st.DataVersion(ctx)
 	if err != nil {
 		s.m.reloads.WithLabelValues("error").Inc()
 		return false, err
 	}
 	cur := s.snap.Load()
+	if cur != nil && cur.fromFile {
+		cur = nil // loaded from the cache file: only a full load is right
+	}
 	if cur != nil && cur.version == v {
 		return false, nil
 	}
@@ -255,6 +285,26 @@ func (s *Server) Refresh(ctx context.Context) (reloaded bool, err error) {
 	return true, nil
 }
 
+// store returns the store, nil while it has not been opened (OpenStore).
+func (s *Server) store() *store.Store { return s.st.Load() }
+
+// openStore returns the store, opening it with Config.OpenStore (bounded
+// by storeOpenTimeout) when it is not open yet.
+func (s *Server) openStore(ctx context.Context) (*store.Store, error) {
+	if st := s.st.Load(); st != nil {
+		return st, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
+	defer cancel()
+	st, err := s.cfg.OpenStore(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: open store: %w", err)
+	}
+	s.st.Store(st)
+	s.log.Info("gateway: store opened")
+	return st, nil
+}
+
 // CacheStatus says how old the cache's data is (GET /healthz).
 type CacheStatus struct {
 	Ready bool // the first load completed
@@ -270,12 +320,18 @@ type CacheStatus struct {
 	RefreshFailed bool
 	Failures      int64     // refreshes failed since the last success
 	FailedAt      time.Time // the last failure; zero if none
+	// FromCacheFile: the answers come from the cache file (LoadCacheFile),
+	// not yet from the store.
+	FromCacheFile bool
 }
 
 // Status returns the cache's CacheStatus now.
 func (s *Server) Status() CacheStatus {
 	now := s.cfg.Now()
 	st := CacheStatus{Ready: s.Ready(), Failures: s.failedSince.Load()}
+	if sn := s.snap.Load(); sn != nil {
+		st.FromCacheFile = sn.fromFile
+	}
 	st.RefreshFailed = st.Failures > 0
 	if ns := s.syncedAt.Load(); ns != 0 {
 		st.SyncedAt = time.Unix(0, ns).UTC()
@@ -309,6 +365,9 @@ func (s *Server) Watch(ctx context.Context) error {
 				s.log.Warn("gateway: cache refresh failed", "err", err)
 			case reloaded:
 				next = start.Add(5 * time.Since(start))
+			}
+			if err == nil {
+				s.maybeWriteCacheFile()
 			}
 		}
 		select {
@@ -428,7 +487,12 @@ func (s *Server) lookupFrom(ctx context.Context, d string, src int) (rec record,
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeLookupTimeout)
 	defer cancel()
-	r, err := s.cfg.Store.Lookup(ctx, d)
+	st := s.store()
+	if st == nil {
+		s.m.storeErrors.Inc()
+		return record{}, false, false, fmt.Errorf("%w: the store is not open", ErrStore)
+	}
+	r, err := st.Lookup(ctx, d)
 	if errors.Is(err, store.ErrNotFound) {
 		s.countLookup(srcStore, record{}, false)
 		return record{}, false, false, nil

@@ -110,7 +110,7 @@ func TestHealthDataAge(t *testing.T) {
 	}
 	t.Cleanup(func() { st2.Close() })
 	s.reloadMu.Lock()
-	s.cfg.Store = st2
+	s.st.Store(st2)
 	s.reloadMu.Unlock()
 	advance(time.Second)
 	if _, err := s.Refresh(t.Context()); err != nil {
@@ -125,7 +125,8 @@ func TestHealthDataAge(t *testing.T) {
 }
 
 // TestHealthLoadingAge: before the first load health is 503 "loading"; a
-// failed first load says so too.
+// failed first load (no data from the store, no cache file) is 503 "no
+// data".
 func TestHealthLoadingAge(t *testing.T) {
 	t.Parallel()
 	st := openTestStore(t)
@@ -140,7 +141,7 @@ func TestHealthLoadingAge(t *testing.T) {
 	}
 	code, _, body := httpDo(t, "GET", base+"/healthz", "", "")
 	h := decode[Health](t, body)
-	if code != 503 || h.Status != "loading" || !h.RefreshFailed || h.RefreshFailures != 1 || !h.SyncedAt.IsZero() || h.AgeSeconds != 0 {
+	if code != 503 || h.Status != "no data" || !h.RefreshFailed || h.RefreshFailures != 1 || !h.SyncedAt.IsZero() || h.AgeSeconds != 0 {
 		t.Errorf("healthz: %d %s", code, body)
 	}
 }

@@ -349,8 +349,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 // Health is the body of GET /healthz.
 type Health struct {
 	// Status: "ok"; "degraded" when the last refresh failed (the store is
-	// unreachable: answers come from memory, still 200); "loading" (503)
-	// before the first cache load.
+	// unreachable: answers come from memory, still 200) or the answers
+	// come from the cache file; "loading" (503) before the first cache
+	// load; "no data" (503) when neither the store nor a cache file gave
+	// any (the socketmap answers not found).
 	Status      string    `json:"status"`
 	Domains     int       `json:"domains"`
 	DataVersion int64     `json:"data_version"`
@@ -367,6 +369,9 @@ type Health struct {
 	RefreshFailures int64     `json:"refresh_failures"`
 	LastFailure     time.Time `json:"last_refresh_failure,omitzero"`
 	Live            bool      `json:"live"`
+	// FromCacheFile: the answers come from the cache file written before
+	// this start (synced_at is the file's), not yet from the store.
+	FromCacheFile bool `json:"from_cache_file"`
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -374,12 +379,16 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	t := s.snap.Load()
 	h := Health{Status: "ok", SyncedAt: st.SyncedAt, AgeSeconds: st.Age.Seconds(),
 		RefreshFailed: st.RefreshFailed, RefreshFailures: st.Failures, LastFailure: st.FailedAt, Live: s.cfg.Live != nil}
+	h.FromCacheFile = st.FromCacheFile
 	if t == nil {
 		h.Status = "loading"
+		if st.RefreshFailed {
+			h.Status = "no data" // no store and no cache file: the socketmap answers not found
+		}
 		writeJSON(w, http.StatusServiceUnavailable, h)
 		return
 	}
-	if st.RefreshFailed {
+	if st.RefreshFailed || st.FromCacheFile {
 		h.Status = "degraded"
 	}
 	h.Domains, h.DataVersion, h.LoadedAt = t.len(), t.version, t.loadedAt

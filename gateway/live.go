@@ -94,7 +94,10 @@ func (s *Server) runFlight(ctx context.Context, d string, f *flight) {
 	}
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LiveTimeout)
 	defer cancelSave()
-	serr := s.cfg.Store.SaveResults(saveCtx, []result.Result{r})
+	serr := errors.New("the store is not open")
+	if st := s.store(); st != nil {
+		serr = st.SaveResults(saveCtx, []result.Result{r})
+	}
 	if serr != nil {
 		s.log.Warn("gateway: live check result not saved", "domain", d, "err", serr)
 	}

@@ -27,6 +27,7 @@ type snapshot struct {
 	loadTook time.Duration // how long the last full load took
 	newest   int64         // newest ScannedAt (Unix nanoseconds), 0 when empty
 	count    int           // distinct domains
+	fromFile bool          // read from the cache file, not the store: version is the file's
 }
 
 func (sn *snapshot) len() int {
@@ -74,7 +75,7 @@ const defaultMergeMin = 4096
 func (s *Server) loadFull(ctx context.Context) (_ *snapshot, skipped int, _ error) {
 	start := time.Now()
 	b := newBuilder(s.snap.Load().len() + 1024)
-	v, err := readItems(ctx, s.cfg.Store, 0, runtime.GOMAXPROCS(0), func(ib *itemBatch) {
+	v, err := readItems(ctx, s.store(), 0, runtime.GOMAXPROCS(0), func(ib *itemBatch) {
 		skipped += ib.skipped
 		for i := range ib.items {
 			if it := &ib.items[i]; it.verdict == tombstone {
@@ -101,7 +102,7 @@ func (s *Server) loadFull(ctx context.Context) (_ *snapshot, skipped int, _ erro
 func (s *Server) loadChanges(ctx context.Context, cur *snapshot) (_ *snapshot, skipped int, _ error) {
 	b := builderFrom(cur.delta, 256)
 	base := cur.base
-	v, err := readItems(ctx, s.cfg.Store, cur.version, 0, func(ib *itemBatch) {
+	v, err := readItems(ctx, s.store(), cur.version, 0, func(ib *itemBatch) {
 		skipped += ib.skipped
 		for i := range ib.items {
 			it := &ib.items[i]

@@ -10,14 +10,15 @@ import (
 // metrics are the Prometheus series of one Server (its own registry: no
 // package-level state). Labels never carry domains or addresses.
 type metrics struct {
-	httpRequests *prometheus.CounterVec   // endpoint, code
-	httpDuration *prometheus.HistogramVec // endpoint
-	smRequests   *prometheus.CounterVec   // status
-	smDuration   prometheus.Observer
-	lookups      *prometheus.CounterVec // source (cache|batch|socketmap|live|store), outcome (hit|no-policy|stale|miss)
-	answers      *prometheus.CounterVec // source (http|socketmap), policy (dane-only|secure|verify|encrypt|may|none)
-	reloads      *prometheus.CounterVec // result
-	live         *prometheus.CounterVec // outcome
+	httpRequests    *prometheus.CounterVec   // endpoint, code
+	httpDuration    *prometheus.HistogramVec // endpoint
+	smRequests      *prometheus.CounterVec   // status
+	smDuration      prometheus.Observer
+	lookups         *prometheus.CounterVec // source (cache|batch|socketmap|live|store), outcome (hit|no-policy|stale|miss)
+	answers         *prometheus.CounterVec // source (http|socketmap), policy (dane-only|secure|verify|encrypt|may|none)
+	reloads         *prometheus.CounterVec // result
+	live            *prometheus.CounterVec // outcome
+	cacheFileWrites *prometheus.CounterVec // result (ok|error)
 
 	smOK, smNotFound, smTemp, smPerm prometheus.Counter
 	storeErrors                      prometheus.Counter
@@ -76,11 +77,14 @@ func newMetrics(s *Server) metrics {
 			Name: ns + "answers_total", Help: "Answers by source (http: GET and batch items; socketmap: OK and NOTFOUND replies) and Postfix policy level (dane-only, secure, verify, encrypt, may; none: no policy, the socketmap's NOTFOUND).",
 		}, []string{"source", "policy"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: ns + "cache_reloads_total", Help: "Cache refreshes from the store by result: full (every result read), incremental (only the changed ones), error.",
+			Name: ns + "cache_reloads_total", Help: "Cache refreshes from the store by result: full (every result read), incremental (only the changed ones), error; cache-file: loaded from the cache file at a start without the store.",
 		}, []string{"result"}),
 		live: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ns + "live_checks_total", Help: "On-demand live checks by outcome.",
 		}, []string{"outcome"}),
+		cacheFileWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ns + "cache_file_writes_total", Help: "Writes of the cache file (--cache-file) by result: ok, error.",
+		}, []string{"result"}),
 	}
 	smDur := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: ns + "socketmap_request_duration_seconds", Help: "Socketmap request latency (request read to reply buffered).", Buckets: latencyBuckets,
@@ -146,7 +150,14 @@ func newMetrics(s *Server) metrics {
 			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_refresh_consecutive_failures", Help: "Refreshes failed since the last successful one."},
 			func() float64 { return float64(s.failedSince.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_ready", Help: "1 once the first cache load completed."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_from_file", Help: "1 while the answers come from the cache file (a start without the store), not yet from the store; /healthz says degraded."},
+			func() float64 {
+				if s.Status().FromCacheFile {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_ready", Help: "1 once the first cache load (from the store or the cache file) completed."},
 			func() float64 {
 				if s.Ready() {
 					return 1
@@ -154,7 +165,7 @@ func newMetrics(s *Server) metrics {
 				return 0
 			}),
 	}
-	s.reg.MustRegister(m.httpRequests, m.httpDuration, m.smRequests, smDur, m.lookups, m.answers, m.reloads, m.live, storeErrors)
+	s.reg.MustRegister(m.httpRequests, m.httpDuration, m.smRequests, smDur, m.lookups, m.answers, m.reloads, m.live, m.cacheFileWrites, storeErrors)
 	s.reg.MustRegister(gauges...)
 	return m
 }

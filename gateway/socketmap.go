@@ -109,7 +109,7 @@ const (
 
 // socketmapReply answers one request payload "<name> <key>" with a status
 // and data. It reads memory only (before the first cache load completes: one
-// bounded store read); it never scans.
+// bounded store read, and NOTFOUND when that fails); it never scans.
 func (s *Server) socketmapReply(req []byte) (status, data string) {
 	sp := -1
 	for i, c := range req {
@@ -136,8 +136,12 @@ func (s *Server) socketmapReply(req []byte) (status, data string) {
 	// From the store (before the first load), lookupFrom counted it as such.
 	rec, ok, fromMemory, err := s.lookupFrom(context.Background(), d, srcSocketmap)
 	if err != nil {
-		s.m.smTemp.Inc()
-		return smTemp, "lookup failed, try again later"
+		// No data (the store did not answer before any cache load, or is
+		// not open): not found, so Postfix applies its default level. A
+		// TEMP would defer every citizen's mail for as long as the
+		// database is out; the default level is what mail had before
+		// tlsready.
+		return s.smNotFound()
 	}
 	if !ok {
 		if fromMemory {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tlsready/tlsready/gateway"
+	"github.com/tlsready/tlsready/store"
 )
 
 type serveOptions struct {
@@ -37,6 +43,7 @@ type serveOptions struct {
 	maxConns        int
 	verbose         bool
 	logFormat       string
+	cacheFile       string
 }
 
 func newServeCmd() *cobra.Command {
@@ -94,6 +101,7 @@ wrong method answers 405 with Allow. SIGTERM or SIGINT shuts down gracefully
 	fs.IntVar(&o.maxConns, "max-conns", gateway.DefaultMaxConns, "open connections per listener")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging (domains only, never addresses)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.cacheFile, "cache-file", "", `local copy of the cache (mode 0600), answered from when serve starts while the database is unreachable; default: for a postgres:// URL, serve-<hash of the URL>.cache in $CACHE_DIRECTORY or the user's cache directory ("none": off), for SQLite none`)
 	return cmd
 }
 
@@ -213,17 +221,63 @@ func readToken(path string) ([]byte, error) {
 }
 
 func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gateway.Config) error {
-	st, err := openExisting(ctx, o.db, !o.live)
+	log := cfg.Logger
+	cacheFile, err := serveCacheFile(o.cacheFile, o.db)
 	if err != nil {
-		return err
+		return usageErr("--cache-file: %v", err)
 	}
-	defer st.Close()
-	cfg.Store = st
+	cfg.CacheFile = cacheFile
+	var (
+		stMu   sync.Mutex
+		opened *store.Store
+	)
+	defer func() {
+		stMu.Lock()
+		defer stMu.Unlock()
+		if opened != nil {
+			opened.Close()
+		}
+	}()
+	st, err := openExisting(ctx, o.db, !o.live)
+	var usage *exitError
+	switch {
+	case errors.As(err, &usage):
+		// Not a tlsready database, or no such SQLite file: a mistake to
+		// report, not an outage to wait out.
+		return err
+	case err != nil:
+		// The database is unreachable: start anyway, from the cache file
+		// if there is one, and keep trying to open it (Watch).
+		log.Warn("database unreachable at start: answering from the cache file if any, retrying in the background",
+			"db", store.RedactURL(o.db), "err", err)
+		cfg.OpenStore = func(ctx context.Context) (*store.Store, error) {
+			st, err := openExisting(ctx, o.db, !o.live)
+			if err == nil {
+				stMu.Lock()
+				opened = st
+				stMu.Unlock()
+			}
+			return st, err
+		}
+	default:
+		opened = st
+		cfg.Store = st
+	}
 	srv, err := gateway.New(cfg)
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	log := cfg.Logger
+	if cfg.Store == nil {
+		switch info, err := srv.LoadCacheFile(cacheFile); {
+		case cacheFile == "":
+			log.Warn("no cache file: no data until the database answers (the socketmap answers not found)")
+		case err != nil:
+			log.Warn("cache file not loaded: no data until the database answers (the socketmap answers not found)", "path", cacheFile, "err", err)
+		default:
+			log.Info("gateway cache loaded from the cache file", "path", cacheFile, "domains", info.Records,
+				"synced_at", info.SyncedAt.Format(time.RFC3339), "age", time.Since(info.SyncedAt).Round(time.Second).String())
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
@@ -248,4 +302,37 @@ func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gate
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// serveCacheFile resolves --cache-file: "none" is off; "" is the default,
+// off for an SQLite file (a copy on the same disk adds nothing when the
+// file cannot be read) and, for a postgres:// URL,
+// serve-<hash of the URL without its password>.cache in $CACHE_DIRECTORY
+// (systemd's CacheDirectory=) or else the user's cache directory
+// (os.UserCacheDir()/tlsready), created 0700.
+func serveCacheFile(flag, db string) (string, error) {
+	switch {
+	case flag == "none":
+		return "", nil
+	case flag != "":
+		return flag, nil
+	case !store.IsPostgresURL(db):
+		return "", nil
+	}
+	dir := os.Getenv("CACHE_DIRECTORY")
+	if i := strings.IndexByte(dir, ':'); i >= 0 { // several directories: the first
+		dir = dir[:i]
+	}
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("no cache directory for the default (%v): pass --cache-file PATH or none", err)
+		}
+		dir = filepath.Join(base, "tlsready")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+	}
+	sum := sha256.Sum256([]byte(store.RedactURL(db)))
+	return filepath.Join(dir, "serve-"+hex.EncodeToString(sum[:6])+".cache"), nil
 }

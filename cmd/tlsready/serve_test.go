@@ -74,6 +74,13 @@ var listeningRE = regexp.MustCompile(`msg=listening protocol=(\w+) addr=(\S+)`)
 
 func startServeChild(t *testing.T, args ...string) *serveChild {
 	t.Helper()
+	return startServeChildUntil(t, "gateway cache loaded", args...)
+}
+
+// startServeChildUntil is startServeChild waiting, besides the listeners,
+// for a log line containing ready ("" for none).
+func startServeChildUntil(t *testing.T, ready string, args ...string) *serveChild {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +116,7 @@ func startServeChild(t *testing.T, args ...string) *serveChild {
 		}
 	}()
 	timeout := time.After(60 * time.Second)
-	for loaded := false; c.http == "" || c.sm == "" || !loaded; {
+	for loaded := ready == ""; c.http == "" || c.sm == "" || !loaded; {
 		select {
 		case line, ok := <-lines:
 			if !ok {
@@ -122,7 +129,7 @@ func startServeChild(t *testing.T, args ...string) *serveChild {
 					c.sm = m[2]
 				}
 			}
-			if strings.Contains(line, "gateway cache loaded") {
+			if ready != "" && strings.Contains(line, ready) {
 				loaded = true
 			}
 		case <-timeout:

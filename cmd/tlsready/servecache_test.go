@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlsready/tlsready/gateway"
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+	"github.com/tlsready/tlsready/store/pgtest"
+)
+
+// TestPostgresServeStartsDuringOutage: a node restarted while PostgreSQL
+// is down still answers. serve on a real PostgreSQL writes its cache file
+// (0600); PostgreSQL is stopped; a new serve started with that file
+// answers Postfix's postmap -q (socketmap) exactly as before for every
+// demo domain, /healthz says "degraded" with the file's synced_at and
+// /metrics that the answers come from the file; a serve without a cache
+// file starts too, says "no data" and answers not found (never TEMP).
+// PostgreSQL starts again: both switch to live data (a change made after
+// the restart reaches them) and health is "ok".
+func TestPostgresServeStartsDuringOutage(t *testing.T) {
+	postmap := "/usr/sbin/postmap"
+	if _, err := os.Stat(postmap); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("postmap not found (install Debian's postfix package)")
+		}
+		t.Skip("postmap not found; install Debian's postfix package to run this test")
+	}
+	cluster := pgtest.Start(t)
+	world, input, expected := demoWorld(t)
+	db := cluster.NewDatabase(t)
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
+		t.Fatalf("scan exit %d: %s", code, stderr)
+	}
+	confDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(confDir, "main.cf"), []byte("compatibility_level = 3.6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cacheFile := filepath.Join(t.TempDir(), "serve.cache")
+	first := startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0", "--cache-file", cacheFile)
+	want := map[string]string{"example.test": ""} // not scanned: not found
+	for d := range expected {
+		want[d], _ = postmapQuery(t, postmap, confDir, first.sm, d)
+	}
+	// The file is written after the first refresh.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if fi, err := os.Stat(cacheFile); err == nil {
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("cache file mode %04o, want 0600", fi.Mode().Perm())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no cache file 30 s after serve started")
+		}
+		time.Sleep(50 * time.Millisecond) // a child process: no event to wait on
+	}
+	first.cmd.Process.Signal(syscall.SIGTERM)
+	<-first.exitCode
+	if err := cluster.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+
+	node := startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0", "--cache-file", cacheFile)
+	bare := startServeChildUntil(t, "no cache file", "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0", "--cache-file", "none")
+	health := func(c *serveChild) (int, gateway.Health) {
+		t.Helper()
+		code, body := httpGetBody(t, "http://"+c.http+"/healthz")
+		var h gateway.Health
+		if err := json.Unmarshal([]byte(body), &h); err != nil {
+			t.Fatalf("/healthz: %s", body)
+		}
+		return code, h
+	}
+	for d, w := range want {
+		if got, found := postmapQuery(t, postmap, confDir, node.sm, d); got != w || found != (w != "") {
+			t.Errorf("from the cache file, postmap -q %s: %q, want %q", d, got, w)
+		}
+		if got, found := postmapQuery(t, postmap, confDir, bare.sm, d); found {
+			t.Errorf("without data, postmap -q %s: %q, want not found", d, got)
+		}
+		if reply, err := socketmapGet(bare.sm, d); err != nil || reply != "NOTFOUND " {
+			t.Errorf("without data, socketmap %s: %q %v", d, reply, err)
+		}
+	}
+	if code, h := health(node); code != 200 || h.Status != "degraded" || !h.FromCacheFile || h.SyncedAt.IsZero() || h.Domains != len(expected) {
+		t.Errorf("/healthz from the cache file: %d %+v", code, h)
+	}
+	if _, m := httpGetBody(t, "http://"+node.http+"/metrics"); !strings.Contains(m, "\ntlsready_gateway_cache_from_file 1\n") {
+		t.Error("/metrics from the cache file: no tlsready_gateway_cache_from_file 1")
+	}
+	if code, h := health(bare); code != 503 || h.Status != "no data" || h.Domains != 0 {
+		t.Errorf("/healthz without data: %d %+v", code, h)
+	}
+
+	if err := cluster.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+	var domain string
+	for d, v := range expected {
+		if v != result.DANE && v != result.MTASTS {
+			domain = d
+			break
+		}
+	}
+	st, err := store.Open(t.Context(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := st.Lookup(t.Context(), domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Verdict, r.ScannedAt = result.DANE, time.Now()
+	if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*serveChild{node, bare} {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			got, _ := postmapQuery(t, postmap, confDir, c.sm, domain)
+			code, h := health(c)
+			if got == "dane-only" && code == 200 && h.Status == "ok" && !h.FromCacheFile {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s 60 s after PostgreSQL started: %s answers %q, /healthz %d %+v", c.sm, domain, got, code, h)
+			}
+			time.Sleep(100 * time.Millisecond) // a child process: no event to wait on
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
+)
+
+// TestCacheFileStartWithoutStore: a server on a real SQLite store writes
+// its cache file (0600) after a refresh; a second server whose store cannot
+// be opened loads the file and answers every domain exactly as the first
+// (HTTP answers and socketmap replies), /healthz says "degraded" with the
+// file's synced_at, /metrics that the answers come from the file; once the
+// store opens, a refresh replaces the file's data with the store's (a
+// change made meanwhile shows) and health is "ok" again.
+func TestCacheFileStartWithoutStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "tlsready.db")
+	st, err := store.Open(t.Context(), dbPath, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fillVerdicts(t, st, testNow)
+	cacheFile := filepath.Join(dir, "serve.cache")
+	now := func() time.Time { return testNow }
+	a, err := New(Config{Store: st, Now: now, CacheFile: cacheFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a.maybeWriteCacheFile()
+	fi, err := os.Stat(cacheFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file: %v %v", fi, err)
+	}
+
+	var (
+		opened   = make(chan struct{})
+		failOpen = true
+	)
+	b, err := New(Config{Now: func() time.Time { return testNow.Add(time.Hour) }, CacheFile: cacheFile,
+		OpenStore: func(ctx context.Context) (*store.Store, error) {
+			if failOpen {
+				return nil, errors.New("connection refused")
+			}
+			close(opened)
+			return store.Open(ctx, dbPath, store.Options{ReadOnly: true})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Refresh(t.Context()); err == nil {
+		t.Fatal("refresh without a store succeeded")
+	}
+	// No data yet: health says so, the socketmap answers NOTFOUND.
+	hs := serve(t, b.ServeHTTP)
+	code, body, err := httpGet(t.Context(), "http://"+hs+"/healthz")
+	if err != nil || code != 503 || !strings.Contains(body, `"status":"no data"`) {
+		t.Fatalf("healthz without data: %d %s %v", code, body, err)
+	}
+	if st, data := b.socketmapReply([]byte("tlspolicy dane.example.test")); st != smNotFound || data != "" {
+		t.Errorf("socketmap without data: %s %q", st, data)
+	}
+	info, err := b.LoadCacheFile(cacheFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Records != len(verdictDomains) || !info.SyncedAt.Equal(testNow) {
+		t.Errorf("cache file info %+v", info)
+	}
+	if _, err := b.LoadCacheFile(cacheFile); !errors.Is(err, ErrCacheFileNotNeeded) {
+		t.Errorf("second load: %v", err)
+	}
+	for _, vd := range verdictDomains {
+		wa, err := a.Lookup(t.Context(), vd.domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ga, err := b.Lookup(t.Context(), vd.domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The clocks differ by an hour: only stale-ness could differ, and
+		// no test domain is within an hour of going stale.
+		if !equalAnswers(wa, ga) {
+			t.Errorf("%s from the cache file: %+v, from the store %+v", vd.domain, ga, wa)
+		}
+		st, data := b.socketmapReply([]byte("tlspolicy " + vd.domain))
+		if want := vd.policy; (want == "" && st != smNotFound) || (want != "" && (st != smOK || data != want)) {
+			t.Errorf("socketmap %s from the cache file: %s %q, want %q", vd.domain, st, data, want)
+		}
+	}
+	code, body, _ = httpGet(t.Context(), "http://"+hs+"/healthz")
+	if code != 200 || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, `"from_cache_file":true`) ||
+		!strings.Contains(body, `"synced_at":"2025-06-02T12:00:00Z"`) || !strings.Contains(body, `"age_seconds":3600`) {
+		t.Errorf("healthz from the cache file: %d %s", code, body)
+	}
+	_, metrics, _ := httpGet(t.Context(), "http://"+hs+"/metrics")
+	if !strings.Contains(metrics, "tlsready_gateway_cache_from_file 1") || !strings.Contains(metrics, `tlsready_gateway_cache_reloads_total{result="cache-file"} 1`) {
+		t.Errorf("metrics from the cache file:\n%s", grepLines(metrics, "cache_"))
+	}
+
+	// The store comes back, with a change made meanwhile.
+	r, err := st.Lookup(t.Context(), "plaintext.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Verdict, r.Flags = "encrypted", nil
+	if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	failOpen = false
+	if reloaded, err := b.Refresh(t.Context()); err != nil || !reloaded {
+		t.Fatalf("refresh after the store came back: %v %v", reloaded, err)
+	}
+	<-opened
+	if st, data := b.socketmapReply([]byte("tlspolicy plaintext.example.test")); st != smOK || data != "encrypt" {
+		t.Errorf("after the store came back: %s %q", st, data)
+	}
+	code, body, _ = httpGet(t.Context(), "http://"+hs+"/healthz")
+	if code != 200 || !strings.Contains(body, `"status":"ok"`) || !strings.Contains(body, `"from_cache_file":false`) {
+		t.Errorf("healthz after the store came back: %d %s", code, body)
+	}
+	b.store().Close()
+}
+
+func equalAnswers(a, b Answer) bool {
+	return a.Domain == b.Domain && a.Verdict == b.Verdict && strings.Join(a.Flags, ",") == strings.Join(b.Flags, ",") &&
+		a.ScannedAt.Equal(b.ScannedAt) && a.Policy == b.Policy && strings.Join(a.MX, ",") == strings.Join(b.MX, ",") && a.Stale == b.Stale
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestCacheFileDamaged: a truncated, altered or foreign file is refused
+// with ErrCacheFile, and the round trip of a good one is exact.
+func TestCacheFileDamaged(t *testing.T) {
+	t.Parallel()
+	st := openTestStore(t)
+	fillVerdicts(t, st, testNow)
+	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteCacheFile(filepath.Join(t.TempDir(), "x")); !errors.Is(err, ErrNotReady) {
+		t.Errorf("before the first load: %v", err)
+	}
+	if _, err := s.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c")
+	if err := s.WriteCacheFile(path); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(path)
+	tab, info, err := readCacheFile(bytes.NewReader(good))
+	if err != nil || tab.len() != len(verdictDomains) || info.Records != len(verdictDomains) {
+		t.Fatalf("round trip: %v %d", err, tab.len())
+	}
+	for _, vd := range verdictDomains {
+		want, _ := s.snap.Load().get(vd.domain)
+		got, ok := tab.get(vd.domain)
+		if !ok || got.Verdict != want.Verdict || got.STSMatch != want.STSMatch || got.MX != want.MX ||
+			!got.ScannedAt.Equal(want.ScannedAt) || strings.Join(got.Flags, ",") != strings.Join(want.Flags, ",") {
+			t.Errorf("%s: %+v, want %+v", vd.domain, got, want)
+		}
+	}
+	i := bytes.Index(good, []byte("verified.example.test\tverified"))
+	for name, b := range map[string][]byte{
+		"truncated":  good[:len(good)-10],
+		"no end":     good[:bytes.LastIndex(good, []byte("end "))],
+		"altered":    append(append(append([]byte{}, good[:i]...), []byte("verified.example.test\tdane\t")...), good[i+len("verified.example.test\tverified\t"):]...),
+		"other":      []byte("tlsready-gateway-cache 2\n"),
+		"empty":      nil,
+		"trailing":   append(append([]byte{}, good...), 'x'),
+		"bad header": []byte("tlsready-gateway-cache 1\nsynced_at yesterday data_version 1 records 0\nend 0 x\n"),
+	} {
+		if _, _, err := readCacheFile(bytes.NewReader(b)); !errors.Is(err, ErrCacheFile) {
+			t.Errorf("%s: %v, want ErrCacheFile", name, err)
+		}
+	}
+}
+
+// FuzzReadCacheFile: the cache file reader never panics, and what it
+// accepts holds only records the gateway could have cached itself: valid
+// A-label domains, known verdicts and MTA-STS match lists Postfix may read.
+// Seeds: testdata/fuzz/FuzzReadCacheFile (a file written by
+// WriteCacheFile, damaged variants).
+func FuzzReadCacheFile(f *testing.F) {
+	f.Add([]byte("tlsready-gateway-cache 1\nsynced_at 2025-06-02T12:00:00Z data_version 3 records 0\nend 0 e3b0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tab, info, err := readCacheFile(bytes.NewReader(data))
+		if err != nil {
+			if !errors.Is(err, ErrCacheFile) {
+				t.Fatalf("error not ErrCacheFile: %v", err)
+			}
+			return
+		}
+		if tab.len() != info.Records {
+			t.Fatalf("%d records, table %d", info.Records, tab.len())
+		}
+		tab.each(func(e *entry) {
+			rec := tab.record(e)
+			if d, err := NormalizeDomain(rec.Domain); err != nil || d != rec.Domain {
+				t.Fatalf("domain %q accepted", rec.Domain)
+			}
+			if rec.Verdict.Rank() >= len(result.Verdicts) {
+				t.Fatalf("verdict %q accepted", rec.Verdict)
+			}
+			if strings.ContainsAny(rec.STSMatch, " \t\r\n=") || strings.ContainsAny(rec.MX, " \t\r\n") {
+				t.Fatalf("record %+v accepted", rec)
+			}
+		})
+	})
+}
