@@ -223,8 +223,8 @@ func readToken(path string) ([]byte, error) {
 func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gateway.Config) error {
 	log := cfg.Logger
 	cacheFile, err := serveCacheFile(o.cacheFile, o.db)
-	if err != nil {
-		return usageErr("--cache-file: %v", err)
+	if err != nil { // only the default can fail: serve without it
+		log.Warn("no cache file: restarted while the database is unreachable, serve would have no data (pass --cache-file PATH)", "err", err)
 	}
 	cfg.CacheFile = cacheFile
 	var (
@@ -309,7 +309,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gate
 // file cannot be read) and, for a postgres:// URL,
 // serve-<hash of the URL without its password>.cache in $CACHE_DIRECTORY
 // (systemd's CacheDirectory=) or else the user's cache directory
-// (os.UserCacheDir()/tlsready), created 0700.
+// (os.UserCacheDir()/tlsready), created 0700; an error only when that
+// directory cannot be had (serve then runs without a cache file).
 func serveCacheFile(flag, db string) (string, error) {
 	switch {
 	case flag == "none":
@@ -326,7 +327,7 @@ func serveCacheFile(flag, db string) (string, error) {
 	if dir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {
-			return "", fmt.Errorf("no cache directory for the default (%v): pass --cache-file PATH or none", err)
+			return "", fmt.Errorf("no cache directory for the default: %w", err)
 		}
 		dir = filepath.Join(base, "tlsready")
 		if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -137,3 +137,32 @@ func TestPostgresServeStartsDuringOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestServeCacheFileDefault: --cache-file's default is a file named by a
+// hash of the URL (never its password) in $CACHE_DIRECTORY for PostgreSQL,
+// none for SQLite; "none" turns it off and a path is taken as given.
+func TestServeCacheFileDefault(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CACHE_DIRECTORY", dir)
+	url := "postgres://tlsready:secret@db.example:5432/tlsready"
+	got, err := serveCacheFile("", url)
+	if err != nil || filepath.Dir(got) != dir || !strings.HasPrefix(filepath.Base(got), "serve-") || strings.Contains(got, "secret") {
+		t.Errorf("postgres default: %q %v", got, err)
+	}
+	other, _ := serveCacheFile("", "postgres://tlsready:other@db.example:5432/tlsready")
+	if other != got {
+		t.Errorf("the password changes the name: %q %q", got, other)
+	}
+	if other, _ := serveCacheFile("", "postgres://tlsready@db2.example:5432/tlsready"); other == got {
+		t.Errorf("two databases share %q", got)
+	}
+	for _, c := range []struct{ flag, db, want string }{
+		{"", "/var/lib/tlsready/tlsready.db", ""},
+		{"none", url, ""},
+		{"/x/y.cache", "/var/lib/tlsready/tlsready.db", "/x/y.cache"},
+	} {
+		if got, err := serveCacheFile(c.flag, c.db); got != c.want || err != nil {
+			t.Errorf("--cache-file %q --db %s: %q %v, want %q", c.flag, c.db, got, err, c.want)
+		}
+	}
+}
