@@ -310,10 +310,12 @@ func TestExportPolicyMTAsAgree(t *testing.T) {
 	}
 	// sendmail sleeps 60 s at start when it cannot qualify the host's name
 	// (a bare "vm" here): run it in its own UTS namespace under a fully
-	// qualified one (unprivileged: as the root of a user namespace).
+	// qualified one. Unprivileged: in a user namespace that maps the user
+	// to itself (as its root, sendmail would try to drop privileges and
+	// setgroups is denied there), keeping the capability to set the name.
 	ns := []string{"--uts"}
 	if os.Geteuid() != 0 {
-		ns = append(ns, "--map-root-user")
+		ns = append(ns, "--user", "--map-current-user", "--keep-caps")
 	}
 	script := `hostname mta.tlsready.test && exec "$0" -bt -C "$1"`
 	out, stderr, _ = runTool(t, bt.String(), "unshare", append(ns, "sh", "-c", script, tools.sendmail, cfFile)...) // exits 70: no local mailer program
