@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,5 +231,63 @@ func FuzzReadCacheFile(f *testing.F) {
 				t.Fatalf("record %+v accepted", rec)
 			}
 		})
+	})
+}
+
+// BenchmarkCacheFile writes and reads the cache file of a million domains
+// (TLSREADY_CACHE_BENCH_N to change), as serve does after refreshes and at
+// a start without the database:
+//
+//	go test -run '^$' -bench CacheFile -benchtime 3x ./gateway/
+func BenchmarkCacheFile(b *testing.B) {
+	n := 1_000_000
+	if v := os.Getenv("TLSREADY_CACHE_BENCH_N"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	bl := newBuilder(n)
+	for i := range n {
+		v := result.Verdicts[i%len(result.Verdicts)]
+		rec := record{Domain: fmt.Sprintf("town%07d.example.jp", i), Verdict: v, ScannedAt: testNow.Add(-time.Duration(i) * time.Second),
+			MX: fmt.Sprintf("mx%d.provider%d.example.net,mx%d.provider%d.example.net", i%3, i%500, i%3+1, i%500)}
+		if v == result.MTASTS {
+			rec.STSMatch = fmt.Sprintf(".provider%d.example.net", i%500)
+		}
+		if i%4 == 0 {
+			rec.Flags = []string{result.FlagNoSTARTTLS}
+		}
+		bl.addRecord(rec)
+	}
+	t := bl.finish()
+	s, err := New(Config{Now: func() time.Time { return testNow },
+		OpenStore: func(context.Context) (*store.Store, error) { return nil, errors.New("no store in this benchmark") }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.snap.Store(&snapshot{base: t, version: 1, count: t.len(), newest: t.newest})
+	s.syncedAt.Store(testNow.UnixNano())
+	path := filepath.Join(b.TempDir(), "c")
+	var size int64
+	b.Run("write", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.WriteCacheFile(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+		fi, _ := os.Stat(path)
+		size = fi.Size()
+		b.ReportMetric(float64(size)/float64(n), "bytes/domain")
+	})
+	b.Run("load", func(b *testing.B) {
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tab, _, err := readCacheFile(f)
+			f.Close()
+			if err != nil || tab.len() != n {
+				b.Fatalf("%v %d", err, tab.len())
+			}
+		}
 	})
 }
