@@ -81,6 +81,30 @@ A-labels. No personal data: --out is created with mode 0644.
 				fmt.Sprintf("from %s (--verified-policy %s, --encrypted-policy %s, --stale-after %s);", store.RedactURL(db), verifiedPolicy, encryptedPolicy, staleAfter),
 				"the socketmap of tlsready serve answers the same now. Write it again after every scan.",
 			}
+			// Which run: the map holds each domain's latest result, so
+			// name the latest finished run (and any run in progress).
+			runs, err := st.Runs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var lastDone, running *store.Run
+			for i := range runs {
+				r := &runs[i]
+				if r.Status == store.RunFinished && (lastDone == nil || r.ID > lastDone.ID) {
+					lastDone = r
+				}
+				if r.Status == store.RunRunning && (running == nil || r.ID > running.ID) {
+					running = r
+				}
+			}
+			runLine := "Results: each domain's latest; no finished run yet"
+			if lastDone != nil {
+				runLine = fmt.Sprintf("Results: each domain's latest; the last finished run is %d (finished %s)", lastDone.ID, lastDone.FinishedAt.UTC().Format(time.RFC3339))
+			}
+			if running != nil {
+				runLine += fmt.Sprintf("; run %d is in progress (started %s)", running.ID, running.StartedAt.UTC().Format(time.RFC3339))
+			}
+			header = append(header, runLine+".")
 			switch format {
 			case gateway.FormatSendmail:
 				header = append(header, fmt.Sprintf(formatMapping[format], gateway.SendmailAccess(gateway.PolicyDANEOnly, opts)))
