@@ -351,3 +351,22 @@ func (s *Server) maybeWriteCacheFile() {
 	s.cacheWritten, s.cacheWriteAt = sn.version, start
 	s.log.Debug("gateway: cache file written", "path", s.cfg.CacheFile, "domains", sn.len(), "took", time.Since(start))
 }
+
+// fallBackToCacheFile loads Config.CacheFile, once, when a refresh failed
+// before any data was loaded: the store stopped answering during the
+// first load, or was never reachable (serve loads the file itself before
+// it listens; this covers the rest).
+func (s *Server) fallBackToCacheFile() {
+	if s.cfg.CacheFile == "" || s.snap.Load() != nil || s.cacheTried.Swap(true) {
+		return
+	}
+	info, err := s.LoadCacheFile(s.cfg.CacheFile)
+	switch {
+	case errors.Is(err, ErrCacheFileNotNeeded):
+	case err != nil:
+		s.log.Warn("gateway: no data from the store, and the cache file could not be loaded", "path", s.cfg.CacheFile, "err", err)
+	default:
+		s.log.Info("gateway cache loaded from the cache file", "path", s.cfg.CacheFile, "domains", info.Records,
+			"synced_at", info.SyncedAt.Format(time.RFC3339))
+	}
+}

@@ -291,3 +291,42 @@ func BenchmarkCacheFile(b *testing.B) {
 		}
 	})
 }
+
+// TestCacheFileFallBack: the store is open but fails before the first load
+// completes: after the failed refresh the server answers from the cache
+// file, once.
+func TestCacheFileFallBack(t *testing.T) {
+	t.Parallel()
+	st := openTestStore(t)
+	fillVerdicts(t, st, testNow)
+	cacheFile := filepath.Join(t.TempDir(), "c")
+	a, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WriteCacheFile(cacheFile); err != nil {
+		t.Fatal(err)
+	}
+	dead := openTestStore(t)
+	dead.Close()
+	b, err := New(Config{Store: dead, CacheFile: cacheFile, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Refresh(t.Context()); err == nil {
+		t.Fatal("refresh of a closed store succeeded")
+	}
+	b.fallBackToCacheFile()
+	if st := b.Status(); !st.Ready || !st.FromCacheFile || !st.RefreshFailed {
+		t.Fatalf("after the fall-back: %+v", st)
+	}
+	if status, data := b.socketmapReply([]byte("tlspolicy dane.example.test")); status != smOK || data != "dane-only" {
+		t.Errorf("socketmap after the fall-back: %s %q", status, data)
+	}
+	if !b.cacheTried.Load() {
+		t.Error("fall-back not marked as tried")
+	}
+}

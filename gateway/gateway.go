@@ -150,8 +150,9 @@ type Server struct {
 	snap atomic.Pointer[snapshot] // nil until the first load
 	st   atomic.Pointer[store.Store]
 
-	cacheWritten int64     // data version last written to CacheFile (Watch's goroutine only)
-	cacheWriteAt time.Time // when
+	cacheTried   atomic.Bool // fallBackToCacheFile ran
+	cacheWritten int64       // data version last written to CacheFile (Watch's goroutine only)
+	cacheWriteAt time.Time   // when
 
 	ovMu    sync.Mutex
 	overlay map[string]overlayEntry // live results not (yet) in the snapshot
@@ -363,6 +364,7 @@ func (s *Server) Watch(ctx context.Context) error {
 				return nil
 			case err != nil:
 				s.log.Warn("gateway: cache refresh failed", "err", err)
+				s.fallBackToCacheFile()
 			case reloaded:
 				next = start.Add(5 * time.Since(start))
 			}
