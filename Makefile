@@ -61,7 +61,7 @@ deps:
 	    { getent passwd Debian-exim >/dev/null || useradd --system --user-group --no-create-home \
 	        --home-dir /var/spool/exim4 --shell /usr/sbin/nologin Debian-exim; } && \
 	    rm -rf .deps/debs && mkdir -p .deps/debs .deps/mta && \
-	    (cd .deps/debs && apt-get download -qq sendmail-bin sendmail-cf exim4-daemon-light 2>/dev/null) && \
+	    (cd .deps/debs && apt-get download -qq sendmail-bin sendmail-cf exim4-daemon-light) && \
 	    for f in .deps/debs/*.deb; do dpkg-deb -x $$f .deps/mta || exit 1; done; \
 	  else echo "warning: sendmail/exim binaries missing under .deps/mta (not root: the sendmail and exim export tests are skipped outside CI)"; fi; \
 	fi
