@@ -3,6 +3,7 @@ package scanner
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -90,8 +91,38 @@ func (s *Scanner) ipState(ip netip.Addr) *ipState {
 
 // probe returns the run's probe of ip for the MX host name (the SNI). See
 // ipState for how probes are shared between names. keepRaw keeps the DER
-// chain in a probe this call makes (see probeForDANE).
+// chain in a probe this call makes (see probeForDANE). With an IPBroker,
+// the scanner holding ip's lease makes it (see brokered).
 func (s *Scanner) probe(ctx context.Context, name string, ip netip.Addr, keepRaw bool) probeRef {
+	if s.cfg.IPBroker == nil {
+		return s.localProbe(ctx, name, ip, keepRaw)
+	}
+	// What this process was told before: final, or a temporary refusal
+	// whose back-off has not passed yet, is the answer again; after the
+	// back-off the holder is asked for the next attempt.
+	memo := ip.String() + "|" + boolDigit(keepRaw) + "|" + name
+	seen := 0
+	if v, ok := s.remote.Load(memo); ok {
+		ref := v.(probeRef)
+		if ref.due.IsZero() || time.Now().Before(ref.due) {
+			return ref
+		}
+		seen = ref.probe.Attempts
+	}
+	req := ProbeRequest{IP: ip, Key: reqProbe + "|" + strconv.Itoa(seen) + "|" + boolDigit(keepRaw) + "|" + name}
+	held := false
+	ref := s.brokered(ctx, req, func() probeRef {
+		held = true
+		return s.localProbe(ctx, name, ip, keepRaw)
+	})
+	if !held && ref.probe != nil {
+		s.remote.Store(memo, ref)
+	}
+	return ref
+}
+
+// localProbe is probe made in this process.
+func (s *Scanner) localProbe(ctx context.Context, name string, ip netip.Addr, keepRaw bool) probeRef {
 	st := s.ipState(ip)
 	for {
 		st.mu.Lock()
@@ -189,8 +220,20 @@ func (s *Scanner) connect(ctx context.Context, st *ipState, sni string, ip netip
 
 // probeForDANE returns a probe of ip under sni with its DER chain, for a
 // host with TLSA records whose shared probe was made without keeping the
-// chain. Once per IP and name per run.
+// chain. Once per IP and name per run (and per worker holding ip's lease,
+// with an IPBroker).
 func (s *Scanner) probeForDANE(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
+	if s.cfg.IPBroker == nil {
+		return s.localProbeForDANE(ctx, sni, ip)
+	}
+	req := ProbeRequest{IP: ip, Key: reqDANE + "|" + sni}
+	return s.brokered(ctx, req, func() probeRef {
+		return probeRef{probe: s.localProbeForDANE(ctx, sni, ip)}
+	}).probe
+}
+
+// localProbeForDANE is probeForDANE made in this process.
+func (s *Scanner) localProbeForDANE(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
 	st := s.ipState(ip)
 	st.mu.Lock()
 	if e := st.dane[sni]; e != nil {

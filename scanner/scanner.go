@@ -58,6 +58,10 @@ type Config struct {
 	// timeout (while DNS works) before the run is stopped with
 	// ErrPort25Blocked; 0: 25. Negative disables the check.
 	HealthProbes int
+	// IPBroker, when set, shares the run's MX IPs with scanners in other
+	// processes: this scanner connects only to the IPs whose lease it
+	// holds and asks the holders for the others' probes (see IPBroker).
+	IPBroker IPBroker
 }
 
 // Errors that stop a run because our own side is broken, not the recipients'.
@@ -79,6 +83,9 @@ type Scanner struct {
 	judged sync.Map // judgedKey -> *judgedEntry
 	// probing holds the probes in progress (*Probing keys).
 	probing sync.Map
+	// remote holds the probes other workers made for this one (IPBroker).
+	remote  sync.Map // ip|keepRaw|name -> probeRef
+	retries retryState
 
 	connections   atomic.Int64
 	probed        atomic.Int64
@@ -631,10 +638,48 @@ func (s *Scanner) retryMissingSTARTTLS(ctx context.Context, sni string, addrs []
 		if a.Probe == nil || a.Probe.Status != result.ProbeNoSTARTTLS {
 			continue
 		}
-		p := s.connect(ctx, s.ipState(a.IP), sni, a.IP)
-		p.Retried = true
-		addrs[i].Probe = p
+		if p := s.retryProbe(ctx, sni, a.IP); p != nil {
+			addrs[i].Probe = p
+		}
 	}
+}
+
+// retryProbe is retryMissingSTARTTLS's second connection to ip; with an
+// IPBroker, one per IP and name per run, made by the IP's lease holder.
+// nil when ctx ended first.
+func (s *Scanner) retryProbe(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
+	if s.cfg.IPBroker == nil {
+		p := s.connect(ctx, s.ipState(ip), sni, ip)
+		p.Retried = true
+		return p
+	}
+	req := ProbeRequest{IP: ip, Key: reqRetry + "|" + sni}
+	return s.brokered(ctx, req, func() probeRef { return probeRef{probe: s.localRetry(ctx, sni, ip)} }).probe
+}
+
+// localRetry is a brokered retryProbe made in this process, once per IP and
+// name: the probe is shared, read-only.
+func (s *Scanner) localRetry(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
+	key := ip.String() + "|" + sni
+	s.retries.mu.Lock()
+	if s.retries.m == nil {
+		s.retries.m = map[string]*probeEntry{}
+	}
+	if e := s.retries.m[key]; e != nil {
+		s.retries.mu.Unlock()
+		if !wait(ctx, e) {
+			return nil
+		}
+		return e.probe
+	}
+	e := newEntry(sni, 1)
+	s.retries.m[key] = e
+	s.retries.mu.Unlock()
+	p := s.connect(ctx, s.ipState(ip), sni, ip)
+	p.Retried = true
+	e.probe = p
+	close(e.done)
+	return p
 }
 
 func (s *Scanner) lookupHost(ctx context.Context, host string) resolve.AddrAnswer {

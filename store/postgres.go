@@ -75,6 +75,7 @@ func RedactURL(db string) string {
 // pgState is what a PostgreSQL Store holds besides its pools.
 type pgState struct {
 	lockMu sync.Mutex // serialises LockScan's check of its own lock
+	leaseState
 }
 
 // pgLockKey is the advisory lock LockScan takes, "TLSR" as in ApplicationID.
@@ -335,6 +336,12 @@ func pgMigrate(ctx context.Context, db *sql.DB, dbURL string) error {
 // connection of its own until unlock. The server drops it when that
 // connection ends (the process died, or the server restarted).
 func (s *Store) pgLockScan() (unlock func() error, err error) {
+	return s.pgLockScanMode("")
+}
+
+// pgLockScanMode takes the scan lock exclusively (mode "") or shared
+// (mode "_shared": the workers of shared runs, LockScanShared).
+func (s *Store) pgLockScanMode(mode string) (unlock func() error, err error) {
 	s.pg.lockMu.Lock()
 	defer s.pg.lockMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -344,7 +351,7 @@ func (s *Store) pgLockScan() (unlock func() error, err error) {
 		return nil, fmt.Errorf("store: lock: %w", err)
 	}
 	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, pgLockKey).Scan(&ok); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock`+mode+`($1)`, pgLockKey).Scan(&ok); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("store: lock: %w", err)
 	}
@@ -359,7 +366,7 @@ func (s *Store) pgLockScan() (unlock func() error, err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var released bool
-			if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock($1)`, pgLockKey).Scan(&released); err != nil {
+			if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock`+mode+`($1)`, pgLockKey).Scan(&released); err != nil {
 				// The session, and with it the lock, is gone: make sure
 				// the pool does not keep the connection.
 				conn.Raw(func(any) error { return driver.ErrBadConn })

@@ -20,8 +20,9 @@ var ErrLockUnknown = errors.New("store: cannot tell whether a scan holds the loc
 // only looks, never takes the lock (a scan starting at that moment must not
 // find it taken), and works on a read-only store: on SQLite it reads the
 // flock table of /proc/locks (Linux) for "<path>.lock", on PostgreSQL the
-// pg_locks view for the advisory lock. ErrLockUnknown when neither can be
-// read.
+// pg_locks view for the advisory lock, and for the live workers of a
+// shared run (scan_workers: a worker that renewed its lease within the
+// lease duration). ErrLockUnknown when neither can be read.
 func (s *Store) ScanLocked(ctx context.Context) (bool, error) {
 	if s.pg != nil {
 		var held bool
@@ -35,7 +36,14 @@ func (s *Store) ScanLocked(ctx context.Context) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("%w: %w", ErrLockUnknown, err)
 		}
-		return held, nil
+		if held {
+			return true, nil
+		}
+		live, err := s.liveWorkers(ctx)
+		if err != nil {
+			return false, fmt.Errorf("%w: %w", ErrLockUnknown, err)
+		}
+		return live, nil
 	}
 	fi, err := os.Stat(s.path + ".lock")
 	if errors.Is(err, os.ErrNotExist) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ type scanOptions struct {
 	keepAddresses bool
 	summaryJSON   string
 	progressEvery time.Duration
+	lease         time.Duration
 }
 
 func newScanCmd() *cobra.Command {
@@ -67,6 +69,9 @@ The register is the argument or --input (the same thing):
 			if o.maxAge < 0 {
 				return usageErr("--max-age must not be negative")
 			}
+			if o.lease < time.Second {
+				return usageErr("--lease must be at least 1s")
+			}
 			if o.summaryJSON != "" {
 				if err := checkSummaryPath(o.summaryJSON); err != nil {
 					return err
@@ -96,6 +101,7 @@ The register is the argument or --input (the same thing):
 	fs.DurationVar(&o.maxAge, "max-age", 20*time.Hour, "reuse cached results younger than this instead of probing again")
 	fs.BoolVar(&o.keepAddresses, "keep-addresses", false, "store full addresses (default: only recipient ids and domains)")
 	fs.DurationVar(&o.progressEvery, "progress-every", 10*time.Second, "interval of the progress lines logged when stderr is not a terminal")
+	fs.DurationVar(&o.lease, "lease", 30*time.Second, "with a postgres:// --db: how long this worker's claims on domains and MX IPs last without renewal (renewed every third of it while it works); a killed worker's claims pass to the other workers after it")
 	fs.StringVar(&o.summaryJSON, "summary-json", "", "also write the run summary as JSON to this file (mode 0600, replaced atomically; written when the run ends, finished or not)")
 	return cmd
 }
@@ -136,6 +142,14 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	if err != nil {
 		return sum, err
 	}
+	// Several workers on one PostgreSQL run share it (shared.go): they
+	// recognise the register by its content, wherever its copy lies.
+	shared := store.IsPostgresURL(o.db)
+	if shared && o.input != "-" {
+		if inputID, err = contentIdentity(o.input); err != nil {
+			return sum, err
+		}
+	}
 	res, err := o.buildResolver(log)
 	if err != nil {
 		return sum, err
@@ -150,7 +164,15 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		return sum, storeUsage(err)
 	}
 	defer st.Close()
-	unlock, err := st.LockScan()
+	// SQLite has one writer: a second scan is refused. On PostgreSQL the
+	// workers of a run take turns to set it up (and to finish it) and then
+	// share it with leases.
+	var unlock func() error
+	if shared {
+		unlock, err = st.LockScanShared()
+	} else {
+		unlock, err = st.LockScan()
+	}
 	if errors.Is(err, store.ErrLocked) {
 		return sum, fmt.Errorf("%s: another tlsready scan is running on this database; wait for it or stop it", store.RedactURL(o.db))
 	}
@@ -158,6 +180,12 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		return sum, err
 	}
 	defer unlock()
+	if shared {
+		if unlock, err = st.LockRunSetup(ctx); err != nil {
+			return sum, err
+		}
+		defer unlock()
+	}
 
 	run, resumed, err := st.BeginRun(ctx, inputID, time.Now())
 	if err != nil {
@@ -181,17 +209,33 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 			"abandoned_run", r.ID, "its_input", describeInput(r.Input, o.input), "started", r.StartedAt.Format(time.RFC3339), "run", run.ID)
 	}
 
-	// 1. Ingest: stream the register into the store.
+	// 1. Ingest: stream the register into the store (in a shared run, the
+	// first worker does; the others find the run queued).
 	stats := run.Stats
-	ing, err := ingest(ctx, st, run.ID, o.input, o.keepAddresses, log)
+	var queue store.RunQueue
+	queued := false
+	if shared {
+		if queue, queued, err = st.RunQueued(ctx, run.ID); err != nil {
+			return sum, err
+		}
+	}
+	var ing register.Stats
+	if queued {
+		stats = queue.Stats
+		log.Info("joining the run another worker set up", "run", run.ID, "domains", queue.Total)
+	} else {
+		ing, err = ingest(ctx, st, run.ID, o.input, o.keepAddresses, log)
+	}
 	if err != nil {
 		return sum, err
 	}
-	stats.Lines, stats.Entries, stats.BadLines, stats.BadByReason = ing.Lines, ing.OK, ing.Bad, ing.ByReason
-	stats.Recipients = ing.OK - ing.DuplicateIDs
-	stats.DuplicateIDs, stats.DuplicateAddrs = ing.DuplicateIDs, ing.DuplicateAddresses
-	stats.DuplicateIDLines = duplicateLines(ing.DuplicateIDLines)
-	stats.DuplicateAddrLines = duplicateLines(ing.DuplicateAddressLines)
+	if !queued {
+		stats.Lines, stats.Entries, stats.BadLines, stats.BadByReason = ing.Lines, ing.OK, ing.Bad, ing.ByReason
+		stats.Recipients = ing.OK - ing.DuplicateIDs
+		stats.DuplicateIDs, stats.DuplicateAddrs = ing.DuplicateIDs, ing.DuplicateAddresses
+		stats.DuplicateIDLines = duplicateLines(ing.DuplicateIDLines)
+		stats.DuplicateAddrLines = duplicateLines(ing.DuplicateAddressLines)
+	}
 	if ing.Bad > 0 {
 		for _, reason := range sortedReasons(ing.ByReason) {
 			log.Warn("bad input lines skipped", "reason", reason, "count", ing.ByReason[reason], "first_lines", ing.BadLines[reason])
@@ -212,23 +256,53 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	logMem(log, "ingested")
 
 	// 2. Scan what is not fresh.
-	total, err := st.CountRunDomains(ctx, run.ID)
-	if err != nil {
-		return sum, err
+	var total int64
+	var pending []string
+	if queued {
+		total = queue.Total
+	} else {
+		if total, err = st.CountRunDomains(ctx, run.ID); err != nil {
+			return sum, err
+		}
+		var freshSince time.Time
+		if o.maxAge > 0 {
+			freshSince = time.Now().Add(-o.maxAge)
+		}
+		if pending, err = st.PendingDomains(ctx, run.ID, freshSince); err != nil {
+			return sum, err
+		}
+		stats.Domains = total
+		log.Info("domains", "total", total, "to_scan", len(pending), "cached", total-int64(len(pending)))
+		// Not in name order: a hoster's customers, often neighbours by name,
+		// would queue at its IPs together (scanner.SpreadOrder).
+		scanner.SpreadOrder(pending, uint64(run.ID))
 	}
-	var freshSince time.Time
-	if o.maxAge > 0 {
-		freshSince = time.Now().Add(-o.maxAge)
+	var worker *sharedWorker
+	if shared {
+		if !queued {
+			stats.Reused = total - int64(len(pending))
+			stats.Resolver, stats.TrustAD, stats.Vantage, stats.ScannerVersion = o.resolver, res.TrustsAD(), o.helo, version
+			queue = store.RunQueue{Total: total, Stats: stats}
+			if err := st.QueueRun(ctx, run.ID, pending, queue); err != nil {
+				return sum, err
+			}
+		}
+		worker = &sharedWorker{st: st, run: run.ID, id: newWorkerID(), lease: o.lease, log: log}
+		if err := st.JoinRun(ctx, run.ID, worker.id, o.lease); err != nil {
+			return sum, err
+		}
+		left, err := st.WorkLeft(ctx, run.ID)
+		if err != nil {
+			return sum, err
+		}
+		pending = make([]string, left) // for the counts: what the run has left
+		if err := unlock(); err != nil {
+			return sum, err
+		}
+		worker.broker = newLeaseBroker(worker)
+		o.broker = worker.broker
+		log.Info("worker joined the run", "run", run.ID, "worker", worker.id, "left", left, "lease", o.lease)
 	}
-	pending, err := st.PendingDomains(ctx, run.ID, freshSince)
-	if err != nil {
-		return sum, err
-	}
-	stats.Domains = total
-	log.Info("domains", "total", total, "to_scan", len(pending), "cached", total-int64(len(pending)))
-	// Not in name order: a hoster's customers, often neighbours by name,
-	// would queue at its IPs together (scanner.SpreadOrder).
-	scanner.SpreadOrder(pending, uint64(run.ID))
 
 	roots, err := o.roots()
 	if err != nil {
@@ -265,17 +339,6 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		return ps
 	})
 	in := make(chan string)
-	go func() {
-		defer close(in)
-		for _, d := range pending {
-			select {
-			case in <- d:
-				prog.started(d)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	var scanned int64
 	var held []result.Result // results kept back until the network is known to work
 	var heldMu sync.Mutex
@@ -284,6 +347,58 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	// probing on without saving would only waste the servers' goodwill.
 	scanCtx, stopScan := context.WithCancel(ctx)
 	defer stopScan()
+	var feedErr, lostErr error
+	var sharedDone sync.WaitGroup
+	if shared {
+		// Leases renewed until this worker is done with the run; the
+		// others' probe requests answered while the run has work left.
+		leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopLeases()
+		go worker.renew(leaseCtx, func(err error) {
+			lostErr = err
+			stopScan()
+		})
+		answerCtx, stopAnswers := context.WithCancel(scanCtx)
+		defer stopAnswers()
+		sharedDone.Go(func() { worker.broker.answer(answerCtx, sc) })
+		sharedDone.Go(func() { worker.broker.pollAnswers(answerCtx) })
+		go func() {
+			// Once nothing is left to claim, results held back are
+			// written: the run cannot end while they are unsaved.
+			drained := func() {
+				heldMu.Lock()
+				defer heldMu.Unlock()
+				if confirmed || sc.Err() != nil {
+					return
+				}
+				confirmed = true
+				for _, h := range held {
+					w.Add(h)
+				}
+				held = nil
+			}
+			_, feedErr = worker.feed(scanCtx, in, max(o.concurrency/2, 10), prog.started, drained)
+			if feedErr != nil {
+				stopScan()
+			}
+		}()
+		defer func() {
+			stopAnswers()
+			sharedDone.Wait()
+		}()
+	} else {
+		go func() {
+			defer close(in)
+			for _, d := range pending {
+				select {
+				case in <- d:
+					prog.started(d)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	sc.Run(scanCtx, in, func(r result.Result) {
 		if w.Err() != nil {
 			stopScan()
@@ -295,8 +410,10 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		scanned++
 		prog.finished(r.Domain)
 		// Until at least one probe reached a server, a run that turns out to
-		// be behind a blocked port 25 must not have written anything.
-		if !confirmed && sc.Stats().MXIPs > 0 && sc.Err() == nil && sc.NetworkWorks() {
+		// be behind a blocked port 25 must not have written anything. (A
+		// worker of a shared run may probe nothing itself: its results are
+		// then the other workers' probes.)
+		if !confirmed && (sc.Stats().MXIPs > 0 || shared) && sc.Err() == nil && sc.NetworkWorks() {
 			confirmed = true
 			for _, h := range held {
 				w.Add(h)
@@ -310,6 +427,24 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		w.Add(r)
 	})
 	prog.done()
+	if shared {
+		// This worker stopping is not the run's end: its leases go back to
+		// the others (at once, unless it was killed).
+		leave := func() { _ = st.LeaveRun(context.WithoutCancel(ctx), run.ID, worker.id) }
+		if err := sc.Err(); err != nil {
+			w.Close()
+			leave()
+			return sum, &exitError{code: exitEnvironment, err: fmt.Errorf("%w; this worker left run %d, whose other workers go on", err, run.ID)}
+		}
+		if err := errors.Join(feedErr, lostErr); err != nil {
+			w.Close()
+			leave()
+			return sum, fmt.Errorf("worker of run %d: %w", run.ID, err)
+		}
+		if ctx.Err() != nil {
+			defer leave()
+		}
+	}
 	if err := sc.Err(); err != nil {
 		w.Close()
 		_ = st.AbortRun(context.WithoutCancel(ctx), run.ID, err.Error())
@@ -336,7 +471,31 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		log.Info("interrupted; finished domains are saved", "scanned", scanned, "left", int64(len(pending))-scanned)
 		return sum, &exitError{code: exitInterrupted, err: errors.New("interrupted; run the same command again to resume")}
 	}
-	if err := st.FinishRun(ctx, run.ID, stats, time.Now()); err != nil {
+	if shared {
+		mine := store.RunStats{Scanned: scanned, MXIPs: scs.MXIPs, Connections: scs.Connections,
+			SNIPerNameIPs: scs.SNIPerNameIPs, DNSQueries: res.Queries()}
+		if err := st.ReportWorker(ctx, run.ID, worker.id, mine); err != nil {
+			return sum, err
+		}
+		// The last worker to report finishes the run, once; the others
+		// wait for it (and take over if it dies first).
+		for {
+			done, err := st.FinishSharedRun(ctx, run.ID, time.Now(), func(r []store.RunStats) store.RunStats {
+				return mergeWorkerStats(queue.Stats, r)
+			})
+			if err != nil {
+				return sum, err
+			}
+			if done {
+				break
+			}
+			select {
+			case <-time.After(500 * time.Millisecond):
+			case <-ctx.Done():
+				return sum, &exitError{code: exitInterrupted, err: errors.New("interrupted while waiting for the other workers to finish the run")}
+			}
+		}
+	} else if err := st.FinishRun(ctx, run.ID, stats, time.Now()); err != nil {
 		return sum, err
 	}
 	logMem(log, "finished")
@@ -379,6 +538,22 @@ func inputIdentity(path string) (string, error) {
 		return "", fmt.Errorf("--input: %w", err)
 	}
 	return fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano()), nil
+}
+
+// contentIdentity names the register by its size and SHA-256, for a shared
+// run: workers on several machines each read their own copy of it.
+func contentIdentity(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--input: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", fmt.Errorf("--input: %w", err)
+	}
+	return fmt.Sprintf("sha256:%x|%d", h.Sum(nil), n), nil
 }
 
 // describeInput tells a person what an input identity (inputIdentity) was,

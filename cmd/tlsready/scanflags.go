@@ -22,6 +22,7 @@ import (
 
 // scanFlags are the flags shared by scan, check and demo.
 type scanFlags struct {
+	broker       scanner.IPBroker // a shared run's worker (not a flag; shared.go)
 	resolver     string
 	caFile       string
 	concurrency  int
@@ -266,5 +267,6 @@ func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache s
 		TempRetry:    tempRetry,
 		STSCache:     cache,
 		Logger:       log,
+		IPBroker:     f.broker,
 	})
 }
