@@ -90,20 +90,16 @@ var ErrBadRequest = errors.New("scanner: malformed probe request")
 // for the broker to hand to the scanner that asked. Only the holder of
 // req.IP's lease calls it.
 func (s *Scanner) Answer(ctx context.Context, req ProbeRequest) ([]byte, error) {
-	kind, rest, _ := strings.Cut(req.Key, "|")
+	k, err := parseRequestKey(req.Key)
+	if err != nil {
+		return nil, err
+	}
 	var ref probeRef
-	switch kind {
+	switch k.kind {
 	case reqProbe:
-		f := strings.SplitN(rest, "|", 3)
-		if len(f) != 3 {
-			return nil, ErrBadRequest
-		}
-		seen, err := strconv.Atoi(f[0])
-		if err != nil || seen < 0 {
-			return nil, ErrBadRequest
-		}
+		seen := k.seen
 		for {
-			ref = s.localProbe(ctx, f[2], req.IP, f[1] == "1")
+			ref = s.localProbe(ctx, k.name, req.IP, k.keepRaw)
 			// The asker saw a temporary refusal of attempt seen and waited
 			// out its back-off: honour it by this process's clock too.
 			if ref.probe == nil || ref.due.IsZero() || ref.probe.Attempts > seen {
@@ -114,16 +110,49 @@ func (s *Scanner) Answer(ctx context.Context, req ProbeRequest) ([]byte, error) 
 			}
 		}
 	case reqDANE:
-		ref.probe = s.localProbeForDANE(ctx, rest, req.IP)
+		ref.probe = s.localProbeForDANE(ctx, k.name, req.IP)
 	case reqRetry:
-		ref.probe = s.localRetry(ctx, rest, req.IP)
-	default:
-		return nil, ErrBadRequest
+		ref.probe = s.localRetry(ctx, k.name, req.IP)
 	}
 	if ref.probe == nil {
 		return nil, ctx.Err()
 	}
 	return encodeOutcome(ref)
+}
+
+// requestKey is a ProbeRequest's Key, parsed.
+type requestKey struct {
+	kind    string
+	seen    int // reqProbe: the attempts of the temporary refusal the asker saw
+	keepRaw bool
+	name    string // the SNI
+}
+
+// parseRequestKey parses a Key made by probe, probeForDANE or retryProbe;
+// ErrBadRequest for anything else (the keys come from the database).
+func parseRequestKey(key string) (requestKey, error) {
+	kind, rest, _ := strings.Cut(key, "|")
+	k := requestKey{kind: kind}
+	switch kind {
+	case reqProbe:
+		f := strings.SplitN(rest, "|", 3)
+		if len(f) != 3 || (f[1] != "0" && f[1] != "1") {
+			return k, ErrBadRequest
+		}
+		seen, err := strconv.Atoi(f[0])
+		if err != nil || seen < 0 || seen > 100 {
+			return k, ErrBadRequest
+		}
+		k.seen, k.keepRaw, k.name = seen, f[1] == "1", f[2]
+	case reqDANE, reqRetry:
+		k.name = rest
+	default:
+		return k, ErrBadRequest
+	}
+	if k.name == "" || len(k.name) > 255 {
+		return k, ErrBadRequest
+	}
+	return k, nil
 }
 
 func sleepUntil(ctx context.Context, at time.Time) bool {

@@ -50,8 +50,9 @@ type sharedWorker struct {
 }
 
 // renew keeps the worker's leases alive every lease/3 until ctx ends. A
-// worker that could not renew for a whole lease duration has lost its
-// leases to the others: lost is called (the scan stops).
+// worker that could not renew for two thirds of the lease stops (lost is
+// called) before its leases expire and pass to the others: two workers
+// never hold one MX IP.
 func (w *sharedWorker) renew(ctx context.Context, lost func(error)) {
 	t := time.NewTicker(w.lease / 3)
 	defer t.Stop()
@@ -73,9 +74,9 @@ func (w *sharedWorker) renew(ctx context.Context, lost func(error)) {
 		w.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn("renewing leases failed", "err", err)
-			if since >= w.lease {
-				lost(fmt.Errorf("this worker could not renew its leases for %v (the --lease): the other workers take its domains and MX IPs over: %w",
-					since.Round(time.Second), err))
+			if since >= w.lease*2/3 {
+				lost(fmt.Errorf("this worker could not renew its leases for %v (--lease %v): it stops, and the other workers take its domains and MX IPs over: %w",
+					since.Round(time.Second), w.lease, err))
 				return
 			}
 		}
