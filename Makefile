@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 200000x
 DEMO_DIR  ?= demo-out
 
-.PHONY: all build demo test deps vet fuzz bench bench-scan bench-cpu bench-national bench-gateway bench-report clean
+.PHONY: all build demo test deps vet fuzz bench bench-scan bench-cpu bench-national bench-gateway bench-report bench-scale clean
 
 all: build
 
@@ -115,6 +115,16 @@ bench-national:
 # generator in a third process, 3 runs at capacity and at 20,000 lookups/s.
 bench-gateway:
 	$(GO) run ./gateway/bench -domains 1000000 -duration 10s -conns 8
+
+# Several scan workers on one PostgreSQL run (issue 13): the 100k-domain
+# world at RTT 50 ms with 1, 2 and 3 worker processes (--concurrency 100
+# each: latency-bound), domains/s against the
+# critical-path bound at their combined concurrency and connections per MX
+# IP; then bench-gateway's measurement on 100,000 domains against PostgreSQL
+# and SQLite (serve answers from memory either way). Needs PostgreSQL's
+# binaries (make deps); takes about ten minutes.
+bench-scale:
+	$(GO) test -run '^$$' -bench '^BenchmarkScanScale$$' -benchtime 1x -timeout 90m ./cmd/tlsready
 
 # Report generation for 1,000,000 domains / 10,000,000 citizens, scan-shaped
 # results (the first run builds and caches the database under /tmp: a few

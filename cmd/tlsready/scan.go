@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -347,7 +348,8 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 	// probing on without saving would only waste the servers' goodwill.
 	scanCtx, stopScan := context.WithCancel(ctx)
 	defer stopScan()
-	var feedErr, lostErr error
+	var feedErr error
+	var lostErr atomic.Pointer[error]
 	var sharedDone sync.WaitGroup
 	if shared {
 		// Leases renewed until this worker is done with the run; the
@@ -355,7 +357,7 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 		leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopLeases()
 		go worker.renew(leaseCtx, func(err error) {
-			lostErr = err
+			lostErr.Store(&err)
 			stopScan()
 		})
 		answerCtx, stopAnswers := context.WithCancel(scanCtx)
@@ -377,6 +379,8 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 				}
 				held = nil
 			}
+			// in is closed after feedErr is set: Run returns after both.
+			defer close(in)
 			_, feedErr = worker.feed(scanCtx, in, max(o.concurrency/2, 10), prog.started, drained)
 			if feedErr != nil {
 				stopScan()
@@ -436,7 +440,11 @@ func runScanJob(ctx context.Context, o *scanOptions, out io.Writer) (scanSummary
 			leave()
 			return sum, &exitError{code: exitEnvironment, err: fmt.Errorf("%w; this worker left run %d, whose other workers go on", err, run.ID)}
 		}
-		if err := errors.Join(feedErr, lostErr); err != nil {
+		lost := lostErr.Load()
+		if lost != nil {
+			feedErr = errors.Join(feedErr, *lost)
+		}
+		if err := feedErr; err != nil {
 			w.Close()
 			leave()
 			return sum, fmt.Errorf("worker of run %d: %w", run.ID, err)

@@ -86,11 +86,10 @@ func (w *sharedWorker) renew(ctx context.Context, lost func(error)) {
 // feed claims domains in batches and hands them to the scanner until no
 // domain of the run is left (every one saved in the run, by any worker):
 // while other workers still hold leases, it waits, to take over those that
-// expire. It returns the domains it handed out.
+// expire. It returns the domains it handed out; the caller closes in.
 //
 // drained is called the first time nothing is left to claim.
 func (w *sharedWorker) feed(ctx context.Context, in chan<- string, batch int, started func(string), drained func()) (int64, error) {
-	defer close(in)
 	var n int64
 	idle := time.Duration(0)
 	for {
