@@ -35,6 +35,7 @@ import (
 //	TLSREADY_BENCH_RTT         (BenchmarkScanLatency; default 50ms)
 //	TLSREADY_BENCH_CONCURRENCY (default 500; BenchmarkScanCPU 1000)
 //	TLSREADY_BENCH_RATE_DOMAINS (BenchmarkScanCPU's run at --rate 20; default 2000; 0: none)
+//	TLSREADY_BENCH_RATE_RTT    (BenchmarkScanCPU's run at --rate 20 and its unlimited twin; default 0)
 //	TLSREADY_BENCH_PROFILES   (a directory: keep the CPU profile of each run there)
 //
 // Run with: make bench-scan, make bench-cpu, make bench-national.
@@ -522,8 +523,16 @@ func BenchmarkScanCPU(b *testing.B) {
 		}
 		// Idle cost: the same shape at --rate 20 against an unlimited run
 		// of the same size (fixed costs weigh the same in both).
-		u := runBench(b, benchSetup{domains: rateDomains, addresses: rateDomains, shape: "own-ip", concurrency: conc, profile: true})
-		l := runBench(b, benchSetup{domains: rateDomains, addresses: rateDomains, shape: "own-ip", concurrency: conc, rate: 20, profile: true})
+		var rtt time.Duration
+		if v := os.Getenv("TLSREADY_BENCH_RATE_RTT"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				b.Fatalf("TLSREADY_BENCH_RATE_RTT=%q: need a duration", v)
+			}
+			rtt = d
+		}
+		u := runBench(b, benchSetup{domains: rateDomains, addresses: rateDomains, shape: "own-ip", concurrency: conc, rtt: rtt, profile: true})
+		l := runBench(b, benchSetup{domains: rateDomains, addresses: rateDomains, shape: "own-ip", concurrency: conc, rtt: rtt, rate: 20, profile: true})
 		l.printCommon(b, "CPU benchmark at the default rate")
 		fmt.Fprintf(os.Stderr, "--rate 20:   scanner %.0f µs/domain over %v; unlimited, same %d domains: %.0f µs/domain; ratio %.2f (target: at most 1.2)\n",
 			l.perDomain(l.cpu), l.sum.Scan.Round(time.Second), rateDomains, u.perDomain(u.cpu), l.perDomain(l.cpu)/u.perDomain(u.cpu))
