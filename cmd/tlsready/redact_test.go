@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,12 +27,27 @@ const secretPW = "s3cretPW"
 // error printing, and returns its exit code, stdout and stderr.
 func runMain(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runMainFor(t, 0, args...)
+}
+
+// runMainFor is runMain for a command that may keep running (serve): after
+// d (when not zero) it is sent SIGTERM, and its exit code is what it
+// returned then.
+func runMainFor(t *testing.T, d time.Duration, args ...string) (int, string, string) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	j, _ := json.Marshal(args)
-	cmd := exec.CommandContext(t.Context(), exe, "-test.run=^$")
+	ctx := t.Context()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.Env = append(os.Environ(), "TLSREADY_AS_MAIN="+string(j))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -38,7 +55,8 @@ func runMain(t *testing.T, args ...string) (int, string, string) {
 	err = cmd.Run()
 	var ee *exec.ExitError
 	switch {
-	case err == nil:
+	case err == nil, d > 0 && errors.Is(err, context.DeadlineExceeded):
+		// Exited by itself, or stopped by SIGTERM and exited cleanly.
 		return 0, out.String(), errb.String()
 	case errors.As(err, &ee):
 		return ee.ExitCode(), out.String(), errb.String()
@@ -102,7 +120,6 @@ func TestPasswordNeverPrintedUnreachable(t *testing.T) {
 			{"export", "recipients", "--db", db, "--verdict", "plaintext"},
 			{"status", "--db", db},
 			{"status", "--db", db, "--json"},
-			{"serve", "-v", "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0"},
 			{"migrate", "--from", db, "--to", filepath.Join(dir, "copy.db")},
 			{"scan", reg, "--db", db, "--helo", "test.tlsready.invalid", "--resolver", addr},
 		} {
@@ -112,6 +129,12 @@ func TestPasswordNeverPrintedUnreachable(t *testing.T) {
 			}
 			checkNoPassword(t, args, code, stdout, stderr, false)
 		}
+		// serve starts without its database (it answers from the cache
+		// file and keeps trying): it runs until stopped, and its warnings
+		// name the database redacted.
+		args := []string{"serve", "-v", "--db", db, "--cache-file", "none", "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0"}
+		code, stdout, stderr := runMainFor(t, 3*time.Second, args...)
+		checkNoPassword(t, args, code, stdout, stderr, true)
 	}
 }
 
