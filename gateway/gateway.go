@@ -217,7 +217,7 @@ func (s *Server) Ready() bool { return s.snap.Load() != nil }
 // DataVersion differs from the snapshot's: the first time (or when the
 // version went back: another database) it loads every result; afterwards it
 // applies only the results changed since the snapshot's version
-// (store.ResultsRawSince). The new snapshot replaces the old one atomically;
+// (store.AnswersSince). The new snapshot replaces the old one atomically;
 // lookups continue meanwhile.
 //
 // A successful Refresh (reloaded or not) marks the cache as in step with the
@@ -494,7 +494,10 @@ func (s *Server) lookupFrom(ctx context.Context, d string, src int) (rec record,
 		s.m.storeErrors.Inc()
 		return record{}, false, false, fmt.Errorf("%w: the store is not open", ErrStore)
 	}
-	r, err := st.Lookup(ctx, d)
+	a, err := st.LookupAnswer(ctx, d)
+	if err == nil && a.Verdict == "" {
+		err = fmt.Errorf("lookup: the stored result of %s does not decode", d)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		s.countLookup(srcStore, record{}, false)
 		return record{}, false, false, nil
@@ -503,7 +506,7 @@ func (s *Server) lookupFrom(ctx context.Context, d string, src int) (rec record,
 		s.m.storeErrors.Inc()
 		return record{}, false, false, fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	rec = recordOf(r)
+	rec = recordOfAnswer(&a)
 	rec.Domain = d
 	s.countLookup(srcStore, rec, true)
 	return rec, true, false, nil

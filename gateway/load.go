@@ -167,10 +167,10 @@ func merge(base, delta *table) *table {
 	return b.finish()
 }
 
-// item is one decoded stored result, ready for a builder. Its flag key (see
+// item is one stored answer, ready for a builder. Its flag key (see
 // appendFlagKey), MX list and STS match list are byte ranges of its batch's
-// arena. A result whose verdict is not one of the ten, or whose JSON does
-// not decode, is a tombstone: it removes the domain from the cache.
+// arena. A result whose verdict is not one of the ten (a stored result that
+// did not decode) is a tombstone: it removes the domain from the cache.
 type item struct {
 	domain             string
 	scanned            int64
@@ -181,48 +181,44 @@ type item struct {
 }
 
 // Batches of the load pipeline: about loadBatchRows rows (fewer when their
-// JSON exceeds loadBatchBytes), a few per decoding goroutine in flight.
+// strings exceed loadBatchBytes), a few per goroutine in flight.
 const (
 	loadBatchRows  = 1024
 	loadBatchBytes = 1 << 20
 )
 
-// rawBatch is a batch of stored rows, copied out of the database's buffers.
-type rawBatch struct {
-	buf  []byte
-	rows []rawRow
+// answerBatch is a batch of stored answers.
+type answerBatch struct {
+	rows  []store.Answer
+	bytes int
 }
 
-type rawRow struct {
-	domain   string
-	off, end int
-}
-
-// itemBatch is a batch of decoded rows.
+// itemBatch is a batch of items.
 type itemBatch struct {
 	items   []item
 	arena   []byte
 	skipped int // rows whose domain is not a valid A-label host name
 }
 
-// readItems reads the stored results changed since data version since (all
-// of them when 0) and decodes them on GOMAXPROCS goroutines while the store
-// reads on. It calls add, on the calling goroutine, with each batch (valid
-// only during the call; batches come in no particular order), and returns
-// the data version the results are consistent with (store.ResultsRawSince).
-// Memory in flight is bounded by a few batches per goroutine.
+// readItems reads the stored answers changed since data version since (all
+// of them when 0) and turns them into items on workers goroutines while the
+// store reads on. It calls add, on the calling goroutine, with each batch
+// (valid only during the call; batches come in no particular order), and
+// returns the data version the answers are consistent with
+// (store.AnswersSince). Memory in flight is bounded by a few batches per
+// goroutine.
 func readItems(ctx context.Context, st *store.Store, since int64, workers int, add func(*itemBatch)) (int64, error) {
 	if workers <= 0 {
 		return readItemsInline(ctx, st, since, add)
 	}
 	inFlight := 2*workers + 2
-	rawFree := make(chan *rawBatch, inFlight)
+	rowsFree := make(chan *answerBatch, inFlight)
 	itemFree := make(chan *itemBatch, inFlight)
 	for range inFlight {
-		rawFree <- &rawBatch{}
+		rowsFree <- &answerBatch{}
 		itemFree <- &itemBatch{}
 	}
-	work := make(chan *rawBatch, inFlight)
+	work := make(chan *answerBatch, inFlight)
 	out := make(chan *itemBatch, inFlight)
 
 	var (
@@ -231,14 +227,13 @@ func readItems(ctx context.Context, st *store.Store, since int64, workers int, a
 	)
 	go func() {
 		defer close(work)
-		cur := <-rawFree
-		version, readErr = st.ResultsRawSince(ctx, since, func(domain string, raw []byte) error {
-			off := len(cur.buf)
-			cur.buf = append(cur.buf, raw...)
-			cur.rows = append(cur.rows, rawRow{domain: domain, off: off, end: len(cur.buf)})
-			if len(cur.rows) >= loadBatchRows || len(cur.buf) >= loadBatchBytes {
+		cur := <-rowsFree
+		version, readErr = st.AnswersSince(ctx, since, func(a *store.Answer) error {
+			cur.rows = append(cur.rows, *a)
+			cur.bytes += len(a.Domain) + len(a.MX) + len(a.STSMX)
+			if len(cur.rows) >= loadBatchRows || cur.bytes >= loadBatchBytes {
 				work <- cur
-				cur = <-rawFree
+				cur = <-rowsFree
 			}
 			return nil
 		})
@@ -249,16 +244,15 @@ func readItems(ctx context.Context, st *store.Store, since int64, workers int, a
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			var dec itemDecoder
-			for rb := range work {
+			for ab := range work {
 				ib := <-itemFree
 				ib.items, ib.arena, ib.skipped = ib.items[:0], ib.arena[:0], 0
-				for _, row := range rb.rows {
-					dec.decode(ib, row.domain, rb.buf[row.off:row.end])
+				for i := range ab.rows {
+					ib.add(&ab.rows[i])
 				}
-				clear(rb.rows) // drop the domain strings
-				rb.buf, rb.rows = rb.buf[:0], rb.rows[:0]
-				rawFree <- rb
+				clear(ab.rows) // drop the strings
+				ab.rows, ab.bytes = ab.rows[:0], 0
+				rowsFree <- ab
 				out <- ib
 			}
 		})
@@ -275,13 +269,10 @@ func readItems(ctx context.Context, st *store.Store, since int64, workers int, a
 	return version, readErr
 }
 
-// readItemsInline is readItems on the calling goroutine alone: the store
-// reads and each row is decoded as it comes.
+// readItemsInline is readItems on the calling goroutine alone: each row
+// becomes an item as the store reads it.
 func readItemsInline(ctx context.Context, st *store.Store, since int64, add func(*itemBatch)) (int64, error) {
-	var (
-		dec itemDecoder
-		ib  itemBatch
-	)
+	var ib itemBatch
 	flush := func() {
 		if len(ib.items) > 0 || ib.skipped > 0 {
 			add(&ib)
@@ -289,8 +280,8 @@ func readItemsInline(ctx context.Context, st *store.Store, since int64, add func
 		clear(ib.items)
 		ib.items, ib.arena, ib.skipped = ib.items[:0], ib.arena[:0], 0
 	}
-	version, err := st.ResultsRawSince(ctx, since, func(domain string, raw []byte) error {
-		dec.decode(&ib, domain, raw)
+	version, err := st.AnswersSince(ctx, since, func(a *store.Answer) error {
+		ib.add(a)
 		if len(ib.items) >= loadBatchRows || len(ib.arena) >= loadBatchBytes {
 			flush()
 		}
@@ -300,67 +291,67 @@ func readItemsInline(ctx context.Context, st *store.Store, since int64, add func
 	return version, err
 }
 
-// itemDecoder decodes stored rows on one goroutine, reusing its buffers.
-type itemDecoder struct {
-	in    interner
-	mx    []storedHost
-	flags []string
-}
-
-// decode adds the item of one stored row to the batch: what recordOf takes
-// from a full result, from the fields decodeStored reads.
-func (dec *itemDecoder) decode(ib *itemBatch, domain string, raw []byte) {
-	if d, err := NormalizeDomain(domain); err != nil || d != domain {
+// add adds the item of one stored answer to the batch: what recordOf takes
+// from a full result.
+func (ib *itemBatch) add(a *store.Answer) {
+	if d, err := NormalizeDomain(a.Domain); err != nil || d != a.Domain {
 		ib.skipped++
 		return
 	}
-	if dec.in == nil {
-		dec.in, dec.mx, dec.flags = interner{}, make([]storedHost, 8), make([]string, 8)
-	}
-	// Start from empty slices with room, as a fresh storedResult would
-	// grow them (decodeStored gives the same values whatever the capacity).
-	clear(dec.mx)
-	clear(dec.flags)
-	r := storedResult{MX: dec.mx[:0], Flags: dec.flags[:0]}
-	it := item{domain: domain, verdict: tombstone}
-	if err := decodeStored(raw, &r, dec.in); err != nil {
-		ib.items = append(ib.items, it)
-		return
-	}
-	v := r.Verdict.Rank()
+	it := item{domain: a.Domain, verdict: tombstone}
+	v := a.Verdict.Rank()
 	if v >= len(result.Verdicts) {
 		ib.items = append(ib.items, it)
 		return
 	}
 	it.verdict = uint8(v)
-	if !r.ScannedAt.IsZero() {
-		it.scanned = r.ScannedAt.UnixNano()
-	}
-	a := ib.arena
-	it.flagsOff = uint32(len(a))
-	a = appendFlagKey(a, r.Flags)
-	it.flagsEnd = uint32(len(a))
+	it.scanned = a.ScannedAt
+	b := ib.arena
+	it.flagsOff = uint32(len(b))
+	b = appendFlagKey(b, a.Flags)
+	it.flagsEnd = uint32(len(b))
 	it.mxOff = it.flagsEnd
 	n := 0 // as joinBounded counts
-	for _, h := range r.MX {
-		if h.Name == "" || strings.IndexByte(h.Name, ',') >= 0 {
-			continue
-		}
-		if n+1+len(h.Name) > math.MaxUint16 {
+	for rest := a.MX; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, ",")
+		if n+1+len(name) > math.MaxUint16 {
 			break
 		}
 		if n > 0 {
-			a = append(a, ',')
+			b = append(b, ',')
 		}
-		n += 1 + len(h.Name)
-		a = append(a, h.Name...)
+		n += 1 + len(name)
+		b = append(b, name...)
 	}
-	it.mxEnd = uint32(len(a))
+	it.mxEnd = uint32(len(b))
 	it.stsOff = it.mxEnd
-	if r.MTASTS != nil {
-		a = append(a, stsMatchOf(r.MTASTS.Mode, r.MTASTS.MX)...)
-	}
-	it.stsEnd = uint32(len(a))
-	ib.arena = a
+	b = append(b, stsMatchOf(a.STSMode, stsPatterns(a.STSMX))...)
+	it.stsEnd = uint32(len(b))
+	ib.arena = b
 	ib.items = append(ib.items, it)
+}
+
+// stsPatterns is the list of MTA-STS mx patterns of a store.Answer.
+func stsPatterns(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// recordOfAnswer is the record of a stored answer: recordOf of its result.
+func recordOfAnswer(a *store.Answer) record {
+	var mx []string
+	if a.MX != "" {
+		mx = strings.Split(a.MX, ",")
+	}
+	return record{
+		Domain:    a.Domain,
+		Verdict:   a.Verdict,
+		Flags:     a.Flags,
+		ScannedAt: a.ScannedTime(),
+		MX:        joinBounded(mx, ","),
+		STSMatch:  stsMatchOf(a.STSMode, stsPatterns(a.STSMX)),
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -30,14 +31,18 @@ func rawDB(t *testing.T, st *store.Store) *sql.DB {
 	return db
 }
 
-// corrupt replaces the stored JSON of a domain as a change of its own.
-func corrupt(t *testing.T, db *sql.DB, domain, js string) {
+// corrupt replaces the stored JSON of a domain as a change of its own, and
+// its read model with what the store's schema step makes of such a result:
+// verdict, the result's verdict ("" when the JSON does not decode), and
+// nothing else.
+func corrupt(t *testing.T, db *sql.DB, domain, js, verdict string) {
 	t.Helper()
 	for _, q := range []string{
 		`UPDATE meta SET value = value + 1 WHERE key = 'data_version'`,
 		`UPDATE domains SET result = ?1, changed_version = (SELECT value FROM meta WHERE key = 'data_version') WHERE domain = ?2`,
+		`UPDATE domain_answers SET verdict = ?3, flags = '[]', mx = '', sts_mode = '', sts_mx = '' WHERE domain = ?2`,
 	} {
-		if _, err := db.Exec(q, js, domain); err != nil {
+		if _, err := db.Exec(q, js, domain, verdict); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -111,6 +116,35 @@ func checkCache(t *testing.T, s *Server, st *store.Store, domains []string) {
 	}
 }
 
+// fullResult has every field of result.Result set, some more than once.
+func fullResult() result.Result {
+	at := time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC)
+	yes := true
+	ip4 := netip.MustParseAddr("192.0.2.1")
+	return result.Result{
+		Domain: "xn--r8jz45g.example", Unicode: "例え.example", Verdict: result.MTASTS,
+		Flags: []string{"dnssec-insecure", "no-tlsrpt"}, ScannedAt: at, RunID: 7, Reason: "a \"reason\" <b>\u2028",
+		ImplicitMX: true, MXSecure: true, DNSStatus: "ok",
+		MX: []result.Host{
+			{Name: "mx2.example", Preference: 20, CNAME: "real.example", Secure: true, Flags: []string{"mx-cname"},
+				TLSA: &result.TLSA{Name: "_25._tcp.mx2.example", Secure: true, Status: "ok",
+					Records: []result.TLSARecord{{Usage: 3, Selector: 1, MatchingType: 1, Data: "ab"}}},
+				Addrs: []result.Addr{{IP: ip4, NameMatch: true, PKIXValid: true, DANEMatch: &yes,
+					Probe: &result.Probe{IP: ip4, Status: result.ProbeOK, Reachable: true, Banner: "220 \"mx\" {[", EHLO: []string{"STARTTLS"},
+						TLS: &result.TLSInfo{Version: "TLS 1.3", Certs: []result.CertInfo{{Subject: "CN=mx2", NotAfter: at}}}}}}},
+			{Name: "mx1.example", Preference: 10},
+		},
+		MTASTS:   &result.STSPolicy{RecordID: "1", Mode: "enforce", MX: []string{"*.example", "mx1.example"}, MaxAge: 86400, FetchedAt: at},
+		TLSRPT:   &result.TLSRPT{RUA: []string{"mailto:tlsrpt@example"}},
+		Duration: time.Minute,
+	}
+}
+
+func sameRecord(a, b record) bool {
+	return a.Domain == b.Domain && a.Verdict == b.Verdict && strings.Join(a.Flags, "\x00") == strings.Join(b.Flags, "\x00") &&
+		len(a.Flags) == len(b.Flags) && a.ScannedAt.Equal(b.ScannedAt) && a.MX == b.MX && a.STSMatch == b.STSMatch
+}
+
 // TestIncrementalRefresh: after each of many rounds of changes (new and
 // replaced results, results that do not decode, versions without changes),
 // the cache, updated incrementally and merged now and then, answers exactly
@@ -151,9 +185,9 @@ func TestIncrementalRefresh(t *testing.T) {
 		}
 		switch rng.IntN(6) {
 		case 0:
-			corrupt(t, db, "corrupt1.example", `{"verdict":"dane","mx":[{"name":5}]}`)
+			corrupt(t, db, "corrupt1.example", `{"verdict":"dane","mx":[{"name":5}]}`, "")
 		case 1:
-			corrupt(t, db, "corrupt2.example", `{"verdict":"secure"}`)
+			corrupt(t, db, "corrupt2.example", `{"verdict":"secure"}`, "secure")
 		case 2: // a version without result changes (as FinishRun)
 			if _, err := db.Exec(`UPDATE meta SET value = value + 1 WHERE key = 'data_version'`); err != nil {
 				t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tlsready/tlsready/store/storedjson"
+	"github.com/tlsready/tlsready/report/internal/storedjson"
 )
 
 // csvReader makes the CSV export's records from stored results in one pass

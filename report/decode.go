@@ -1,6 +1,6 @@
 package report
 
-import "github.com/tlsready/tlsready/store/storedjson"
+import "github.com/tlsready/tlsready/report/internal/storedjson"
 
 // interner shares repeated strings between the results one goroutine decodes.
 type interner = storedjson.Interner

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// ResultsRawSince calls fn with each domain and the JSON of its latest stored
+// resultsRawSince calls fn with each domain and the JSON of its latest stored
 // result (a result.Result) whose result was replaced after data version
 // since — every stored result when since is 0 — and returns the data
 // version the rows are consistent with. The version and the rows are read in
@@ -24,7 +24,7 @@ import (
 // raw is only valid during the call (the row's buffer, reused for the next
 // row): fn must copy it to keep it, and must not modify it. An error from fn
 // stops the iteration and is returned.
-func (s *Store) ResultsRawSince(ctx context.Context, since int64, fn func(domain string, raw []byte) error) (version int64, err error) {
+func (s *Store) resultsRawSince(ctx context.Context, since int64, fn func(domain string, raw []byte) error) (version int64, err error) {
 	var opts *sql.TxOptions // SQLite, deferred: the snapshot starts at the first read
 	if s.pg != nil {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true} // one snapshot for both reads

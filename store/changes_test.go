@@ -15,12 +15,16 @@ import (
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
-// since reads ResultsRawSince into a map of domain to decoded result.
+// since reads resultsRawSince into a map of domain to decoded result, and
+// checks that AnswersSince at the same version gives the read model of the
+// same results.
 func since(t *testing.T, s *Store, v int64) (map[string]result.Result, []string, int64) {
 	t.Helper()
 	got := map[string]result.Result{}
+	want := map[string]Answer{}
 	var order []string
-	version, err := s.ResultsRawSince(context.Background(), v, func(domain string, raw []byte) error {
+	version, err := s.resultsRawSince(context.Background(), v, func(domain string, raw []byte) error {
+		want[domain] = answerOfJSON(domain, raw)
 		var r result.Result
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return err
@@ -37,6 +41,10 @@ func since(t *testing.T, s *Store, v int64) (map[string]result.Result, []string,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Unless a writer changed results in between (a new version).
+	if as, _, av := answers(t, s, v); av == version && !maps.EqualFunc(as, want, sameAnswer) {
+		t.Fatalf("AnswersSince(%d): %d answers at version %d, want %d at %d", v, len(as), av, len(want), version)
 	}
 	return got, order, version
 }
@@ -114,12 +122,12 @@ func TestResultsRawSince(t *testing.T) {
 		}
 
 		stop := fmt.Errorf("stop")
-		if _, err := ro.ResultsRawSince(ctx, 0, func(string, []byte) error { return stop }); err != stop {
+		if _, err := ro.resultsRawSince(ctx, 0, func(string, []byte) error { return stop }); err != stop {
 			t.Errorf("fn error: %v", err)
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := ro.ResultsRawSince(cctx, 0, func(string, []byte) error { return nil }); err == nil {
+		if _, err := ro.resultsRawSince(cctx, 0, func(string, []byte) error { return nil }); err == nil {
 			t.Error("cancelled context: no error")
 		}
 	})

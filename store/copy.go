@@ -45,6 +45,8 @@ var copyTables = []copyTable{
 	{"run_recipient_domains", "run_id, domain", []copyColumn{{"run_id", colInt}, {"domain", colText}}},
 	{"domains", "domain", []copyColumn{{"domain", colText}, {"verdict", colText}, {"flags", colText}, {"scanned_at", colInt},
 		{"run_id", colNInt}, {"result", colText}, {"last_attempt_at", colNInt}, {"last_error", colNText}, {"changed_version", colInt}}},
+	{"domain_answers", "domain", []copyColumn{{"domain", colText}, {"verdict", colText}, {"flags", colText}, {"scanned_at", colInt},
+		{"mx", colText}, {"sts_mode", colText}, {"sts_mx", colText}}},
 	{"run_domains", "run_id, domain", []copyColumn{{"run_id", colInt}, {"domain", colText}, {"citizens", colInt},
 		{"verdict", colText}, {"flags", colText}}},
 	{"sts_policies", "domain", []copyColumn{{"domain", colText}, {"record_id", colText}, {"policy", colText},

@@ -32,7 +32,7 @@ import (
 //   - Locks: LockScan is a session advisory lock, not a lock file; writers
 //     of results serialise on the data_version row (SELECT ... FOR UPDATE),
 //     where SQLite has one writer connection.
-//   - Readers see a consistent snapshot for ResultsRawSince through a
+//   - Readers see a consistent snapshot for resultsRawSince through a
 //     REPEATABLE READ transaction.
 
 // IsPostgresURL reports whether db names a PostgreSQL database
@@ -151,7 +151,7 @@ CREATE TABLE sts_policies (
 	`
 CREATE INDEX run_domains_run_verdict ON run_domains(run_id, verdict, citizens);
 `,
-	// 3: per-row change version (ResultsRawSince).
+	// 3: per-row change version (resultsRawSince).
 	`
 ALTER TABLE domains ADD COLUMN changed_version BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX domains_changed ON domains(changed_version);
@@ -170,6 +170,8 @@ CREATE TABLE exports (
 	output     TEXT NOT NULL
 );
 `,
+	// The gateway's read model (domain_answers).
+	goStep(pgAnswersSchema, backfillAnswers),
 }
 
 // q is query for this store's database: SQLite's ? and ?N parameters become
@@ -319,7 +321,7 @@ func pgMigrate(ctx context.Context, db *sql.DB, dbURL string) error {
 		return nil
 	}
 	for ; v < schemaVersion(); v++ {
-		if _, err := tx.ExecContext(ctx, pgMigrations[v]); err != nil {
+		if err := runStep(ctx, tx, pgMigrations[v], rebind); err != nil {
 			return fmt.Errorf("store: migrate to schema version %d: %w", v+1, err)
 		}
 	}

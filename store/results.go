@@ -37,9 +37,9 @@ func (s *Store) saveResults(ctx context.Context, rs []result.Result) error {
 // pool once for a Writer's lifetime; each transaction takes them with
 // Tx.StmtContext, which reuses the statement already prepared on its
 // connection (SQLite: the writer's only one) instead of preparing and
-// finalising five statements at every commit (issue 10).
+// finalising six statements at every commit (issue 10).
 type saveStmts struct {
-	get, attempt, version, put, bump *sql.Stmt
+	get, attempt, version, put, answer, bump *sql.Stmt
 }
 
 // preparer is a *sql.DB or a *sql.Tx.
@@ -51,7 +51,7 @@ type preparer interface {
 // the ones already prepared are closed.
 func (s *Store) prepareSave(ctx context.Context, p preparer) (*saveStmts, error) {
 	// Replaced rows carry the data version this transaction commits
-	// (ResultsRawSince); the write lock, taken at BEGIN, keeps it ours.
+	// (resultsRawSince); the write lock, taken at BEGIN, keeps it ours.
 	versionQuery := `SELECT value FROM meta WHERE key = 'data_version'`
 	if s.pg != nil {
 		// PostgreSQL has no database write lock: the row lock, held to
@@ -72,6 +72,7 @@ func (s *Store) prepareSave(ctx context.Context, p preparer) (*saveStmts, error)
 			scanned_at = excluded.scanned_at, run_id = excluded.run_id, result = excluded.result,
 			last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error,
 			changed_version = excluded.changed_version`},
+		{&st.answer, putAnswerQuery},
 		{&st.bump, `UPDATE meta SET value = ? WHERE key = 'data_version'`},
 	} {
 		stmt, err := p.PrepareContext(ctx, s.q(q.query))
@@ -86,7 +87,7 @@ func (s *Store) prepareSave(ctx context.Context, p preparer) (*saveStmts, error)
 
 // close closes the statements prepared so far.
 func (st *saveStmts) close() {
-	for _, stmt := range []*sql.Stmt{st.get, st.attempt, st.version, st.put, st.bump} {
+	for _, stmt := range []*sql.Stmt{st.get, st.attempt, st.version, st.put, st.answer, st.bump} {
 		if stmt != nil {
 			stmt.Close()
 		}
@@ -121,7 +122,8 @@ func (s *Store) saveResultsWith(ctx context.Context, rs []result.Result, pre *sa
 	} else {
 		// Statements of the transaction, closed with it.
 		st = &saveStmts{get: tx.StmtContext(ctx, pre.get), attempt: tx.StmtContext(ctx, pre.attempt),
-			version: tx.StmtContext(ctx, pre.version), put: tx.StmtContext(ctx, pre.put), bump: tx.StmtContext(ctx, pre.bump)}
+			version: tx.StmtContext(ctx, pre.version), put: tx.StmtContext(ctx, pre.put), answer: tx.StmtContext(ctx, pre.answer),
+			bump: tx.StmtContext(ctx, pre.bump)}
 	}
 	get, attempt, put := st.get, st.attempt, st.put
 	var version int64
@@ -162,6 +164,10 @@ func (s *Store) saveResultsWith(ctx context.Context, rs []result.Result, pre *sa
 		}
 		if _, err := put.ExecContext(ctx, r.Domain, string(r.Verdict), flags, r.ScannedAt.UnixNano(), runID,
 			string(js), r.ScannedAt.UnixNano(), lastError, version); err != nil {
+			return fmt.Errorf("store: save results: %w", err)
+		}
+		a := answerOf(r.Domain, &r)
+		if _, err := st.answer.ExecContext(ctx, a.Domain, string(a.Verdict), flags, a.ScannedAt, a.MX, a.STSMode, a.STSMX); err != nil {
 			return fmt.Errorf("store: save results: %w", err)
 		}
 		changed = true

@@ -91,7 +91,7 @@ CREATE TABLE sts_policies (
 	`
 CREATE INDEX run_domains_run_verdict ON run_domains(run_id, verdict, citizens);
 `,
-	// 3: per-row change version (ResultsRawSince): the data version of the
+	// 3: per-row change version (resultsRawSince): the data version of the
 	// SaveResults that last replaced the row's result; 0 for rows saved
 	// before this step (no row rewrite: ADD COLUMN with a constant default).
 	// The index finds the rows changed since a version (the gateway's
@@ -117,12 +117,16 @@ CREATE TABLE exports (
 	output     TEXT NOT NULL
 );
 `,
+	// The gateway's read model (domain_answers, see answers.go), filled
+	// from the stored results.
+	goStep(answersSchema, backfillAnswers),
 }
 
 // readableSince is the oldest schema version a read-only Store opens (a
 // reader must not fail on a database no scan has migrated since the program
 // was upgraded): the steps after it only add tables a reader does without,
-// read as empty (4: exports, Exports).
+// read as empty (4: exports, Exports), or read otherwise (domain_answers:
+// AnswersSince and LookupAnswer decode the result JSON instead).
 const readableSince = 3
 
 // schemaVersion is the user_version a fully migrated database has.
@@ -137,6 +141,8 @@ func userVersion(ctx context.Context, q interface {
 	}
 	return v, nil
 }
+
+func rebindNone(q string) string { return q }
 
 // migrate applies the missing steps, each in an immediate transaction, so two
 // processes opening a new database at once do not both apply a step.
@@ -165,7 +171,7 @@ func migrateStep(ctx context.Context, db *sql.DB) (done bool, err error) {
 	case v == schemaVersion():
 		return true, nil
 	}
-	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+	if err := runStep(ctx, tx, migrations[v], rebindNone); err != nil {
 		return false, fmt.Errorf("store: migrate to schema version %d: %w", v+1, err)
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {

@@ -1,13 +1,14 @@
 // Package storedjson is a reflection-free decoder for the result JSON the
-// store keeps (a scanner/result.Result), for the hot paths that read a
-// million results: the gateway's cache load and the report's exports. Each
-// caller maps the fields it reads onto its own light structs with
+// store keeps (a scanner/result.Result), for the report's exports, which
+// read a million results (the gateway reads the store's read model
+// instead, store.Answer). The report maps the fields it reads onto its
+// own light structs with
 // DecodeStruct, DecodeSlice, DecodePtr and the Decoder's value methods, and
 // gets the values and errors json.Unmarshal would give (unknown fields
 // skipped, keys matched exactly and then case-insensitively, null leaving
 // values alone or clearing pointers and slices, repeated keys decoding into
-// what is there, invalid JSON anywhere an error). The callers' fuzz tests
-// (FuzzDecodeStored in gateway and report) check it against encoding/json.
+// what is there, invalid JSON anywhere an error). The report's fuzz test
+// (FuzzDecodeStored) checks it against encoding/json.
 package storedjson
 
 import (
