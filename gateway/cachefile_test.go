@@ -66,7 +66,7 @@ func TestCacheFileStartWithoutStore(t *testing.T) {
 		t.Fatal("refresh without a store succeeded")
 	}
 	// No data yet: health says so, the socketmap answers NOTFOUND.
-	hs := serve(t, b.ServeHTTP)
+	hs := serve(t, b.ServeAPI)
 	code, body, err := httpGet(t.Context(), "http://"+hs+"/healthz")
 	if err != nil || code != 503 || !strings.Contains(body, `"status":"no data"`) {
 		t.Fatalf("healthz without data: %d %s %v", code, body, err)

@@ -39,7 +39,7 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 	}
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- s.Watch(ctx) }()
-	httpBase := "http://" + serve(t, s.ServeHTTP)
+	httpBase := "http://" + serve(t, s.ServeAPI)
 	smAddr := serve(t, s.ServeSocketmap)
 
 	// Readers: until the writer is done, every answer for a fixed domain

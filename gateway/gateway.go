@@ -142,7 +142,7 @@ func (c *Config) setDefaults() {
 }
 
 // Server answers lookups from the cache. Create it with New, keep the cache
-// fresh with Watch, and serve with ServeHTTP / ServeSocketmap (or Handler).
+// fresh with Watch, and serve with ServeAPI / ServeSocketmap (or Handler).
 type Server struct {
 	cfg Config
 	log *slog.Logger

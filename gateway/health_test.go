@@ -28,7 +28,7 @@ func TestHealthDataAge(t *testing.T) {
 	clock.Store(testNow.UnixNano())
 	advance := func(d time.Duration) { clock.Add(int64(d)) }
 	s, _ := newTestServer(t, st, Config{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	base := "http://" + serve(t, s.ServeHTTP)
+	base := "http://" + serve(t, s.ServeAPI)
 	sm := serve(t, s.ServeSocketmap)
 
 	health := func(wantCode int) Health {
@@ -134,7 +134,7 @@ func TestHealthLoadingAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + serve(t, s.ServeHTTP)
+	base := "http://" + serve(t, s.ServeAPI)
 	st.Close()
 	if _, err := s.Refresh(t.Context()); err == nil {
 		t.Fatal("refresh of a closed store succeeded")

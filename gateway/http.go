@@ -425,16 +425,16 @@ func writeBody(w http.ResponseWriter, code int, b []byte) {
 	w.Write(append(b, '\n'))
 }
 
-// ServeHTTP serves the HTTP API on l until ctx is done, then shuts down
+// ServeAPI serves the HTTP API on l until ctx is done, then shuts down
 // gracefully (in-flight requests get shutdownTimeout to finish) and returns
 // nil. It bounds connections (MaxConns), header size and read time, and closes
 // idle keep-alive connections after IdleTimeout.
-func (s *Server) ServeHTTP(ctx context.Context, l net.Listener) error {
+func (s *Server) ServeAPI(ctx context.Context, l net.Listener) error {
 	return s.serveHTTP(ctx, l, s.Handler())
 }
 
 // ServeOps serves OpsHandler (health and metrics, no token) on l until ctx
-// is done, with ServeHTTP's limits and shutdown.
+// is done, with ServeAPI's limits and shutdown.
 func (s *Server) ServeOps(ctx context.Context, l net.Listener) error {
 	return s.serveHTTP(ctx, l, s.OpsHandler())
 }

@@ -58,7 +58,7 @@ func startHTTP(t *testing.T, cfg Config) (base string, s *Server, logs *syncBuff
 	st := openTestStore(t)
 	fillVerdicts(t, st, testNow)
 	s, logs = newTestServer(t, st, cfg)
-	return "http://" + serve(t, s.ServeHTTP), s, logs
+	return "http://" + serve(t, s.ServeAPI), s, logs
 }
 
 func TestHTTPDomains(t *testing.T) {
@@ -304,7 +304,7 @@ func TestHTTPBeforeLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + serve(t, s.ServeHTTP)
+	base := "http://" + serve(t, s.ServeAPI)
 	if code, _, body := httpDo(t, "GET", base+"/healthz", "", ""); code != 503 || !strings.Contains(body, `"loading"`) {
 		t.Errorf("healthz before load: %d %s", code, body)
 	}

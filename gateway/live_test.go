@@ -24,7 +24,7 @@ func TestLiveCheck(t *testing.T) {
 		"stale.example.test": liveResult("stale.example.test", result.Encrypted),
 	}}
 	s, _ := newTestServer(t, st, Config{Live: fake, LiveRate: 1000})
-	base := "http://" + serve(t, s.ServeHTTP)
+	base := "http://" + serve(t, s.ServeAPI)
 
 	code, _, body := httpDo(t, "GET", base+"/v1/domains/new.example.test?live=1", "", "")
 	a := decode[Answer](t, body)
@@ -82,7 +82,7 @@ func TestLiveOneScanPerDomain(t *testing.T) {
 	s, _ := newTestServer(t, st, Config{Live: fake, LiveRate: 1000})
 	joined := make(chan string, 4)
 	s.liveJoined = func(d string) { joined <- d }
-	base := "http://" + serve(t, s.ServeHTTP)
+	base := "http://" + serve(t, s.ServeAPI)
 
 	var wg sync.WaitGroup
 	answers := make(chan string, 3)
@@ -120,7 +120,7 @@ func TestLiveRateLimitAndTimeout(t *testing.T) {
 	st := openTestStore(t)
 	fake := &fakeChecker{release: make(chan struct{})} // never released: every check times out
 	s, _ := newTestServer(t, st, Config{Live: fake, LiveRate: 1e-3, LiveTimeout: 50 * time.Millisecond})
-	base := "http://" + serve(t, s.ServeHTTP)
+	base := "http://" + serve(t, s.ServeAPI)
 	if code, _, body := httpDo(t, "GET", base+"/v1/domains/first.example.test?live=1", "", ""); code != 504 {
 		t.Errorf("timeout: %d %s", code, body)
 	}

@@ -16,7 +16,11 @@ func ExampleScanner_Check() {
 	b := scantest.NewBuilder(nil)
 	b.MailDomain("example.test", scantest.SMTPHost{})
 	b.MailDomain("plain.test", scantest.SMTPHost{NoSTARTTLS: true})
-	sc, _ := b.Scenario()
+	sc, err := b.Scenario()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	world, err := scantest.Start(sc)
 	if err != nil {
 		fmt.Println(err)
@@ -24,7 +28,11 @@ func ExampleScanner_Check() {
 	}
 	defer world.Close()
 
-	res, _ := resolve.New(resolve.Config{Servers: []string{world.DNSAddr}})
+	res, err := resolve.New(resolve.Config{Servers: []string{world.DNSAddr}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer res.Close()
 	s, err := scanner.New(scanner.Config{
 		Resolver:     res,
@@ -39,7 +47,11 @@ func ExampleScanner_Check() {
 	}
 	defer s.Close()
 	for _, d := range []string{"example.test", "plain.test"} {
-		r, _ := s.Check(context.Background(), d)
+		r, err := s.Check(context.Background(), d)
+		if err != nil {
+			fmt.Println(d, err)
+			continue
+		}
 		fmt.Println(r.Domain, r.Verdict, r.Flags)
 	}
 	// Output:

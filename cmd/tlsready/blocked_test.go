@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -32,7 +33,7 @@ func TestPort25BlockedKeepsCache(t *testing.T) {
 	var lines []string
 	var domains []string
 	for i := range 60 {
-		d := "blocked" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + itoaCmd(i) + ".test"
+		d := "blocked" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + fmt.Sprintf("%03d", i) + ".test"
 		b.MailDomain(d, scantest.SMTPHost{})
 		domains = append(domains, d)
 		lines = append(lines, "citizen@"+d)
@@ -73,11 +74,6 @@ func TestPort25BlockedKeepsCache(t *testing.T) {
 			t.Errorf("%s: %s after the blocked run, %s before", d, after[d], v)
 		}
 	}
-}
-
-func itoaCmd(i int) string {
-	const digits = "0123456789"
-	return string([]byte{digits[i/100%10], digits[i/10%10], digits[i%10]})
 }
 
 func writeFile(t *testing.T, path, content string) {

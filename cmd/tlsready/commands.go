@@ -2,7 +2,7 @@ package main
 
 import "github.com/spf13/cobra"
 
-// extraCommands lists the subcommands. Each lives in its own file.
-func extraCommands() []*cobra.Command {
+// subcommands lists the subcommands of tlsready. Each lives in its own file.
+func subcommands() []*cobra.Command {
 	return []*cobra.Command{newScanCmd(), newLookupCmd(), newCheckCmd(), newDemoCmd(), newReportCmd(), newExportCmd(), newServeCmd(), newStatusCmd(), newMigrateCmd()}
 }

@@ -8,8 +8,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -41,13 +43,21 @@ func usageErr(format string, a ...any) error {
 }
 
 func run(args []string) int {
+	return execute(context.Background(), args, os.Stdout, os.Stderr)
+}
+
+// execute runs the command line args with ctx, writing to stdout and stderr,
+// and returns the process's exit code. Tests call it in-process.
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
-	err := root.Execute()
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "tlsready:", err)
+	fmt.Fprintln(stderr, "tlsready:", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

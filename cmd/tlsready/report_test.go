@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,28 +10,12 @@ import (
 	"github.com/tlsready/tlsready/report/reporttest"
 )
 
-// runCmd runs the root command with args and returns stdout, stderr and the
-// exit code run() would return.
+// runCmd runs the command line in-process as main does and returns stdout,
+// stderr and the exit code.
 func runCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	code := exitOK
-	if err != nil {
-		code = exitFailed
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		} else if isUsage(err) {
-			code = exitUsage
-		}
-		errb.WriteString(err.Error())
-	}
-	return out.String(), errb.String(), code
+	code, out, errb := runCLI(t, args...)
+	return out, errb, code
 }
 
 func fixtureDB(t *testing.T) string {

@@ -26,7 +26,7 @@ func newRootCmd() *cobra.Command {
 		}
 		return usageErr("%v (see %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(extraCommands()...)
+	root.AddCommand(subcommands()...)
 	registerCompletions(root)
 	return root
 }

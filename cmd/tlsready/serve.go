@@ -285,7 +285,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gate
 	for _, l := range []struct {
 		proto, addr string
 		serve       func(context.Context, net.Listener) error
-	}{{"http", o.httpAddr, srv.ServeHTTP}, {"socketmap", o.socketmapAddr, srv.ServeSocketmap}, {"ops", o.opsAddr, srv.ServeOps}} {
+	}{{"http", o.httpAddr, srv.ServeAPI}, {"socketmap", o.socketmapAddr, srv.ServeSocketmap}, {"ops", o.opsAddr, srv.ServeOps}} {
 		if l.addr == "" {
 			continue
 		}

@@ -58,7 +58,7 @@ func TestStatusAndSummaryJSON(t *testing.T) {
 		sum.Stats == nil || sum.Citizens != sum.Stats.Recipients || sum.FinishedAt.IsZero() {
 		t.Errorf("summary JSON: %s", b)
 	}
-	if want := "run 1: " + itoa64(sum.Citizens) + " citizens at " + itoa64(sum.Domains) + " domains"; !strings.Contains(out, want) {
+	if want := "run 1: " + strconv.FormatInt(sum.Citizens, 10) + " citizens at " + strconv.FormatInt(sum.Domains, 10) + " domains"; !strings.Contains(out, want) {
 		t.Errorf("summary JSON says %d citizens at %d domains; the printed summary:\n%s", sum.Citizens, sum.Domains, out)
 	}
 	var byVerdict int64
@@ -211,5 +211,3 @@ func equalCounts(a, b map[string]verdictCount) bool {
 	}
 	return true
 }
-
-func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

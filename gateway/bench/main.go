@@ -158,7 +158,7 @@ func run(c config) error {
 		})
 		return l.Addr().String(), nil
 	}
-	httpAddr, err := listen(s.ServeHTTP)
+	httpAddr, err := listen(s.ServeAPI)
 	if err != nil {
 		return err
 	}

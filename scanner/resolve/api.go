@@ -2,8 +2,6 @@
 // AAAA, TXT, TLSA) with miekg/dns against a configured recursive resolver,
 // with EDNS0 and the DO bit so the AD flag of a validating resolver can be
 // read (RFC 4035 §3.2.3, RFC 6840 §5.7).
-//
-// CONTRACT: the types and signatures in this file are used by the scanner.
 package resolve
 
 import (

@@ -2,8 +2,6 @@
 // EHLO, STARTTLS when offered, completes a TLS handshake with SNI set to the
 // MX host name, records the protocol version, cipher suite and certificate
 // chain, and says goodbye with QUIT. It never sends MAIL, RCPT or DATA.
-//
-// CONTRACT: the types and signatures in this file are used by the scanner.
 package smtpprobe
 
 import (
