@@ -114,7 +114,7 @@ bench-national:
 # while a second process writes 2,000 results/s as a scan does; load
 # generator in a third process, 3 runs at capacity and at 20,000 lookups/s.
 bench-gateway:
-	$(GO) run ./gateway/bench -domains 1000000 -duration 10s -conns 8
+	$(GO) run ./cmd/gateway-bench -domains 1000000 -duration 10s -conns 8
 
 # Several scan workers on one PostgreSQL run (issue 13): the 100k-domain
 # world at RTT 50 ms with 1, 2 and 3 worker processes (--concurrency 100

@@ -24,7 +24,7 @@ import (
 // processes sharing one run with leases), each at the same --concurrency:
 // domains/s of each against the critical-path bound at the workers'
 // combined concurrency, and the connections per MX IP (one worker per IP).
-// Then the gateway benchmark (gateway/bench) against PostgreSQL and against
+// Then the gateway benchmark (cmd/gateway-bench) against PostgreSQL and against
 // SQLite: serve answers from memory either way. Sized by
 // TLSREADY_BENCH_DOMAINS, _ADDRESSES, _CONCURRENCY, _WORKERS (the largest
 // count) and TLSREADY_BENCH_GATEWAY=0 to skip the gateway part.
@@ -140,7 +140,7 @@ func BenchmarkScanScale(b *testing.B) {
 	}
 	gw := func(db string) {
 		fmt.Fprintf(os.Stderr, "\n== gateway benchmark on %s ==\n", strings.SplitN(store.RedactURL(db), "?", 2)[0])
-		cmd := exec.Command("go", "run", "./gateway/bench", "-domains", strconv.Itoa(domains), "-duration", "5s", "-runs", "1", "-db", db)
+		cmd := exec.Command("go", "run", "./cmd/gateway-bench", "-domains", strconv.Itoa(domains), "-duration", "5s", "-runs", "1", "-db", db)
 		cmd.Dir = root
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

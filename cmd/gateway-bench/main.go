@@ -1,4 +1,4 @@
-// Command bench measures the gateway with a database of many domains
+// Command gateway-bench measures the gateway with a database of many domains
 // (default 1,000,000) while a scan writes results into the same database:
 // lookups per second and p50/p99 latency over HTTP keep-alive and over the
 // Postfix socketmap, over several runs. The load generator and the writer
@@ -6,7 +6,7 @@
 // or -writer), as Postfix and the batch scan do; the gateway keeps its cache
 // fresh with Watch, as `tlsready serve` does.
 //
-//	go run ./gateway/bench [-domains 1000000] [-duration 10s] [-conns 8] [-runs 3] [-write-rate 2000]
+//	go run ./cmd/gateway-bench [-domains 1000000] [-duration 10s] [-conns 8] [-runs 3] [-write-rate 2000]
 //
 // The database is built once through store.SaveResults and cached under
 // os.TempDir(), keyed by a format version and the domain count.
@@ -104,7 +104,7 @@ func domainName(i int) string {
 
 func run(c config) error {
 	ctx := context.Background()
-	fmt.Printf("gateway benchmark (make bench-gateway: go run ./gateway/bench %s)\n", strings.Join(os.Args[1:], " "))
+	fmt.Printf("gateway benchmark (make bench-gateway: go run ./cmd/gateway-bench %s)\n", strings.Join(os.Args[1:], " "))
 	if c.dbPath == "" {
 		c.dbPath = filepath.Join(os.TempDir(), fmt.Sprintf("tlsready-gwbench-v%d-%d.db", dbFormat, c.n))
 	}
