@@ -8,6 +8,12 @@
 // touch SQLite and the socketmap never scans. Optional live checks
 // (HTTP ?live=1) scan a domain the cache does not know, bounded by a timeout
 // and a rate limit, and save the result.
+//
+// It owns the mapping from verdicts to gateway policies (policy.go) and the
+// cache file a node restarts from. It must not know how a domain is scanned
+// (it calls a scanner.Scanner for live checks only) nor how the store keeps
+// its tables: it reads the store's read model (store.Answer) and its data
+// version, on SQLite or PostgreSQL alike.
 package gateway
 
 import (

@@ -12,6 +12,11 @@
 // up too, to group them by MX provider. The CSV and JSON exports stream
 // one row per domain from the store to the writer, decoding the stored
 // results on every core with a bounded number of rows in flight.
+//
+// It owns the presentation (templates, the Japanese and English wording,
+// the ranking of reasons) and must not know how a verdict is reached: it
+// shows the verdicts and flags of docs/verdicts.md as the scanner stored them
+// and never reclassifies a domain.
 package report
 
 import (

@@ -7,6 +7,12 @@
 // has committed. The database runs in WAL mode with synchronous=NORMAL: a
 // crash of the process (kill -9) loses nothing committed; a power loss may
 // lose the last transactions but never corrupts the file.
+//
+// PostgreSQL is the other backend (postgres.go), behind the same API, for
+// several gateway nodes and scan workers. The store owns the schema, its
+// versioned migrations and every query; it must not know how a domain is
+// scanned or how an answer is presented: it keeps result.Result values and
+// the read model the gateway needs.
 package store
 
 import (

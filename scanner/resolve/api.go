@@ -2,6 +2,10 @@
 // AAAA, TXT, TLSA) with miekg/dns against a configured recursive resolver,
 // with EDNS0 and the DO bit so the AD flag of a validating resolver can be
 // read (RFC 4035 §3.2.3, RFC 6840 §5.7).
+//
+// It owns the DNS wire: queries, retries over UDP and TCP, the rate of
+// queries and their bounds. It must not know what a verdict is: it returns
+// each lookup's records and Status as data, and the scanner judges them.
 package resolve
 
 import (

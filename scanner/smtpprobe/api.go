@@ -2,6 +2,11 @@
 // EHLO, STARTTLS when offered, completes a TLS handshake with SNI set to the
 // MX host name, records the protocol version, cipher suite and certificate
 // chain, and says goodbye with QUIT. It never sends MAIL, RCPT or DATA.
+//
+// It owns the SMTP and TLS conversation with one IP, including the second
+// TLS stack for servers Go's crypto/tls refuses. It must not know about DNS,
+// MTA-STS, DANE or verdicts: it reports what it observed (result.Probe) and
+// the scanner judges it.
 package smtpprobe
 
 import (
