@@ -148,6 +148,9 @@ func TestHostileSMTP(t *testing.T) {
 		{"expired.test", scantest.SMTPHost{Cert: scantest.CertExpired}, result.Encrypted, result.FlagCertExpired},
 		{"wrongname.test", scantest.SMTPHost{Cert: scantest.CertWrongName}, result.Encrypted, result.FlagCertNameMismatch},
 		{"untrusted.test", scantest.SMTPHost{Cert: scantest.CertUntrusted}, result.Encrypted, result.FlagCertUntrusted},
+		// Signed with SHA-1 by the trusted CA: refused by crypto/x509 and by
+		// OpenSSL 3 at its default security level alike.
+		{"sha1.test", scantest.SMTPHost{Cert: scantest.CertSHA1}, result.Encrypted, result.FlagCertUntrusted},
 		{"tls10.test", scantest.SMTPHost{MinVersion: 0x0301, MaxVersion: 0x0301}, result.Verified, result.FlagTLS10},
 	}
 	b := scantest.NewBuilder(nil)

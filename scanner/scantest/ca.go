@@ -117,6 +117,9 @@ type CertOptions struct {
 	// Chain issues the leaf from the CA's intermediate; the returned
 	// certificate then carries [leaf, intermediate].
 	Chain bool
+	// SignatureAlgorithm is the issuer's signature on the leaf; zero: the
+	// issuer key's default (ECDSA with SHA-256).
+	SignatureAlgorithm x509.SignatureAlgorithm
 }
 
 // Issue issues a leaf certificate for a TLS server. The returned certificate
@@ -171,6 +174,7 @@ func issue(o CertOptions, parent *x509.Certificate, parentKey crypto.Signer, cha
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
+		SignatureAlgorithm:    o.SignatureAlgorithm,
 	}
 	if o.RSA {
 		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
@@ -240,6 +244,7 @@ const (
 	CertWrongName   CertKind = "wrong-name"    // issued by the test CA for "wrong-name.invalid"
 	CertUntrusted   CertKind = "untrusted"     // issued for the host by another (unknown) CA
 	CertChain       CertKind = "chain"         // valid, issued via the test CA's intermediate
+	CertSHA1        CertKind = "sha1"          // issued by the test CA for the host name, signed with ECDSA-SHA1
 )
 
 // WrongName is the only name in a CertWrongName certificate.
@@ -269,6 +274,8 @@ func CertFor(ca *CA, kind CertKind, name string) (tls.Certificate, error) {
 		return other.Issue(CertOptions{Names: names})
 	case CertChain:
 		return ca.Issue(CertOptions{Names: names, Chain: true})
+	case CertSHA1:
+		return ca.Issue(CertOptions{Names: names, SignatureAlgorithm: x509.ECDSAWithSHA1})
 	}
 	return tls.Certificate{}, fmt.Errorf("%w: unknown kind %q", ErrCert, kind)
 }
@@ -276,7 +283,7 @@ func CertFor(ca *CA, kind CertKind, name string) (tls.Certificate, error) {
 // validKind reports whether k is a known CertKind (or "").
 func validKind(k CertKind) bool {
 	switch k {
-	case "", CertValid, CertExpired, CertNotYetValid, CertSelfSigned, CertWrongName, CertUntrusted, CertChain:
+	case "", CertValid, CertExpired, CertNotYetValid, CertSelfSigned, CertWrongName, CertUntrusted, CertChain, CertSHA1:
 		return true
 	}
 	return false

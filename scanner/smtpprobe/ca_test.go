@@ -95,7 +95,8 @@ func (ca *testCA) intermediate(t testing.TB, cn string) *testCA {
 type leafOpts struct {
 	names               []string
 	notBefore, notAfter time.Time
-	key                 crypto.Signer // nil: a new P-256 key
+	key                 crypto.Signer           // nil: a new P-256 key
+	sigAlg              x509.SignatureAlgorithm // 0: the issuer key's default
 }
 
 func leafTemplate(o leafOpts) *x509.Certificate {
@@ -117,6 +118,8 @@ func leafTemplate(o leafOpts) *x509.Certificate {
 		NotAfter:     o.notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+
+		SignatureAlgorithm: o.sigAlg,
 	}
 }
 

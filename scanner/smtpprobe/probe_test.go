@@ -232,6 +232,11 @@ func TestProbeCertificates(t *testing.T) {
 			want{chainErr: "unknown authority", match: true}},
 		{"wildcard", k.inter.issue(t, leafOpts{names: []string{"*.example.test"}}, k.inter),
 			want{trusted: true, match: true}},
+		// Signed with SHA-1 by a trusted intermediate: crypto/x509 refuses
+		// it, as OpenSSL 3 does at its default security level (SHA-1
+		// signatures are below level 1's 80 bits), whatever GODEBUG says.
+		{"sha1-signed", k.inter.issue(t, leafOpts{names: mx, sigAlg: x509.ECDSAWithSHA1}, k.inter),
+			want{chainErr: "insecure algorithm ECDSA-SHA1", match: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

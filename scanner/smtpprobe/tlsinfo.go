@@ -200,7 +200,13 @@ func validTime(certs []*x509.Certificate, now time.Time) time.Time {
 
 // chainReason is a short reason why a chain did not verify.
 func chainReason(err error) string {
-	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+	if e, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+		// A chain refused for a SHA-1 (or MD5) signature is reported by
+		// crypto/x509 as an unknown authority with the real reason only in
+		// the message ("possibly because of ... insecure algorithm X").
+		if alg, ok := insecureAlgorithm(e.Error()); ok {
+			return "insecure algorithm " + alg
+		}
 		return "unknown authority"
 	}
 	if e, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
@@ -233,6 +239,21 @@ func chainReason(err error) string {
 		return "constraint violation"
 	}
 	return "verification failed"
+}
+
+// insecureAlgorithm finds the algorithm named in crypto/x509's hint
+// "insecure algorithm NAME" in msg.
+func insecureAlgorithm(msg string) (string, bool) {
+	const hint = "insecure algorithm "
+	i := strings.Index(msg, hint)
+	if i < 0 {
+		return "", false
+	}
+	alg := msg[i+len(hint):]
+	if j := strings.IndexAny(alg, "\" )"); j >= 0 {
+		alg = alg[:j]
+	}
+	return alg, alg != ""
 }
 
 func certInfo(c *x509.Certificate) result.CertInfo {
