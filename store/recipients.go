@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/tlsready/tlsready/scanner/result"
 )
 
 // Ingestion is the hot path of a scan (millions of register lines), so
@@ -328,6 +330,87 @@ func insertRunDomains(ctx context.Context, c *sqlite3.SQLiteConn, runID int64, d
 		if _, err := st.ExecContext(context.Background(), args[:1+len(chunk)]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Recipient is one line of the register. Address is empty unless the scan
+// was asked to keep addresses (--keep-addresses).
+type Recipient struct {
+	ID      string
+	Domain  string // A-label
+	Address string
+}
+
+// AddRecipients upserts a batch of recipients (keyed by ID) and marks them as
+// seen in runID. Idempotent, so a resumed run can re-add them.
+// One transaction per call; batches of about 10,000 are efficient.
+func (s *Store) AddRecipients(ctx context.Context, runID int64, rs []Recipient) error {
+	return s.addRecipients(ctx, runID, rs)
+}
+
+// RecipientsByVerdict calls fn for each recipient seen in runID whose domain
+// had one of the verdicts in that run.
+//
+// Recipients are not versioned per run: the database keeps one recipient
+// list, each recipient marked with the latest run that added it. So only the
+// latest run that added recipients has its complete list; for an earlier run
+// (a later run, finished or not, has added recipients since)
+// RecipientsByVerdict returns ErrRecipientsReplaced instead of a partial list.
+//
+// The verdicts are those of the run's history, so the run must be finished;
+// an empty verdicts list means every verdict (including "unknown"). Recipients
+// come in ID order. It returns ErrNotFound for an unknown run.
+// An error from fn stops the iteration and is returned.
+func (s *Store) RecipientsByVerdict(ctx context.Context, runID int64, verdicts []result.Verdict, fn func(Recipient, result.Verdict) error) error {
+	if _, err := s.GetRun(ctx, runID); err != nil {
+		return err
+	}
+	var later int64
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT run_id FROM run_recipient_domains WHERE run_id > ?
+		ORDER BY run_id DESC LIMIT 1`), runID).Scan(&later)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: run %d's recipients were re-added by run %d", ErrRecipientsReplaced, runID, later)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store: recipients by verdict: %w", err)
+	}
+	// One pass over recipients in ID order (CROSS JOIN keeps it the outer
+	// loop; there is no index on recipients.domain), each joined to the
+	// run's history row of its domain.
+	query := `SELECT r.id, r.domain, coalesce(r.address, ''), rd.verdict
+		FROM recipients AS r CROSS JOIN run_domains AS rd ON rd.run_id = ?1 AND rd.domain = r.domain
+		WHERE r.last_run = ?1`
+	if s.pg != nil { // PostgreSQL plans the join itself; CROSS JOIN takes no ON there
+		query = strings.Replace(query, "CROSS JOIN", "JOIN", 1)
+	}
+	args := []any{runID}
+	if len(verdicts) > 0 {
+		query += ` AND rd.verdict IN (?` + strings.Repeat(`, ?`, len(verdicts)-1) + `)`
+		for _, v := range verdicts {
+			args = append(args, string(v))
+		}
+	}
+	query += ` ORDER BY r.id`
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return fmt.Errorf("store: recipients by verdict: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			rc Recipient
+			v  result.Verdict
+		)
+		if err := rows.Scan(&rc.ID, &rc.Domain, &rc.Address, &v); err != nil {
+			return fmt.Errorf("store: recipients by verdict: %w", err)
+		}
+		if err := fn(rc, v); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: recipients by verdict: %w", err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
 )
@@ -332,4 +333,77 @@ func (s *Store) RunVerdictTotals(ctx context.Context, runID int64) (map[result.V
 		return nil, fmt.Errorf("store: run verdict totals: %w", err)
 	}
 	return out, nil
+}
+
+// SaveResults upserts domain results in one transaction.
+//
+// Temporary failures must not wipe knowledge (FIELD-NOTES.md): a result whose
+// verdict is Temporary() (unreachable, dns-error) does not replace a stored
+// non-temporary result unless the stored one is older than StaleAfter
+// (Options.StaleAfter, default 7 days) measured from the new result's
+// ScannedAt. When it is kept, only the attempt is recorded (LastAttempt: the
+// new ScannedAt and Reason) and the row's run is set to the new result's
+// RunID, so PendingDomains does not pick the domain again in that run.
+// Every other result replaces the stored one entirely.
+//
+// Each result needs a Domain, a valid Verdict and a ScannedAt. DataVersion
+// changes when a stored result was replaced.
+func (s *Store) SaveResults(ctx context.Context, rs []result.Result) error {
+	return s.saveResults(ctx, rs)
+}
+
+// Lookup returns the latest result for a domain (A-label) or ErrNotFound.
+// The domain is matched case-insensitively, with or without a trailing dot.
+func (s *Store) Lookup(ctx context.Context, domain string) (result.Result, error) {
+	var js string
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT result FROM domains WHERE domain = ?`), normDomain(domain)).Scan(&js)
+	if errors.Is(err, sql.ErrNoRows) {
+		return result.Result{}, ErrNotFound
+	}
+	if err != nil {
+		return result.Result{}, fmt.Errorf("store: lookup: %w", err)
+	}
+	var r result.Result
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		return result.Result{}, fmt.Errorf("store: lookup: stored result: %w", err)
+	}
+	return r, nil
+}
+
+// LastAttempt returns when a domain was last attempted and, when that attempt
+// ended in a temporary failure, its reason (empty after a successful scan).
+// It returns ErrNotFound for a domain never saved.
+func (s *Store) LastAttempt(ctx context.Context, domain string) (at time.Time, reason string, err error) {
+	var (
+		ns  sql.NullInt64
+		msg sql.NullString
+	)
+	err = s.r.QueryRowContext(ctx, s.q(`SELECT last_attempt_at, last_error FROM domains WHERE domain = ?`), normDomain(domain)).Scan(&ns, &msg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, "", ErrNotFound
+	}
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("store: last attempt: %w", err)
+	}
+	return fromNS(ns), msg.String, nil
+}
+
+// Results calls fn with the full latest result of every domain in the
+// database (or only those of runID when runID > 0), in domain order.
+//
+// For a finished run the domains are those of its history (RunDomains); for a
+// run still running (or aborted), those of its recipients. Domains without a
+// stored result are skipped. It returns ErrNotFound for an unknown run. An
+// error from fn stops the iteration and is returned.
+//
+// Decoding the stored JSON is most of the cost; ResultsRaw hands out the
+// JSON instead, for callers that decode in parallel or only in part.
+func (s *Store) Results(ctx context.Context, runID int64, fn func(result.Result) error) error {
+	return s.ResultsRaw(ctx, runID, func(domain string, raw []byte) error {
+		var r result.Result
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("store: results: stored result of %s: %w", domain, err)
+		}
+		return fn(r)
+	})
 }
