@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/report"
+	"github.com/tlsready/tlsready/scanner"
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
 	"github.com/tlsready/tlsready/store"
@@ -198,7 +200,7 @@ type benchSetup struct {
 // benchRun is what one scan measured.
 type benchRun struct {
 	setup         benchSetup
-	sum           scanSummary
+	sum           job.Summary
 	db            string
 	cpu           time.Duration // the scanner process, ingestion and scan
 	sys           time.Duration // the system CPU part of cpu
@@ -264,9 +266,10 @@ func runBench(b *testing.B, s benchSetup) benchRun {
 	o.scanFlags = scanFlags{
 		resolver: net.info.DNS, caFile: net.info.CAFile, concurrency: s.concurrency, rate: rate,
 		timeout: 30 * time.Second, helo: "bench.tlsready.invalid", smtpPort: net.info.SMTPPort,
-		httpsPort: net.info.HTTPSPort, allowPrivate: true, trustAD: "true", maxMX: 10, maxIPs: 4,
+		httpsPort: net.info.HTTPSPort, allowPrivate: true, trustAD: "true", maxMX: scanner.DefaultMaxMX, maxIPs: scanner.DefaultMaxIPs,
 		logFormat: "text", quiet: true, verbose: os.Getenv("TLSREADY_BENCH_VERBOSE") != "",
 	}
+	o.memory = scanMemory(os.Getenv) // measured as tlsready scan runs
 	var prof bytes.Buffer
 	profiling := s.profile && pprof.StartCPUProfile(&prof) == nil
 	run.before = net.stats(b)
@@ -274,7 +277,7 @@ func runBench(b *testing.B, s benchSetup) benchRun {
 	busy0, total0 := machineCPU()
 	cpu0, sys0 := cpuTime(), sysTime()
 	b.ResetTimer()
-	sum, err := runScanJob(b.Context(), &o, io.Discard)
+	sum, err := runScanJob(b.Context(), &o)
 	b.StopTimer()
 	run.cpu, run.sys = cpuTime()-cpu0, sysTime()-sys0
 	run.load[1] = loadAvg()
@@ -596,7 +599,7 @@ func BenchmarkScanCPUPerIP(b *testing.B) {
 
 // benchReport times the report phase of an end-to-end run: the model, the
 // HTML page and the CSV of every domain.
-func benchReport(b *testing.B, db string, sum scanSummary) {
+func benchReport(b *testing.B, db string, sum job.Summary) {
 	st, err := store.Open(b.Context(), db, store.Options{ReadOnly: true})
 	if err != nil {
 		b.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
 )
@@ -55,14 +55,13 @@ func TestPort25BlockedKeepsCache(t *testing.T) {
 		}
 	}
 
-	o := scanOptions{input: input, db: db, maxAge: 0}
-	o.scanFlags = scanFlags{
-		resolver: world.DNSAddr, caFile: world.CAFile, concurrency: 30, rate: 1000, timeout: time.Second,
-		helo: "test.tlsready.invalid", smtpPort: world.SMTPPort, httpsPort: world.HTTPSPort,
-		allowPrivate: true, trustAD: "true", maxMX: 10, maxIPs: 4, logFormat: "text", quiet: true,
-		dialer: filtered{},
-	}
-	_, err = runScanJob(context.Background(), &o, io.Discard)
+	cfg := demoJob(world, input, db, nil)
+	cfg.Scanner.Concurrency = 30
+	cfg.Scanner.Probe.Timeout = time.Second
+	cfg.Scanner.Probe.Dialer = filtered{}
+	cfg.Scanner.TempRetry = nil
+	_, err = job.Run(context.Background(), cfg)
+	err = jobExit(err)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitEnvironment || !strings.Contains(err.Error(), "port 25") {
 		t.Fatalf("blocked run: %v, want exit %d saying port 25 is blocked", err, exitEnvironment)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )
@@ -184,7 +185,7 @@ func buildStatus(ctx context.Context, st *store.Store, db string, maxAge time.Du
 		switch {
 		case r.Status == store.RunRunning:
 			s := runOf(r)
-			s.Input = describeInput(r.Input, "")
+			s.Input = job.DescribeInput(r.Input, "")
 			s.InProgress = held
 			if held != nil && !*held {
 				s.Status = "interrupted"

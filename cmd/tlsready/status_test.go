@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -102,7 +103,7 @@ func TestStatusAndSummaryJSON(t *testing.T) {
 	}
 	other := filepath.Join(dir, "other.txt")
 	writeFile(t, other, "a@bigmail.test\n")
-	otherID, err := inputIdentity(other)
+	otherID, err := job.InputIdentity(other)
 	if err != nil {
 		t.Fatal(err)
 	}
