@@ -185,7 +185,7 @@ func (s *Store) saveResultsWith(ctx context.Context, rs []result.Result, pre *sa
 
 // keepStored reports whether the stored result of r's domain must be kept
 // although r (a temporary verdict) is newer: it is not temporary itself and
-// not older than staleAfter before r was scanned.
+// not older than keepLastKnown before r was scanned.
 func (s *Store) keepStored(ctx context.Context, get *sql.Stmt, r result.Result) (bool, error) {
 	var (
 		verdict result.Verdict
@@ -201,7 +201,7 @@ func (s *Store) keepStored(ctx context.Context, get *sql.Stmt, r result.Result) 
 	if verdict.Temporary() {
 		return false, nil
 	}
-	return scanned >= r.ScannedAt.Add(-s.staleAfter).UnixNano(), nil
+	return scanned >= r.ScannedAt.Add(-s.keepLastKnown).UnixNano(), nil
 }
 
 // ResultsRaw is Results without the decoding: it calls fn with each domain
