@@ -18,7 +18,7 @@ type scanOptions struct {
 	scanFlags
 	input         string
 	db            string
-	maxAge        time.Duration
+	rescanAfter   time.Duration
 	keepAddresses bool
 	summaryJSON   string
 	progressEvery time.Duration
@@ -34,7 +34,7 @@ func newScanCmd() *cobra.Command {
 		Long: `Reads the register (one address per line, or CSV with an "email" column and an
 optional "id" column; .gz read as such; "-" for stdin), stores each recipient's
 id and domain (never the local part unless --keep-addresses), and scans every
-domain whose cached result is older than --max-age: MX, STARTTLS, certificates,
+domain whose cached result is older than --rescan-after: MX, STARTTLS, certificates,
 MTA-STS, DANE, TLSRPT. An interrupted run is resumed by running the same
 command again.
 
@@ -58,8 +58,8 @@ The register is the argument or --input (the same thing):
 			if err := o.validate(cmd.Context()); err != nil {
 				return err
 			}
-			if o.maxAge < 0 {
-				return usageErr("--max-age must not be negative")
+			if o.rescanAfter < 0 {
+				return usageErr("--rescan-after must not be negative")
 			}
 			if o.lease < time.Second {
 				return usageErr("--lease must be at least 1s")
@@ -91,7 +91,11 @@ The register is the argument or --input (the same thing):
 	o.register(fs)
 	fs.StringVar(&o.input, "input", "", "register file (addresses or CSV, optionally gzipped), - for stdin; or give it as the argument")
 	fs.StringVar(&o.db, "db", "", "database file (created 0600)")
-	fs.DurationVar(&o.maxAge, "max-age", 20*time.Hour, "reuse cached results younger than this instead of probing again")
+	fs.DurationVar(&o.rescanAfter, "rescan-after", job.DefaultRescanAfter, "scan a domain again when its cached result is older than this; a younger result is reused (0: scan every domain)")
+	// The old name, kept working: "max age" is the MTA-STS policy's alone
+	// (README "Terms").
+	fs.DurationVar(&o.rescanAfter, "max-age", job.DefaultRescanAfter, "scan a domain again when its cached result is older than this")
+	_ = fs.MarkDeprecated("max-age", "use --rescan-after (\"max age\" is the MTA-STS policy's)")
 	fs.BoolVar(&o.keepAddresses, "keep-addresses", false, "store full addresses (default: only recipient ids and domains)")
 	fs.DurationVar(&o.progressEvery, "progress-every", 10*time.Second, "interval of the progress lines logged when stderr is not a terminal")
 	fs.DurationVar(&o.lease, "lease", job.DefaultLease, "with a postgres:// --db: how long this worker's claims on domains and MX IPs last without renewal (renewed every third of it while it works); a killed worker's claims pass to the other workers after it")
@@ -145,7 +149,7 @@ func (o *scanOptions) jobConfig(log *slog.Logger) (job.Config, error) {
 		Input:         o.input,
 		DB:            o.db,
 		KeepAddresses: o.keepAddresses,
-		MaxAge:        o.maxAge,
+		RescanAfter:   o.rescanAfter,
 		Lease:         o.lease,
 		Resolver:      rc,
 		ResolverName:  o.resolver,

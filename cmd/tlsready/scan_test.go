@@ -154,14 +154,14 @@ func TestScanDemoVerdicts(t *testing.T) {
 func TestSTSPolicyCache(t *testing.T) {
 	world, input, expected := demoWorld(t)
 	db := filepath.Join(t.TempDir(), "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--max-age", "0")...); code != 0 {
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--rescan-after", "0")...); code != 0 {
 		t.Fatalf("scan 1: %d %s", code, stderr)
 	}
 	first := world.Counters().HTTPSRequests
 	if first == 0 {
 		t.Fatal("the demo world served no MTA-STS policy")
 	}
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--max-age", "0")...); code != 0 {
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--rescan-after", "0")...); code != 0 {
 		t.Fatalf("scan 2: %d %s", code, stderr)
 	}
 	c := world.Counters()

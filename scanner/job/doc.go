@@ -15,7 +15,7 @@
 //  3. Ingest: the register (package register) is read, normalised and
 //     deduplicated, and its recipients and domains stored in batches.
 //  4. Pending: the run's domains without a result younger than
-//     Config.MaxAge, spread so that a hoster's customers do not queue at
+//     Config.RescanAfter, spread so that a hoster's customers do not queue at
 //     its IPs together (scanner.SpreadOrder). In a shared run they are
 //     queued in the store, and each worker claims batches of them with
 //     leases (Config.Lease) and shares the MX IPs through the store

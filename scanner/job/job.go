@@ -28,9 +28,10 @@ type Config struct {
 	// KeepAddresses stores full addresses; false: only recipient ids and
 	// domains.
 	KeepAddresses bool
-	// MaxAge: a domain whose stored result is younger is not scanned again
-	// (its result is reused); 0: every domain is scanned.
-	MaxAge time.Duration
+	// RescanAfter: a domain whose stored result is older is scanned again; a
+	// younger result is reused (not scanned again, counted as cached). 0:
+	// every domain is scanned. tlsready scan's default is DefaultRescanAfter.
+	RescanAfter time.Duration
 	// Lease is how long a worker's claims on domains and MX IPs in a shared
 	// run last without renewal (renewed every third of it); 0: DefaultLease.
 	Lease time.Duration
@@ -56,8 +57,13 @@ type Config struct {
 	Memory Memory
 }
 
-// DefaultLease is the lease of a shared run's worker when Config.Lease is 0.
-const DefaultLease = 30 * time.Second
+const (
+	// DefaultLease is the lease of a shared run's worker when Config.Lease
+	// is 0.
+	DefaultLease = 30 * time.Second
+	// DefaultRescanAfter is tlsready scan's --rescan-after.
+	DefaultRescanAfter = 20 * time.Hour
+)
 
 // Memory is the garbage collector's settings for a run (runtime/debug).
 // They are the process's: Run sets them for its duration and puts the
@@ -285,8 +291,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			return sum, err
 		}
 		var freshSince time.Time
-		if cfg.MaxAge > 0 {
-			freshSince = time.Now().Add(-cfg.MaxAge)
+		if cfg.RescanAfter > 0 {
+			freshSince = time.Now().Add(-cfg.RescanAfter)
 		}
 		if pending, err = st.PendingDomains(ctx, run.ID, freshSince); err != nil {
 			return sum, err

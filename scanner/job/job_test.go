@@ -131,7 +131,7 @@ func TestRunScansWorld(t *testing.T) {
 	w := newWorld(t, 60, 150)
 	db := filepath.Join(t.TempDir(), "t.db")
 	cfg := w.config(db)
-	cfg.MaxAge = time.Hour
+	cfg.RescanAfter = time.Hour
 	sum, err := job.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
