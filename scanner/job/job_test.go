@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -242,4 +243,57 @@ func storedResults(t *testing.T, db string, run int64) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestRunErrors: a run that cannot start says why with the sentinel the
+// command maps to its exit code, and leaves no database behind when the
+// register or the resolver is the problem.
+func TestRunErrors(t *testing.T) {
+	w := newWorld(t, 5, 10)
+	dir := t.TempDir()
+
+	cfg := w.config(filepath.Join(dir, "missing-register.db"))
+	cfg.Input = filepath.Join(dir, "nope.txt")
+	if _, err := job.Run(context.Background(), cfg); !errors.Is(err, job.ErrNoRegister) {
+		t.Errorf("missing register: %v, want ErrNoRegister", err)
+	}
+
+	// A resolver that is not there: the UDP port is closed.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := pc.LocalAddr().String()
+	pc.Close()
+	cfg = w.config(filepath.Join(dir, "dead-resolver.db"))
+	cfg.Resolver.Servers = []string{dead}
+	if _, err := job.Run(context.Background(), cfg); !errors.Is(err, job.ErrNetworkDown) || errors.Is(err, job.ErrInterrupted) {
+		t.Errorf("dead resolver: %v, want ErrNetworkDown", err)
+	}
+	for _, db := range []string{"missing-register.db", "dead-resolver.db"} {
+		if _, err := os.Stat(filepath.Join(dir, db)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: a run that could not start left its database behind (%v)", db, err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := job.Run(ctx, w.config(filepath.Join(dir, "cancelled.db"))); !errors.Is(err, job.ErrInterrupted) {
+		t.Errorf("cancelled before the start: %v, want ErrInterrupted", err)
+	}
+
+	db := filepath.Join(dir, "locked.db")
+	st, err := store.Open(context.Background(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	unlock, err := st.LockScan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := job.Run(context.Background(), w.config(db)); !errors.Is(err, job.ErrScanLocked) {
+		t.Errorf("second scan of a locked database: %v, want ErrScanLocked", err)
+	}
 }
