@@ -206,56 +206,145 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return sum, err
 	}
 	defer unlock()
+	r := &runner{cfg: cfg, log: log, st: st, res: res, shared: shared}
 	if shared {
-		if unlock, err = st.LockRunSetup(ctx); err != nil {
+		if r.unlockSetup, err = st.LockRunSetup(ctx); err != nil {
 			return sum, err
 		}
-		defer unlock()
+		defer r.unlockSetup()
 	}
+	defer r.end()
 
-	run, resumed, err := st.BeginRun(ctx, inputID, time.Now())
+	if err := r.begin(ctx, inputID); err != nil {
+		return sum, err
+	}
+	sum.Run = r.run // replaced by the finished run at the end
+	if err := r.ingest(ctx); err != nil {
+		return sum, err
+	}
+	sum.Ingest = time.Since(started)
+	logMem(log, "ingested")
+	if err := r.plan(ctx); err != nil {
+		return sum, err
+	}
+	sum.Pending = len(r.pending)
+	scanStart := time.Now()
+	scs, err := r.scan(ctx)
 	if err != nil {
 		return sum, err
 	}
-	sum.Run = run // replaced by the finished run at the end
+	sum.Scan = time.Since(scanStart)
+	logMem(log, "scanned")
+	if err := ctx.Err(); err != nil {
+		log.Info("interrupted; finished domains are saved", "scanned", scs.scanned, "left", int64(len(r.pending))-scs.scanned)
+		return sum, mark(ErrInterrupted, errors.New("interrupted; run the same command again to resume"))
+	}
+	if err := r.finish(ctx, scs); err != nil {
+		return sum, err
+	}
+	logMem(log, "finished")
+	run, err := st.GetRun(ctx, r.run.ID)
+	if err != nil {
+		return sum, err
+	}
+	sum.Run = run
+	sum.Elapsed = time.Since(started)
+	sum.Verdicts = map[result.Verdict][2]int64{}
+	err = st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
+		c := sum.Verdicts[d.Verdict]
+		c[0]++
+		c[1] += d.Citizens
+		sum.Verdicts[d.Verdict] = c
+		return nil
+	})
+	log.Info("run finished", "run", run.ID, "domains", r.total, "scanned", scs.scanned,
+		"mx_ips", scs.MXIPs, "connections", scs.Connections, "sni_per_name_ips", scs.SNIPerNameIPs, "elapsed", sum.Elapsed.Round(time.Millisecond))
+	return sum, err
+}
+
+// runner is one Run, phase by phase: begin, ingest, plan, scan, finish.
+type runner struct {
+	cfg    Config
+	log    *slog.Logger
+	st     *store.Store
+	res    *resolve.Client
+	shared bool // several workers on one PostgreSQL run (shared.go)
+	// unlockSetup lets the other workers of a shared run set it up (once
+	// this one has joined it); nil otherwise.
+	unlockSetup func() error
+
+	run     store.Run
+	stats   store.RunStats // the run's, stored when it finishes
+	queue   store.RunQueue // a shared run's
+	queued  bool           // another worker of the shared run set it up
+	total   int64          // the run's domains
+	pending []string       // the domains to scan (shared: as many as the run has left)
+	worker  *sharedWorker  // this worker of a shared run
+
+	// deferred are called when Run returns, the last first: the scanner
+	// and a shared run's lease renewal and answers to the other workers
+	// last until the run is finished.
+	deferred []func()
+}
+
+// atEnd calls f when Run returns.
+func (r *runner) atEnd(f func()) { r.deferred = append(r.deferred, f) }
+
+// end calls the functions given to atEnd, the last first.
+func (r *runner) end() {
+	for i := len(r.deferred) - 1; i >= 0; i-- {
+		r.deferred[i]()
+	}
+}
+
+// begin begins the run, or resumes the interrupted run of the same input,
+// and abandons the interrupted runs of other inputs.
+func (r *runner) begin(ctx context.Context, inputID string) error {
+	run, resumed, err := r.st.BeginRun(ctx, inputID, time.Now())
+	if err != nil {
+		return err
+	}
+	r.run, r.stats = run, run.Stats
 	if resumed {
-		log.Info("resuming interrupted run", "run", run.ID)
+		r.log.Info("resuming interrupted run", "run", run.ID)
 	} else {
-		log.Info("starting run", "run", run.ID)
+		r.log.Info("starting run", "run", run.ID)
 	}
 	// An interrupted run of another input (another file, or this one changed
 	// since) is resumed only by that input: say so, and mark it abandoned
 	// rather than leave it "running" forever.
-	abandoned, err := st.AbandonRuns(ctx, run.ID, fmt.Sprintf("run %d started with another input", run.ID))
+	abandoned, err := r.st.AbandonRuns(ctx, run.ID, fmt.Sprintf("run %d started with another input", run.ID))
 	if err != nil {
-		return sum, err
+		return err
 	}
-	for _, r := range abandoned {
-		log.Warn("an interrupted run of another input is abandoned; the domains it finished stay cached",
-			"abandoned_run", r.ID, "its_input", DescribeInput(r.Input, cfg.Input), "started", r.StartedAt.Format(time.RFC3339), "run", run.ID)
+	for _, a := range abandoned {
+		r.log.Warn("an interrupted run of another input is abandoned; the domains it finished stay cached",
+			"abandoned_run", a.ID, "its_input", DescribeInput(a.Input, r.cfg.Input), "started", a.StartedAt.Format(time.RFC3339), "run", run.ID)
 	}
+	return nil
+}
 
-	// 1. Ingest: stream the register into the store (in a shared run, the
-	// first worker does; the others find the run queued).
-	stats := run.Stats
-	var queue store.RunQueue
-	queued := false
-	if shared {
-		if queue, queued, err = st.RunQueued(ctx, run.ID); err != nil {
-			return sum, err
+// ingest streams the register into the store (in a shared run, the first
+// worker does; the others find the run queued) and counts its lines.
+func (r *runner) ingest(ctx context.Context) error {
+	var err error
+	if r.shared {
+		if r.queue, r.queued, err = r.st.RunQueued(ctx, r.run.ID); err != nil {
+			return err
 		}
 	}
 	var ing register.Stats
-	if queued {
-		stats = queue.Stats
-		log.Info("joining the run another worker set up", "run", run.ID, "domains", queue.Total)
+	if r.queued {
+		r.stats = r.queue.Stats
+		r.log.Info("joining the run another worker set up", "run", r.run.ID, "domains", r.queue.Total)
 	} else {
-		ing, err = ingest(ctx, st, run.ID, cfg.Input, cfg.KeepAddresses, log)
+		ing, err = ingest(ctx, r.st, r.run.ID, r.cfg.Input, r.cfg.KeepAddresses, r.log)
 	}
 	if err != nil {
-		return sum, err
+		return err
 	}
-	if !queued {
+	stats := &r.stats
+	if !r.queued {
 		stats.Lines, stats.Entries, stats.BadLines, stats.BadByReason = ing.Lines, ing.OK, ing.Bad, ing.ByReason
 		stats.Recipients = ing.OK - ing.DuplicateIDs
 		stats.DuplicateIDs, stats.DuplicateAddrs = ing.DuplicateIDs, ing.DuplicateAddresses
@@ -264,121 +353,142 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	if ing.Bad > 0 {
 		for _, reason := range SortedReasons(ing.ByReason) {
-			log.Warn("bad input lines skipped", "reason", reason, "count", ing.ByReason[reason], "first_lines", ing.BadLines[reason])
+			r.log.Warn("bad input lines skipped", "reason", reason, "count", ing.ByReason[reason], "first_lines", ing.BadLines[reason])
 		}
 	}
 	if ing.DuplicateIDs > 0 {
-		log.Warn("lines repeat an earlier line's id: the later line replaces the earlier, one citizen",
+		r.log.Warn("lines repeat an earlier line's id: the later line replaces the earlier, one citizen",
 			"count", ing.DuplicateIDs, "first_lines", FormatDuplicates(stats.DuplicateIDLines, 0))
 	}
 	if ing.DuplicateAddresses > 0 {
-		log.Warn("lines repeat an earlier line's address under another id: a citizen each",
+		r.log.Warn("lines repeat an earlier line's address under another id: a citizen each",
 			"count", ing.DuplicateAddresses, "first_lines", FormatDuplicates(stats.DuplicateAddrLines, 0))
 	}
 	if err := ctx.Err(); err != nil {
-		return sum, mark(ErrInterrupted, errors.New("interrupted during ingestion; run the same command again to resume"))
+		return mark(ErrInterrupted, errors.New("interrupted during ingestion; run the same command again to resume"))
 	}
-	sum.Ingest = time.Since(started)
-	logMem(log, "ingested")
+	return nil
+}
 
-	// 2. Scan what is not fresh.
-	var total int64
-	var pending []string
-	if queued {
-		total = queue.Total
+// plan finds the domains to scan: those without a result younger than
+// RescanAfter. A shared run's first worker queues them; every worker then
+// joins the run and lets the others set it up.
+func (r *runner) plan(ctx context.Context) error {
+	var err error
+	if r.queued {
+		r.total = r.queue.Total
 	} else {
-		if total, err = st.CountRunDomains(ctx, run.ID); err != nil {
-			return sum, err
+		if r.total, err = r.st.CountRunDomains(ctx, r.run.ID); err != nil {
+			return err
 		}
 		var freshSince time.Time
-		if cfg.RescanAfter > 0 {
-			freshSince = time.Now().Add(-cfg.RescanAfter)
+		if r.cfg.RescanAfter > 0 {
+			freshSince = time.Now().Add(-r.cfg.RescanAfter)
 		}
-		if pending, err = st.PendingDomains(ctx, run.ID, freshSince); err != nil {
-			return sum, err
+		if r.pending, err = r.st.PendingDomains(ctx, r.run.ID, freshSince); err != nil {
+			return err
 		}
-		stats.Domains = total
-		log.Info("domains", "total", total, "to_scan", len(pending), "cached", total-int64(len(pending)))
+		r.stats.Domains = r.total
+		r.log.Info("domains", "total", r.total, "to_scan", len(r.pending), "cached", r.total-int64(len(r.pending)))
 		// Not in name order: a hoster's customers, often neighbours by name,
 		// would queue at its IPs together (scanner.SpreadOrder).
-		scanner.SpreadOrder(pending, uint64(run.ID))
+		scanner.SpreadOrder(r.pending, uint64(r.run.ID))
 	}
-	vantage := cfg.Scanner.Probe.HELO
-	scfg := cfg.Scanner
-	var worker *sharedWorker
-	if shared {
-		if !queued {
-			stats.Reused = total - int64(len(pending))
-			stats.Resolver, stats.TrustAD, stats.Vantage, stats.ScannerVersion = cfg.ResolverName, res.TrustsAD(), vantage, cfg.Version
-			queue = store.RunQueue{Total: total, Stats: stats}
-			if err := st.QueueRun(ctx, run.ID, pending, queue); err != nil {
-				return sum, err
-			}
-		}
-		worker = &sharedWorker{st: st, run: run.ID, id: newWorkerID(), lease: cfg.Lease, log: log}
-		if err := st.JoinRun(ctx, run.ID, worker.id, cfg.Lease); err != nil {
-			return sum, err
-		}
-		left, err := st.WorkLeft(ctx, run.ID)
-		if err != nil {
-			return sum, err
-		}
-		pending = make([]string, left) // for the counts: what the run has left
-		if err := unlock(); err != nil {
-			return sum, err
-		}
-		worker.broker = newLeaseBroker(worker)
-		scfg.IPBroker = worker.broker
-		log.Info("worker joined the run", "run", run.ID, "worker", worker.id, "left", left, "lease", cfg.Lease)
+	if !r.shared {
+		return nil
 	}
+	if !r.queued {
+		r.stats.Reused = r.total - int64(len(r.pending))
+		r.setRunStats()
+		r.queue = store.RunQueue{Total: r.total, Stats: r.stats}
+		if err := r.st.QueueRun(ctx, r.run.ID, r.pending, r.queue); err != nil {
+			return err
+		}
+	}
+	r.worker = &sharedWorker{st: r.st, run: r.run.ID, id: newWorkerID(), lease: r.cfg.Lease, log: r.log}
+	if err := r.st.JoinRun(ctx, r.run.ID, r.worker.id, r.cfg.Lease); err != nil {
+		return err
+	}
+	left, err := r.st.WorkLeft(ctx, r.run.ID)
+	if err != nil {
+		return err
+	}
+	r.pending = make([]string, left) // for the counts: what the run has left
+	if err := r.unlockSetup(); err != nil {
+		return err
+	}
+	r.worker.broker = newLeaseBroker(r.worker)
+	r.log.Info("worker joined the run", "run", r.run.ID, "worker", r.worker.id, "left", left, "lease", r.cfg.Lease)
+	return nil
+}
 
+// setRunStats records how the run scans: resolver, vantage, version.
+func (r *runner) setRunStats() {
+	r.stats.Resolver = r.cfg.ResolverName
+	r.stats.TrustAD = r.res.TrustsAD()
+	r.stats.Vantage = r.cfg.Scanner.Probe.HELO
+	r.stats.ScannerVersion = r.cfg.Version
+}
+
+// scanned is what this process's scan did.
+type scanned struct {
+	scanner.Stats
+	scanned int64 // results
+}
+
+// scan feeds the pending domains (in a shared run, those this worker
+// claims) to a scanner and writes the results, held back until the
+// network is known to work. Cancelling ctx stops it with what finished
+// written.
+func (r *runner) scan(ctx context.Context) (scanned, error) {
+	st, run, log := r.st, r.run, r.log
 	// The MTA-STS cache with its domains in memory: no query per domain
 	// without a cached policy, most of them (issue 10).
 	stsCache, err := st.STSIndex(ctx)
 	if err != nil {
-		return sum, err
+		return scanned{}, err
 	}
-	scfg.Resolver, scfg.STSCache, scfg.Logger = res, stsCache, log
+	scfg := r.cfg.Scanner
+	scfg.Resolver, scfg.STSCache, scfg.Logger = r.res, stsCache, log
+	if r.shared {
+		scfg.IPBroker = r.worker.broker
+	}
 	sc, err := scanner.New(scfg)
 	if err != nil {
-		return sum, err
+		return scanned{}, err
 	}
-	defer sc.Close()
-	stats.Resolver = cfg.ResolverName
-	stats.TrustAD = res.TrustsAD()
-	stats.Vantage = vantage
-	stats.ScannerVersion = cfg.Version
+	r.atEnd(sc.Close)
+	r.setRunStats()
 
-	scanStart := time.Now()
-	sum.Pending = len(pending)
 	w := st.NewWriter(writeBatch, writeEvery)
 	var prog Progress = noProgress{}
-	if cfg.Progress != nil {
-		prog = cfg.Progress(Plan{Pending: int64(len(pending)), Total: total, Probing: sc.Probing})
+	if r.cfg.Progress != nil {
+		prog = r.cfg.Progress(Plan{Pending: int64(len(r.pending)), Total: r.total, Probing: sc.Probing})
 	}
 	in := make(chan string)
-	var scanned int64
+	var n int64
 	var held []result.Result // results kept back until the network is known to work
 	var heldMu sync.Mutex
 	confirmed := false
 	// A write error (disk full, database gone read-only) stops the scan:
 	// probing on without saving would only waste the servers' goodwill.
 	scanCtx, stopScan := context.WithCancel(ctx)
-	defer stopScan()
+	r.atEnd(stopScan)
 	var feedErr error
 	var lostErr atomic.Pointer[error]
 	var sharedDone sync.WaitGroup
-	if shared {
+	if r.shared {
+		worker := r.worker
 		// Leases renewed until this worker is done with the run; the
 		// others' probe requests answered while the run has work left.
 		leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
-		defer stopLeases()
+		r.atEnd(stopLeases)
 		go worker.renew(leaseCtx, func(err error) {
 			lostErr.Store(&err)
 			stopScan()
 		})
 		answerCtx, stopAnswers := context.WithCancel(scanCtx)
-		defer stopAnswers()
+		r.atEnd(stopAnswers)
 		sharedDone.Go(func() { worker.broker.answer(answerCtx, sc) })
 		sharedDone.Go(func() { worker.broker.pollAnswers(answerCtx) })
 		go func() {
@@ -407,14 +517,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 				stopScan()
 			}
 		}()
-		defer func() {
+		r.atEnd(func() {
 			stopAnswers()
 			sharedDone.Wait()
-		}()
+		})
 	} else {
 		go func() {
 			defer close(in)
-			for _, d := range pending {
+			for _, d := range r.pending {
 				select {
 				case in <- d:
 					prog.Started(d)
@@ -424,21 +534,21 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			}
 		}()
 	}
-	sc.Run(scanCtx, in, func(r result.Result) {
+	sc.Run(scanCtx, in, func(res result.Result) {
 		if w.Err() != nil {
 			stopScan()
 			return
 		}
 		heldMu.Lock()
 		defer heldMu.Unlock()
-		r.RunID = run.ID
-		scanned++
-		prog.Finished(r.Domain)
+		res.RunID = run.ID
+		n++
+		prog.Finished(res.Domain)
 		// Until at least one probe reached a server, a run that turns out to
 		// be behind a blocked port 25 must not have written anything. (A
 		// worker of a shared run may probe nothing itself: its results are
 		// then the other workers' probes.)
-		if !confirmed && (sc.Stats().MXIPs > 0 || shared) && sc.Err() == nil && sc.NetworkWorks() {
+		if !confirmed && (sc.Stats().MXIPs > 0 || r.shared) && sc.Err() == nil && sc.NetworkWorks() {
 			confirmed = true
 			for _, h := range held {
 				w.Add(h)
@@ -446,20 +556,20 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			held = nil
 		}
 		if !confirmed {
-			held = append(held, r)
+			held = append(held, res)
 			return
 		}
-		w.Add(r)
+		w.Add(res)
 	})
 	prog.Done()
-	if shared {
+	if r.shared {
 		// This worker stopping is not the run's end: its leases go back to
 		// the others (at once, unless it was killed).
-		leave := func() { _ = st.LeaveRun(context.WithoutCancel(ctx), run.ID, worker.id) }
+		leave := func() { _ = st.LeaveRun(context.WithoutCancel(ctx), run.ID, r.worker.id) }
 		if err := sc.Err(); err != nil {
 			w.Close()
 			leave()
-			return sum, mark(ErrNetworkDown, fmt.Errorf("%w; this worker left run %d, whose other workers go on", err, run.ID))
+			return scanned{}, mark(ErrNetworkDown, fmt.Errorf("%w; this worker left run %d, whose other workers go on", err, run.ID))
 		}
 		lost := lostErr.Load()
 		if lost != nil {
@@ -468,16 +578,16 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if err := feedErr; err != nil {
 			w.Close()
 			leave()
-			return sum, fmt.Errorf("worker of run %d: %w", run.ID, err)
+			return scanned{}, fmt.Errorf("worker of run %d: %w", run.ID, err)
 		}
 		if ctx.Err() != nil {
-			defer leave()
+			r.atEnd(leave)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		w.Close()
 		_ = st.AbortRun(context.WithoutCancel(ctx), run.ID, err.Error())
-		return sum, mark(ErrNetworkDown, fmt.Errorf("%w; run aborted, nothing cached was overwritten", err))
+		return scanned{}, mark(ErrNetworkDown, fmt.Errorf("%w; run aborted, nothing cached was overwritten", err))
 	}
 	if ctx.Err() == nil {
 		for _, h := range held { // e.g. a small run where nothing was reachable
@@ -485,66 +595,47 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 	}
 	if err := w.Close(); err != nil {
-		return sum, fmt.Errorf("writing results: %w", err)
+		return scanned{}, fmt.Errorf("writing results: %w", err)
 	}
-	sum.Scan = time.Since(scanStart)
-	logMem(log, "scanned")
-	scs := sc.Stats()
-	stats.Scanned += scanned
-	stats.Reused = total - int64(len(pending))
+	return scanned{Stats: sc.Stats(), scanned: n}, nil
+}
+
+// finish stores the run's stats and marks it finished: in a shared run,
+// the last worker to report does, once, and the others wait for it.
+func (r *runner) finish(ctx context.Context, scs scanned) error {
+	stats := &r.stats
+	stats.Scanned += scs.scanned
+	stats.Reused = r.total - int64(len(r.pending))
 	stats.MXIPs += scs.MXIPs
 	stats.Connections += scs.Connections
 	stats.SNIPerNameIPs += scs.SNIPerNameIPs
-	stats.DNSQueries += res.Queries()
-	if err := ctx.Err(); err != nil {
-		log.Info("interrupted; finished domains are saved", "scanned", scanned, "left", int64(len(pending))-scanned)
-		return sum, mark(ErrInterrupted, errors.New("interrupted; run the same command again to resume"))
+	stats.DNSQueries += r.res.Queries()
+	if !r.shared {
+		return r.st.FinishRun(ctx, r.run.ID, *stats, time.Now())
 	}
-	if shared {
-		mine := store.RunStats{Scanned: scanned, MXIPs: scs.MXIPs, Connections: scs.Connections,
-			SNIPerNameIPs: scs.SNIPerNameIPs, DNSQueries: res.Queries()}
-		if err := st.ReportWorker(ctx, run.ID, worker.id, mine); err != nil {
-			return sum, err
+	mine := store.RunStats{Scanned: scs.scanned, MXIPs: scs.MXIPs, Connections: scs.Connections,
+		SNIPerNameIPs: scs.SNIPerNameIPs, DNSQueries: r.res.Queries()}
+	if err := r.st.ReportWorker(ctx, r.run.ID, r.worker.id, mine); err != nil {
+		return err
+	}
+	// The last worker to report finishes the run, once; the others wait
+	// for it (and take over if it dies first).
+	for {
+		done, err := r.st.FinishSharedRun(ctx, r.run.ID, time.Now(), func(reported []store.RunStats) store.RunStats {
+			return mergeWorkerStats(r.queue.Stats, reported)
+		})
+		if err != nil {
+			return err
 		}
-		// The last worker to report finishes the run, once; the others
-		// wait for it (and take over if it dies first).
-		for {
-			done, err := st.FinishSharedRun(ctx, run.ID, time.Now(), func(r []store.RunStats) store.RunStats {
-				return mergeWorkerStats(queue.Stats, r)
-			})
-			if err != nil {
-				return sum, err
-			}
-			if done {
-				break
-			}
-			select {
-			case <-time.After(500 * time.Millisecond):
-			case <-ctx.Done():
-				return sum, mark(ErrInterrupted, errors.New("interrupted while waiting for the other workers to finish the run"))
-			}
+		if done {
+			return nil
 		}
-	} else if err := st.FinishRun(ctx, run.ID, stats, time.Now()); err != nil {
-		return sum, err
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return mark(ErrInterrupted, errors.New("interrupted while waiting for the other workers to finish the run"))
+		}
 	}
-	logMem(log, "finished")
-	run, err = st.GetRun(ctx, run.ID)
-	if err != nil {
-		return sum, err
-	}
-	sum.Run = run
-	sum.Elapsed = time.Since(started)
-	sum.Verdicts = map[result.Verdict][2]int64{}
-	err = st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
-		c := sum.Verdicts[d.Verdict]
-		c[0]++
-		c[1] += d.Citizens
-		sum.Verdicts[d.Verdict] = c
-		return nil
-	})
-	log.Info("run finished", "run", run.ID, "domains", total, "scanned", scanned,
-		"mx_ips", scs.MXIPs, "connections", scs.Connections, "sni_per_name_ips", scs.SNIPerNameIPs, "elapsed", sum.Elapsed.Round(time.Millisecond))
-	return sum, err
 }
 
 // noProgress is the Progress of a run without one.
