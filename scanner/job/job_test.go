@@ -19,6 +19,7 @@ import (
 	"github.com/tlsready/tlsready/scanner/scantest"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/store"
+	"github.com/tlsready/tlsready/store/pgtest"
 )
 
 // world is a generated simulated internet with its register on disk and
@@ -295,5 +296,35 @@ func TestRunErrors(t *testing.T) {
 	defer unlock()
 	if _, err := job.Run(context.Background(), w.config(db)); !errors.Is(err, job.ErrScanLocked) {
 		t.Errorf("second scan of a locked database: %v, want ErrScanLocked", err)
+	}
+}
+
+// TestRunSharedWorkers: two Runs of one Config on a PostgreSQL store share
+// one run: both finish it, every domain scanned once between them, with
+// the world's verdicts.
+func TestRunSharedWorkers(t *testing.T) {
+	w := newWorld(t, 60, 120)
+	db := pgtest.Start(t).NewDatabase(t)
+	cfg := w.config(db)
+	cfg.Lease = 3 * time.Second
+	cfg.Scanner.Concurrency = 5
+	var wg sync.WaitGroup
+	sums := make([]job.Summary, 2)
+	errs := make([]error, 2)
+	for i := range sums {
+		wg.Go(func() { sums[i], errs[i] = job.Run(context.Background(), cfg) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("worker %d: %v", i, err)
+		}
+	}
+	if sums[0].Run.ID != sums[1].Run.ID {
+		t.Fatalf("the workers ran runs %d and %d, not one", sums[0].Run.ID, sums[1].Run.ID)
+	}
+	checkRun(t, w, db, sums[0])
+	if s := sums[0].Run.Stats; s.Scanned != s.Domains || s.Reused != 0 {
+		t.Errorf("shared run: %d scanned and %d reused of %d domains, want each scanned once", s.Scanned, s.Reused, s.Domains)
 	}
 }
