@@ -6,9 +6,11 @@ import (
 	"cmp"
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +25,10 @@ import (
 	"github.com/tlsready/tlsready/report"
 	"github.com/tlsready/tlsready/scanner"
 	"github.com/tlsready/tlsready/scanner/job"
+	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -262,14 +266,36 @@ func runBench(b *testing.B, s benchSetup) benchRun {
 	if rate == 0 {
 		rate = 1000000
 	}
-	o := scanOptions{input: net.reg, db: run.db}
-	o.scanFlags = scanFlags{
-		resolver: net.info.DNS, caFile: net.info.CAFile, concurrency: s.concurrency, rate: rate,
-		timeout: 30 * time.Second, helo: "bench.tlsready.invalid", smtpPort: net.info.SMTPPort,
-		httpsPort: net.info.HTTPSPort, allowPrivate: true, trustAD: "true", maxMX: scanner.DefaultMaxMX, maxIPs: scanner.DefaultMaxIPs,
-		logFormat: "text", quiet: true, verbose: os.Getenv("TLSREADY_BENCH_VERBOSE") != "",
+	level := slog.LevelInfo
+	if os.Getenv("TLSREADY_BENCH_VERBOSE") != "" {
+		level = slog.LevelDebug
 	}
-	o.memory = scanMemory(os.Getenv) // measured as tlsready scan runs
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca, err := os.ReadFile(net.info.CAFile)
+	if err != nil || !roots.AppendCertsFromPEM(ca) {
+		b.Fatalf("the simulated internet's CA %s: %v", net.info.CAFile, err)
+	}
+	trustAD := true
+	cfg := job.Config{
+		Input:        net.reg,
+		DB:           run.db,
+		Resolver:     resolve.Config{Servers: []string{net.info.DNS}, TrustAD: &trustAD},
+		ResolverName: net.info.DNS,
+		Scanner: scanner.Config{
+			Probe:        smtpprobe.Config{Port: net.info.SMTPPort, HELO: "bench.tlsready.invalid", Timeout: 30 * time.Second},
+			RootCAs:      roots,
+			HTTPSPort:    net.info.HTTPSPort,
+			Concurrency:  s.concurrency,
+			Rate:         rate,
+			AllowPrivate: true,
+		},
+		Version: version,
+		Log:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Memory:  scanMemory(os.Getenv), // measured as tlsready scan runs
+	}
 	var prof bytes.Buffer
 	profiling := s.profile && pprof.StartCPUProfile(&prof) == nil
 	run.before = net.stats(b)
@@ -277,7 +303,7 @@ func runBench(b *testing.B, s benchSetup) benchRun {
 	busy0, total0 := machineCPU()
 	cpu0, sys0 := cpuTime(), sysTime()
 	b.ResetTimer()
-	sum, err := runScanJob(b.Context(), &o)
+	sum, err := job.Run(b.Context(), cfg)
 	b.StopTimer()
 	run.cpu, run.sys = cpuTime()-cpu0, sysTime()-sys0
 	run.load[1] = loadAvg()
