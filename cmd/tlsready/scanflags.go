@@ -41,8 +41,8 @@ type scanFlags struct {
 	quiet        bool
 	verbose      bool
 
-	// dialer, when set, replaces the network for SMTP probes: tests use it
-	// to simulate a network whose outbound port 25 is filtered.
+	// dialer, when set, replaces the network for SMTP probes: check's
+	// progress watch (checkprogress.go) wraps the connections with it.
 	dialer smtpprobe.Dialer
 	// logOut receives the log (the command's stderr); nil: os.Stderr.
 	logOut io.Writer
