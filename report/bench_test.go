@@ -174,7 +174,7 @@ func benchAddr(v result.Verdict, host string, ip netip.Addr, n int, at time.Time
 // buildBenchDB writes two finished runs over nDomains domains and nCitizens
 // recipients, through the store API in large batches.
 func buildBenchDB(ctx context.Context, path string, nDomains, nCitizens int, logf func(string, ...any)) error {
-	st, err := store.Open(ctx, path, store.Options{StaleAfter: time.Nanosecond})
+	st, err := store.Open(ctx, path, store.Options{KeepLastKnown: time.Nanosecond})
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func demoIDNDB(t *testing.T) (*store.Store, map[string]string) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), store.Options{StaleAfter: time.Nanosecond})
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), store.Options{KeepLastKnown: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}

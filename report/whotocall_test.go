@@ -119,7 +119,7 @@ func TestDomainAdvice(t *testing.T) {
 func providerDB(t *testing.T) *store.Store {
 	t.Helper()
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "providers.db"), store.Options{StaleAfter: time.Nanosecond})
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "providers.db"), store.Options{KeepLastKnown: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}

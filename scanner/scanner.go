@@ -38,10 +38,10 @@ type Config struct {
 	RootCAs      *x509.CertPool   // nil: system roots; for certificate checks and MTA-STS fetches
 	HTTPSPort    int              // 0: 443; MTA-STS policy fetches
 	STSTimeout   time.Duration    // 0: 20s; one MTA-STS policy fetch, however slowly the body trickles
-	Concurrency  int              // domains working at once (see Run); 0: 100
-	Rate         int              // new SMTP connections per second, global; 0: 20
-	MaxMX        int              // MX hosts looked at per domain; 0: 10
-	MaxIPs       int              // addresses probed per MX host; 0: 4
+	Concurrency  int              // domains working at once (see Run); 0: DefaultConcurrency
+	Rate         int              // new SMTP connections per second, global; 0: DefaultRate
+	MaxMX        int              // MX hosts looked at per domain; 0: DefaultMaxMX
+	MaxIPs       int              // addresses probed per MX host; 0: DefaultMaxIPs
 	IPv6         bool             // also look up and probe AAAA
 	AllowPrivate bool             // connect to loopback/private/reserved addresses (labs, tests)
 	NoPolicy     bool             // skip MTA-STS, DANE and TLSRPT
@@ -103,16 +103,16 @@ func New(cfg Config) (*Scanner, error) {
 		return nil, errors.New("scanner: Config.Resolver is required")
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 100
+		cfg.Concurrency = DefaultConcurrency
 	}
 	if cfg.Rate <= 0 {
-		cfg.Rate = 20
+		cfg.Rate = DefaultRate
 	}
 	if cfg.MaxMX <= 0 {
-		cfg.MaxMX = 10
+		cfg.MaxMX = DefaultMaxMX
 	}
 	if cfg.MaxIPs <= 0 {
-		cfg.MaxIPs = 4
+		cfg.MaxIPs = DefaultMaxIPs
 	}
 	if cfg.HTTPSPort == 0 {
 		cfg.HTTPSPort = 443

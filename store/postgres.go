@@ -236,9 +236,9 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*Store, erro
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
-	s := &Store{path: dbURL, readOnly: opts.ReadOnly, staleAfter: opts.StaleAfter, pg: &pgState{}}
-	if s.staleAfter <= 0 {
-		s.staleAfter = DefaultStaleAfter
+	s := &Store{path: dbURL, readOnly: opts.ReadOnly, keepLastKnown: opts.KeepLastKnown, pg: &pgState{}}
+	if s.keepLastKnown <= 0 {
+		s.keepLastKnown = DefaultKeepLastKnown
 	}
 	if !opts.ReadOnly {
 		s.w = pgPool(cfg, false)

@@ -186,7 +186,7 @@ func (s *Store) saveResultsWith(ctx context.Context, rs []result.Result, pre *sa
 
 // keepStored reports whether the stored result of r's domain must be kept
 // although r (a temporary verdict) is newer: it is not temporary itself and
-// not older than staleAfter before r was scanned.
+// not older than keepLastKnown before r was scanned.
 func (s *Store) keepStored(ctx context.Context, get *sql.Stmt, r result.Result) (bool, error) {
 	var (
 		verdict result.Verdict
@@ -202,7 +202,7 @@ func (s *Store) keepStored(ctx context.Context, get *sql.Stmt, r result.Result) 
 	if verdict.Temporary() {
 		return false, nil
 	}
-	return scanned >= r.ScannedAt.Add(-s.staleAfter).UnixNano(), nil
+	return scanned >= r.ScannedAt.Add(-s.keepLastKnown).UnixNano(), nil
 }
 
 // ResultsRaw is Results without the decoding: it calls fn with each domain
@@ -339,8 +339,8 @@ func (s *Store) RunVerdictTotals(ctx context.Context, runID int64) (map[result.V
 //
 // Temporary failures must not wipe knowledge (FIELD-NOTES.md): a result whose
 // verdict is Temporary() (unreachable, dns-error) does not replace a stored
-// non-temporary result unless the stored one is older than StaleAfter
-// (Options.StaleAfter, default 7 days) measured from the new result's
+// non-temporary result unless the stored one is older than KeepLastKnown
+// (Options.KeepLastKnown, default 7 days) measured from the new result's
 // ScannedAt. When it is kept, only the attempt is recorded (LastAttempt: the
 // new ScannedAt and Reason) and the row's run is set to the new result's
 // RunID, so PendingDomains does not pick the domain again in that run.

@@ -41,12 +41,12 @@ var (
 
 // Store is a handle on one database file. Safe for concurrent use.
 type Store struct {
-	path       string
-	readOnly   bool
-	staleAfter time.Duration
-	w          *sql.DB // nil when read-only; a single connection, BEGIN IMMEDIATE
-	r          *sql.DB // readers (query_only, or mode=ro)
-	version    int     // the schema version (below schemaVersion only when read-only; see readableSince)
+	path          string
+	readOnly      bool
+	keepLastKnown time.Duration
+	w             *sql.DB // nil when read-only; a single connection, BEGIN IMMEDIATE
+	r             *sql.DB // readers (query_only, or mode=ro)
+	version       int     // the schema version (below schemaVersion only when read-only; see readableSince)
 
 	pg *pgState // nil for SQLite
 
@@ -57,16 +57,19 @@ type Store struct {
 	closeErr  error
 }
 
-// DefaultStaleAfter is Options.StaleAfter when zero.
-const DefaultStaleAfter = 7 * 24 * time.Hour
+// DefaultKeepLastKnown is Options.KeepLastKnown when zero.
+const DefaultKeepLastKnown = 7 * 24 * time.Hour
 
 // Options for Open.
 type Options struct {
 	ReadOnly bool // open with mode=ro; never migrates, never writes
 
-	// StaleAfter is the age after which a stored non-temporary result may be
-	// replaced by a temporary one (see SaveResults). Zero: DefaultStaleAfter.
-	StaleAfter time.Duration
+	// KeepLastKnown is how long a stored result that is not temporary
+	// outlasts temporary failures (unreachable, dns-error): only once it is
+	// older than this may a temporary result replace it (see SaveResults).
+	// Zero: DefaultKeepLastKnown. (Not "stale": that is the gateway's word,
+	// README "Terms".)
+	KeepLastKnown time.Duration
 }
 
 // Open opens (creating with mode 0600 and migrating when needed) the database at path.
@@ -86,9 +89,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if IsPostgresURL(path) {
 		return openPostgres(ctx, path, opts)
 	}
-	s := &Store{path: path, readOnly: opts.ReadOnly, staleAfter: opts.StaleAfter}
-	if s.staleAfter <= 0 {
-		s.staleAfter = DefaultStaleAfter
+	s := &Store{path: path, readOnly: opts.ReadOnly, keepLastKnown: opts.KeepLastKnown}
+	if s.keepLastKnown <= 0 {
+		s.keepLastKnown = DefaultKeepLastKnown
 	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(path); err != nil {

@@ -569,14 +569,14 @@ func TestSaveResultsTemporaryRule(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestStaleAfterOption(t *testing.T) {
+func TestKeepLastKnownOption(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, be backend) {
-		s := be.open(t, Options{StaleAfter: time.Hour})
+		s := be.open(t, Options{KeepLastKnown: time.Hour})
 		mustSave(t, s, res("x.example", result.Verified, t0.Add(-2*time.Hour), 0))
 		mustSave(t, s, res("x.example", result.Unreachable, t0, 0))
 		if got := mustLookup(t, s, "x.example").Verdict; got != result.Unreachable {
-			t.Errorf("a result older than StaleAfter was kept: %s", got)
+			t.Errorf("a result older than KeepLastKnown was kept: %s", got)
 		}
 	})
 }

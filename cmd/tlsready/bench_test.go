@@ -6,9 +6,11 @@ import (
 	"cmp"
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +23,12 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/report"
+	"github.com/tlsready/tlsready/scanner"
+	"github.com/tlsready/tlsready/scanner/job"
+	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -198,7 +204,7 @@ type benchSetup struct {
 // benchRun is what one scan measured.
 type benchRun struct {
 	setup         benchSetup
-	sum           scanSummary
+	sum           job.Summary
 	db            string
 	cpu           time.Duration // the scanner process, ingestion and scan
 	sys           time.Duration // the system CPU part of cpu
@@ -260,12 +266,35 @@ func runBench(b *testing.B, s benchSetup) benchRun {
 	if rate == 0 {
 		rate = 1000000
 	}
-	o := scanOptions{input: net.reg, db: run.db}
-	o.scanFlags = scanFlags{
-		resolver: net.info.DNS, caFile: net.info.CAFile, concurrency: s.concurrency, rate: rate,
-		timeout: 30 * time.Second, helo: "bench.tlsready.invalid", smtpPort: net.info.SMTPPort,
-		httpsPort: net.info.HTTPSPort, allowPrivate: true, trustAD: "true", maxMX: 10, maxIPs: 4,
-		logFormat: "text", quiet: true, verbose: os.Getenv("TLSREADY_BENCH_VERBOSE") != "",
+	level := slog.LevelInfo
+	if os.Getenv("TLSREADY_BENCH_VERBOSE") != "" {
+		level = slog.LevelDebug
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca, err := os.ReadFile(net.info.CAFile)
+	if err != nil || !roots.AppendCertsFromPEM(ca) {
+		b.Fatalf("the simulated internet's CA %s: %v", net.info.CAFile, err)
+	}
+	trustAD := true
+	cfg := job.Config{
+		Input:        net.reg,
+		DB:           run.db,
+		Resolver:     resolve.Config{Servers: []string{net.info.DNS}, TrustAD: &trustAD},
+		ResolverName: net.info.DNS,
+		Scanner: scanner.Config{
+			Probe:        smtpprobe.Config{Port: net.info.SMTPPort, HELO: "bench.tlsready.invalid", Timeout: 30 * time.Second},
+			RootCAs:      roots,
+			HTTPSPort:    net.info.HTTPSPort,
+			Concurrency:  s.concurrency,
+			Rate:         rate,
+			AllowPrivate: true,
+		},
+		Version: version,
+		Log:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Memory:  scanMemory(os.Getenv), // measured as tlsready scan runs
 	}
 	var prof bytes.Buffer
 	profiling := s.profile && pprof.StartCPUProfile(&prof) == nil
@@ -274,7 +303,7 @@ func runBench(b *testing.B, s benchSetup) benchRun {
 	busy0, total0 := machineCPU()
 	cpu0, sys0 := cpuTime(), sysTime()
 	b.ResetTimer()
-	sum, err := runScanJob(b.Context(), &o, io.Discard)
+	sum, err := job.Run(b.Context(), cfg)
 	b.StopTimer()
 	run.cpu, run.sys = cpuTime()-cpu0, sysTime()-sys0
 	run.load[1] = loadAvg()
@@ -596,7 +625,7 @@ func BenchmarkScanCPUPerIP(b *testing.B) {
 
 // benchReport times the report phase of an end-to-end run: the model, the
 // HTML page and the CSV of every domain.
-func benchReport(b *testing.B, db string, sum scanSummary) {
+func benchReport(b *testing.B, db string, sum job.Summary) {
 	st, err := store.Open(b.Context(), db, store.Options{ReadOnly: true})
 	if err != nil {
 		b.Fatal(err)

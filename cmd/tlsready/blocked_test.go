@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner"
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
 )
@@ -56,17 +57,18 @@ func TestPort25BlockedKeepsCache(t *testing.T) {
 		}
 	}
 
-	o := scanOptions{input: input, db: db, maxAge: 0}
-	o.scanFlags = scanFlags{
-		resolver: world.DNSAddr, caFile: world.CAFile, concurrency: 30, rate: 1000, timeout: time.Second,
-		helo: "test.tlsready.invalid", smtpPort: world.SMTPPort, httpsPort: world.HTTPSPort,
-		allowPrivate: true, trustAD: "true", maxMX: 10, maxIPs: 4, logFormat: "text", quiet: true,
-		dialer: filtered{},
+	cfg := demoJob(world, input, db, nil)
+	cfg.Scanner.Concurrency = 30
+	cfg.Scanner.Probe.Timeout = time.Second
+	cfg.Scanner.Probe.Dialer = filtered{}
+	cfg.Scanner.TempRetry = nil
+	_, err = job.Run(context.Background(), cfg)
+	if !errors.Is(err, job.ErrNetworkDown) || !errors.Is(err, scanner.ErrPort25Blocked) {
+		t.Fatalf("blocked run: %v, want job.ErrNetworkDown for scanner.ErrPort25Blocked", err)
 	}
-	_, err = runScanJob(context.Background(), &o, io.Discard)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != exitEnvironment || !strings.Contains(err.Error(), "port 25") {
-		t.Fatalf("blocked run: %v, want exit %d saying port 25 is blocked", err, exitEnvironment)
+	if !errors.As(jobExit(err), &ee) || ee.code != exitEnvironment {
+		t.Fatalf("blocked run: %v, want exit %d", err, exitEnvironment)
 	}
 	after := verdicts(t, db, domains)
 	for d, v := range before {

@@ -93,7 +93,7 @@ func TestCrashResume(t *testing.T) {
 		domains = append(domains, d)
 	}
 	args := func(db string) []string {
-		return scanArgs(world, input, db, "--concurrency", "3", "--max-age", "0")
+		return scanArgs(world, input, db, "--concurrency", "3", "--rescan-after", "0")
 	}
 
 	dbA := filepath.Join(t.TempDir(), "a.db")
@@ -150,7 +150,7 @@ func TestCrashResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// With --max-age 0 nothing is reused across runs: a run that reused
+	// With --rescan-after 0 nothing is reused across runs: a run that reused
 	// domains resumed an interrupted run without probing them again.
 	resumed := false
 	for _, r := range runs {

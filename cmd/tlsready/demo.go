@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,7 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tlsready/tlsready/report"
+	"github.com/tlsready/tlsready/scanner"
+	"github.com/tlsready/tlsready/scanner/job"
+	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -48,18 +54,12 @@ Running it again adds a run, so the report shows a trend.`,
 			if err := os.WriteFile(input, []byte(strings.Join(reg, "\n")+"\n"), 0o600); err != nil {
 				return err
 			}
-			o := scanOptions{input: input, db: filepath.Join(dir, "tlsready.db")}
-			o.scanFlags = scanFlags{
-				resolver: world.DNSAddr, caFile: world.CAFile,
-				concurrency: 50, rate: 1000, timeout: 10 * time.Second,
-				helo: "demo.tlsready.invalid", smtpPort: world.SMTPPort, httpsPort: world.HTTPSPort,
-				allowPrivate: true, trustAD: "true", maxMX: 10, maxIPs: 4, logFormat: "text", quiet: true,
-				tempRetry: []time.Duration{2 * time.Second}, // the demo's greylisting lifts at once
-			}
+			db := filepath.Join(dir, "tlsready.db")
+			cfg := demoJob(world, input, db, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "simulated internet: DNS %s, SMTP port %d, HTTPS port %d\n", world.DNSAddr, world.SMTPPort, world.HTTPSPort)
-			sum, err := runScanJob(ctx, &o, out)
-			if err != nil {
+			sum, err := job.Run(ctx, cfg)
+			if err := jobExit(err); err != nil {
 				return err
 			}
 			printSummary(out, sum)
@@ -67,7 +67,7 @@ Running it again adds a run, so the report shows a trend.`,
 			fmt.Fprintf(out, "simulated servers saw %d SMTP connections, %d DNS queries; MAIL/RCPT/DATA received: %d\n",
 				c.SMTPConnections, c.DNSQueries, c.Commands["MAIL"]+c.Commands["RCPT"]+c.Commands["DATA"])
 			path := filepath.Join(dir, "report.html")
-			if err := writeDemoReport(cmd, o.db, path, lang); err != nil {
+			if err := writeDemoReport(cmd, db, path, lang); err != nil {
 				return fmt.Errorf("writing the report: %w", err)
 			}
 			abs, _ := filepath.Abs(path)
@@ -78,6 +78,34 @@ Running it again adds a run, so the report shows a trend.`,
 	cmd.Flags().StringVar(&dir, "dir", "demo-out", "directory for the register, the database and the report")
 	cmd.Flags().StringVar(&lang, "lang", "", "report language: ja or en (default from the locale)")
 	return cmd
+}
+
+// demoJob is the scan of the demo world: the scan's defaults, with the
+// world's resolver, CA and ports, and no waits a person would notice.
+func demoJob(world *scantest.Internet, input, db string, log *slog.Logger) job.Config {
+	trustAD := true // the world's resolver is ours
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AppendCertsFromPEM(world.CA.PEM)
+	return job.Config{
+		Input:        input,
+		DB:           db,
+		Resolver:     resolve.Config{Servers: []string{world.DNSAddr}, TrustAD: &trustAD},
+		ResolverName: world.DNSAddr,
+		Scanner: scanner.Config{
+			Probe:        smtpprobe.Config{Port: world.SMTPPort, HELO: "demo.tlsready.invalid", Timeout: 10 * time.Second},
+			RootCAs:      roots,
+			HTTPSPort:    world.HTTPSPort,
+			Concurrency:  50,
+			Rate:         1000,
+			AllowPrivate: true,
+			TempRetry:    []time.Duration{2 * time.Second}, // the demo's greylisting lifts at once
+		},
+		Version: version,
+		Log:     log,
+	}
 }
 
 // writeDemoReport writes the HTML report of the latest run in the database.

@@ -75,12 +75,13 @@ func TestExitCodes(t *testing.T) {
 		{"scan, the same register both ways", append(scan(), input, "--input", input), exitOK, "citizens at"},
 		{"lookup unknown domain", []string{"lookup", "--db", db, "nowhere.example"}, exitOK, "unknown"},
 		{"export --verdict unknown", []string{"export", "recipients", "--db", db, "--verdict", "unknown,plaintext"}, exitOK, "id,domain,verdict"},
-		{"status, fresh", []string{"status", "--db", db, "--max-age", "100000h"}, exitOK, "next:      nothing to do"},
+		{"status, fresh", []string{"status", "--db", db, "--overdue-after", "100000h"}, exitOK, "next:      nothing to do"},
 
 		// 1
 		{"report without a finished run", []string{"report", "--db", interrupted}, exitFailed, "no finished run in " + interrupted},
 		{"export without a finished run", []string{"export", "recipients", "--db", interrupted}, exitFailed, "no finished run in " + interrupted},
-		{"status, stale", []string{"status", "--db", db}, exitFailed, "stale: the last finished run is"},
+		{"status, overdue", []string{"status", "--db", db}, exitFailed, "overdue: the last finished run is"},
+		{"status, --max-age (the old name of --overdue-after)", []string{"status", "--db", db, "--max-age", "100000h"}, exitOK, "next:      nothing to do"},
 
 		// 2: the command line
 		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},

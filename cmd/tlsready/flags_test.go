@@ -54,6 +54,23 @@ func TestFlagNames(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, "--probe-timeout must be at least 1s") || !strings.Contains(out+stderr, "use --probe-timeout") {
 		t.Errorf("check --timeout 0s: exit %d, %q %q", code, out, stderr)
 	}
+	// "max age" is the MTA-STS policy's alone: scan's --max-age is
+	// --rescan-after, status's --overdue-after; the old names still work,
+	// deprecated and out of --help.
+	for _, c := range []struct{ cmd, flag string }{{"scan", "--rescan-after"}, {"status", "--overdue-after"}} {
+		_, out, _ := runCLI(t, c.cmd, "--help")
+		if !strings.Contains(out, c.flag+" duration") || regexp.MustCompile(`\s--max-age\s`).MatchString(out) {
+			t.Errorf("%s --help: want %s and no --max-age:\n%s", c.cmd, c.flag, out)
+		}
+	}
+	code, out, stderr = runCLI(t, "scan", "reg.txt", "--db", "x.db", "--helo", "test.tlsready.invalid", "--max-age", "-1s")
+	if code != exitUsage || !strings.Contains(stderr, "--rescan-after must not be negative") || !strings.Contains(out+stderr, "use --rescan-after") {
+		t.Errorf("scan --max-age -1s: exit %d, %q %q", code, out, stderr)
+	}
+	code, out, stderr = runCLI(t, "status", "--db", "x.db", "--max-age", "0s")
+	if code != exitUsage || !strings.Contains(stderr, "--overdue-after must be positive") || !strings.Contains(out+stderr, "use --overdue-after") {
+		t.Errorf("status --max-age 0s: exit %d, %q %q", code, out, stderr)
+	}
 	code, _, stderr = runCLI(t, "serve", "--db", "x.db", "--log-format", "xml")
 	if code != exitUsage || !strings.Contains(stderr, "--log-format must be text or json") {
 		t.Errorf("serve --log-format xml: exit %d, %q", code, stderr)

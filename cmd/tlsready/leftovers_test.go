@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -54,7 +55,7 @@ func TestInterruptedRunOfAnotherInput(t *testing.T) {
 		says string
 	}{
 		{"changed file", func(t *testing.T, input string) string {
-			id, err := inputIdentity(input)
+			id, err := job.InputIdentity(input)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tlsready/tlsready/gateway"
+	"github.com/tlsready/tlsready/scanner"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 )
@@ -19,10 +20,10 @@ import (
 func registerLiveFlags(fs *pflag.FlagSet) *scanFlags {
 	// tempRetry 0: a live check answers now; an IP that refuses with a 4xx
 	// is judged on that answer (unreachable), and the next scan tries again.
-	f := &scanFlags{concurrency: 1, rate: 1, maxMX: 10, maxIPs: 4, trustAD: "auto", logFormat: "text", tempRetry: []time.Duration{0}}
+	f := &scanFlags{concurrency: 1, rate: 1, maxMX: scanner.DefaultMaxMX, maxIPs: scanner.DefaultMaxIPs, trustAD: "auto", logFormat: "text", tempRetry: []time.Duration{0}}
 	fs.StringVar(&f.resolver, "resolver", "", "live checks: DNS resolver HOST:PORT (default: /etc/resolv.conf)")
 	fs.StringVar(&f.caFile, "ca-file", "", "live checks: extra trusted roots (PEM)")
-	fs.DurationVar(&f.timeout, "probe-timeout", 60e9, "live checks: deadline for one MX IP probe (the same flag as scan's and check's)")
+	fs.DurationVar(&f.timeout, "probe-timeout", scanner.DefaultLiveProbeTimeout, "live checks: deadline for one MX IP probe (the same flag as scan's and check's)")
 	fs.StringVar(&f.helo, "helo", "", "live checks: EHLO name identifying the operator, fully qualified (default: the host's fully qualified name)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 25, "live checks: SMTP port (labs and tests)")
 	fs.IntVar(&f.httpsPort, "https-port", 443, "live checks: HTTPS port for MTA-STS (labs and tests)")

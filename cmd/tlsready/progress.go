@@ -95,7 +95,7 @@ type progress struct {
 	mu       sync.Mutex
 	done_    int64
 	inflight map[string]time.Time // handed to the scanner, no result yet
-	early    map[string]bool      // a result that came before started was told
+	early    map[string]bool      // a result that came before Started was told
 	m        *meter
 	stop     chan struct{}
 	stopped  chan struct{}
@@ -258,8 +258,8 @@ func (p *progress) describe(now time.Time) string {
 	return d
 }
 
-// started: the scanner took domain d.
-func (p *progress) started(d string) {
+// Started: the scanner took domain d.
+func (p *progress) Started(d string) {
 	p.mu.Lock()
 	if p.early[d] {
 		delete(p.early, d)
@@ -269,8 +269,8 @@ func (p *progress) started(d string) {
 	p.mu.Unlock()
 }
 
-// finished: domain d's result came.
-func (p *progress) finished(d string) {
+// Finished: domain d's result came.
+func (p *progress) Finished(d string) {
 	p.mu.Lock()
 	if _, ok := p.inflight[d]; ok {
 		delete(p.inflight, d)
@@ -284,7 +284,8 @@ func (p *progress) finished(d string) {
 	}
 }
 
-func (p *progress) done() {
+// Done: the scan is over.
+func (p *progress) Done() {
 	select {
 	case <-p.stop:
 	default:

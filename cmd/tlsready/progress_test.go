@@ -91,12 +91,12 @@ func TestProgressLine(t *testing.T) {
 	if got, want := line(), `level=INFO msg=progress done=0 left=3 total=59 cached=56 per_second=measuring eta=unknown`; got != want {
 		t.Errorf("first line:\n%s\nwant\n%s", got, want)
 	}
-	p.started("a.test")
+	p.Started("a.test")
 	now = now.Add(time.Second)
-	p.started("slow.test")
-	p.finished("a.test")
-	p.finished("b.test") // its result came before started was told
-	p.started("b.test")
+	p.Started("slow.test")
+	p.Finished("a.test")
+	p.Finished("b.test") // its result came before started was told
+	p.Started("b.test")
 	for i := 0; i < 10; i++ {
 		now = now.Add(time.Second)
 		p.m.observe(now, p.done_)

@@ -131,7 +131,7 @@ func TestSTSPolicyCache(t *testing.T) {
 		domains = append(domains, d)
 	}
 	db := filepath.Join(t.TempDir(), "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--max-age", "0")...); code != 0 {
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--rescan-after", "0")...); code != 0 {
 		t.Fatalf("scan 1: %d %s", code, stderr)
 	}
 	first := world.Counters()
@@ -155,7 +155,7 @@ func TestSTSPolicyCache(t *testing.T) {
 	if len(cached) == 0 {
 		t.Fatal("the demo world has no valid MTA-STS policy to cache")
 	}
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--max-age", "0")...); code != 0 {
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--rescan-after", "0")...); code != 0 {
 		t.Fatalf("scan 2: %d %s", code, stderr)
 	}
 	second := world.Counters()

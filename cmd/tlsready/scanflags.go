@@ -3,26 +3,24 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/tlsready/tlsready/scanner"
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 )
 
 // scanFlags are the flags shared by scan, check and demo.
 type scanFlags struct {
-	broker       scanner.IPBroker // a shared run's worker (not a flag; shared.go)
 	resolver     string
 	caFile       string
 	concurrency  int
@@ -43,8 +41,8 @@ type scanFlags struct {
 	quiet        bool
 	verbose      bool
 
-	// dialer, when set, replaces the network for SMTP probes: tests use it
-	// to simulate a network whose outbound port 25 is filtered.
+	// dialer, when set, replaces the network for SMTP probes: check's
+	// progress watch (checkprogress.go) wraps the connections with it.
 	dialer smtpprobe.Dialer
 	// logOut receives the log (the command's stderr); nil: os.Stderr.
 	logOut io.Writer
@@ -57,13 +55,13 @@ type scanFlags struct {
 func (f *scanFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.resolver, "resolver", "", "DNS resolver HOST:PORT (default: the nameservers of /etc/resolv.conf)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra trusted root certificates (added to the system pool)")
-	fs.IntVar(&f.concurrency, "concurrency", 200, "domains scanned at once")
-	fs.IntVar(&f.rate, "rate", 20, "new SMTP connections per second (global)")
+	fs.IntVar(&f.concurrency, "concurrency", scanner.DefaultConcurrency, "domains scanned at once")
+	fs.IntVar(&f.rate, "rate", scanner.DefaultRate, "new SMTP connections per second (global)")
 	fs.IntVar(&f.dnsRate, "dns-rate", 0, "DNS queries per second (0: unlimited)")
-	fs.DurationVar(&f.timeout, "probe-timeout", 90*time.Second, "deadline for one MX IP probe (connect, banner, EHLO, STARTTLS, handshake, retry)")
+	fs.DurationVar(&f.timeout, "probe-timeout", scanner.DefaultProbeTimeout, "deadline for one MX IP probe (connect, banner, EHLO, STARTTLS, handshake, retry)")
 	// The old name, kept working: the same deadline is --probe-timeout in
 	// scan, check and serve.
-	fs.DurationVar(&f.timeout, "timeout", 90*time.Second, "deadline for one MX IP probe")
+	fs.DurationVar(&f.timeout, "timeout", scanner.DefaultProbeTimeout, "deadline for one MX IP probe")
 	_ = fs.MarkDeprecated("timeout", "use --probe-timeout (the same name in scan, check and serve)")
 	fs.StringVar(&f.helo, "helo", "", "EHLO name identifying the operator: a fully qualified name with forward-confirmed reverse DNS (default: the host's fully qualified name; refused when it has none)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 25, "SMTP port to probe (labs and tests)")
@@ -72,8 +70,8 @@ func (f *scanFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowPrivate, "allow-private", false, "connect to loopback, private and reserved addresses (labs and tests only)")
 	fs.StringVar(&f.trustAD, "trust-ad", "auto", "trust the resolver's AD bit: auto (only a loopback resolver), true, false")
 	fs.BoolVar(&f.noPolicy, "no-policy", false, "skip MTA-STS, DANE and TLSRPT")
-	fs.IntVar(&f.maxMX, "max-mx", 10, "MX hosts looked at per domain")
-	fs.IntVar(&f.maxIPs, "max-ips", 4, "addresses probed per MX host")
+	fs.IntVar(&f.maxMX, "max-mx", scanner.DefaultMaxMX, "MX hosts looked at per domain")
+	fs.IntVar(&f.maxIPs, "max-ips", scanner.DefaultMaxIPs, "addresses probed per MX host")
 	fs.DurationSliceVar(&f.tempRetry, "temp-retry", scanner.DefaultTempRetry,
 		"back-off schedule for an MX IP that answers the banner or EHLO with a 4xx (greylisting, rate limits): tried again after each wait, later in the run; 0: no retries")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -183,43 +181,33 @@ func (f *scanFlags) servers() ([]string, error) {
 
 // buildResolver makes the DNS client from --resolver, --dns-rate and --trust-ad.
 func (f *scanFlags) buildResolver(log *slog.Logger) (*resolve.Client, error) {
-	servers, err := f.servers()
+	rc, err := f.resolverConfig(log)
 	if err != nil {
 		return nil, err
+	}
+	return resolve.New(rc)
+}
+
+// resolverConfig is the DNS client's configuration from --resolver,
+// --dns-rate and --trust-ad.
+func (f *scanFlags) resolverConfig(log *slog.Logger) (resolve.Config, error) {
+	servers, err := f.servers()
+	if err != nil {
+		return resolve.Config{}, err
 	}
 	rc := resolve.Config{Servers: servers, Rate: f.dnsRate, Logger: log}
 	if f.trustAD != "auto" {
 		b, _ := strconv.ParseBool(f.trustAD)
 		rc.TrustAD = &b
 	}
-	return resolve.New(rc)
+	return rc, nil
 }
 
-// checkResolver asks the resolver the root NS question (resolve.Client.Ping)
-// before the first domain: a resolver that is silent, not listening or
-// refuses us would make every domain a dns-error, so that is exit 4 (our
-// side is broken) at any register size, with nothing scanned. The running
-// check of the scanner (ErrResolverDead) still watches the rest of the run.
+// checkResolver asks the resolver the root NS question before the first
+// domain (job.CheckResolver): a resolver that does not answer is exit 4.
 func (f *scanFlags) checkResolver(ctx context.Context, res *resolve.Client, log *slog.Logger) error {
-	status, err := res.Ping(ctx)
-	if ctx.Err() != nil {
-		return &exitError{code: exitInterrupted, err: errors.New("interrupted while checking the DNS resolver")}
-	}
 	servers, _ := f.servers()
-	if err != nil {
-		return &exitError{code: exitEnvironment, err: fmt.Errorf(
-			"the DNS resolver %s does not answer (%v): every domain would be a dns-error; check --resolver (default: the nameservers of /etc/resolv.conf). Nothing was scanned",
-			strings.Join(servers, ", "), err)}
-	}
-	switch status {
-	case resolve.StatusOK:
-		log.Debug("resolver answers", "servers", servers)
-	case resolve.StatusServfail:
-		log.Warn("the resolver answers but cannot resolve the root zone (SERVFAIL for the root NS records); unless it is a lab resolver for its own zones, expect dns-error verdicts", "servers", servers)
-	default: // NXDOMAIN or NODATA for the root: a lab resolver serving only its zones
-		log.Debug("resolver answers, without the root NS records (a lab resolver?)", "servers", servers, "status", status)
-	}
-	return nil
+	return jobExit(job.CheckResolver(ctx, res, servers, log))
 }
 
 // roots is the system pool plus --ca-file.
@@ -242,16 +230,22 @@ func (f *scanFlags) roots() (*x509.CertPool, error) {
 
 // buildScanner makes a scanner (one run's shared caches) over res.
 func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache scanner.STSCache, roots *x509.CertPool) (*scanner.Scanner, error) {
-	helo := f.helo // settled by validate
+	cfg := f.scannerConfig(roots)
+	cfg.Resolver, cfg.STSCache, cfg.Logger = res, cache, log
+	return scanner.New(cfg)
+}
+
+// scannerConfig is the scanner's configuration from the flags, without its
+// resolver, MTA-STS cache and logger.
+func (f *scanFlags) scannerConfig(roots *x509.CertPool) scanner.Config {
 	tempRetry := f.tempRetry
 	if len(tempRetry) == 1 && tempRetry[0] == 0 {
 		tempRetry = []time.Duration{} // --temp-retry 0: judge on the first answer
 	}
-	return scanner.New(scanner.Config{
-		Resolver: res,
+	return scanner.Config{
 		Probe: smtpprobe.Config{
 			Port:    f.smtpPort,
-			HELO:    helo,
+			HELO:    f.helo, // settled by validate
 			Timeout: f.timeout,
 			Dialer:  f.dialer,
 		},
@@ -265,8 +259,5 @@ func (f *scanFlags) buildScanner(log *slog.Logger, res resolve.Resolver, cache s
 		AllowPrivate: f.allowPrivate,
 		NoPolicy:     f.noPolicy,
 		TempRetry:    tempRetry,
-		STSCache:     cache,
-		Logger:       log,
-		IPBroker:     f.broker,
-	})
+	}
 }

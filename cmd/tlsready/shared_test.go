@@ -122,7 +122,7 @@ func TestSharedRunThreeWorkers(t *testing.T) {
 	world, input, expected := sharedWorld(t, 240, 20*time.Millisecond)
 	domains := slices.Sorted(maps.Keys(expected))
 	args := func(db string) []string {
-		return scanArgs(world, input, db, "--concurrency", "20", "--max-age", "0", "--lease", "5s")
+		return scanArgs(world, input, db, "--concurrency", "20", "--rescan-after", "0", "--lease", "5s")
 	}
 
 	// One worker: the reference.
@@ -206,7 +206,7 @@ func TestSharedRunWorkerKilled(t *testing.T) {
 	world, input, expected := sharedWorld(t, 240, 40*time.Millisecond)
 	domains := slices.Sorted(maps.Keys(expected))
 	db := cluster.NewDatabase(t)
-	cmds := startWorkers(t, 3, scanArgs(world, input, db, "--concurrency", "10", "--max-age", "0", "--lease", "3s"))
+	cmds := startWorkers(t, 3, scanArgs(world, input, db, "--concurrency", "10", "--rescan-after", "0", "--lease", "3s"))
 	victim := cmds[0]
 
 	pg, err := sql.Open("pgx", db)

@@ -11,25 +11,26 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )
 
 // Exit codes of `tlsready status` for a monitor (README "Exit codes").
 const (
-	statusFresh = 0 // the last finished run is younger than --max-age
-	statusStale = 1 // it is older (or reading the database failed)
-	statusNoRun = 2 // no finished run (or no database)
+	statusFresh   = 0 // the last finished run is younger than --overdue-after
+	statusOverdue = 1 // it is older (or reading the database failed)
+	statusNoRun   = 2 // no finished run (or no database)
 )
 
 func newStatusCmd() *cobra.Command {
 	var (
-		db     string
-		asJSON bool
-		maxAge time.Duration
+		db           string
+		asJSON       bool
+		overdueAfter time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "status --db FILE [--json] [--max-age 26h]",
+		Use:   "status --db FILE [--json] [--overdue-after 26h]",
 		Short: "For cron and monitors: the last finished run, runs interrupted or aborted since, and what to do next",
 		Long: `Reads the database (read-only) and reports the last finished run (when, how
 old, citizens and domains per verdict), the runs since that are running,
@@ -39,23 +40,23 @@ next action, and the audit trail of recipient exports (personal data: who
 exported which run's recipients, when, how many, to where; the last 10).
 
 Exit status, for a monitor:
-  0  the last finished run is younger than --max-age
-  1  it is older (stale), or the database could not be read
+  0  the last finished run is younger than --overdue-after
+  1  it is older (overdue), or the database could not be read
   2  no finished run yet, or no such database`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if db == "" {
 				return usageErr("--db is required")
 			}
-			if maxAge <= 0 {
-				return usageErr("--max-age must be positive")
+			if overdueAfter <= 0 {
+				return usageErr("--overdue-after must be positive")
 			}
 			st, err := openExisting(cmd.Context(), db, true)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			rep, err := buildStatus(cmd.Context(), st, db, maxAge, time.Now())
+			rep, err := buildStatus(cmd.Context(), st, db, overdueAfter, time.Now())
 			if err != nil {
 				return err
 			}
@@ -70,8 +71,8 @@ Exit status, for a monitor:
 				printStatus(out, rep)
 			}
 			switch rep.ExitCode {
-			case statusStale:
-				return &exitError{code: statusStale, err: fmt.Errorf("stale: the last finished run is %s old, beyond --max-age %s", roundAge(rep.LastFinished.Age()), maxAge)}
+			case statusOverdue:
+				return &exitError{code: statusOverdue, err: fmt.Errorf("overdue: the last finished run is %s old, beyond --overdue-after %s", roundAge(rep.LastFinished.Age()), overdueAfter)}
 			case statusNoRun:
 				return &exitError{code: statusNoRun, err: fmt.Errorf("no finished run in %s yet", store.RedactURL(db))}
 			}
@@ -81,17 +82,21 @@ Exit status, for a monitor:
 	fs := cmd.Flags()
 	fs.StringVar(&db, "db", "", "database file (opened read-only)")
 	fs.BoolVar(&asJSON, "json", false, "one JSON object (README \"tlsready status\")")
-	fs.DurationVar(&maxAge, "max-age", 26*time.Hour, "the last finished run is stale (exit 1) when it finished longer ago than this: a daily scan plus two hours")
+	fs.DurationVar(&overdueAfter, "overdue-after", 26*time.Hour, "the last finished run is overdue (exit 1) when it finished longer ago than this: a daily scan plus two hours")
+	// The old name, kept working: "max age" is the MTA-STS policy's alone,
+	// and "stale" the gateway's (README "Terms").
+	fs.DurationVar(&overdueAfter, "max-age", 26*time.Hour, "the last finished run is overdue when older than this")
+	_ = fs.MarkDeprecated("max-age", "use --overdue-after (\"max age\" is the MTA-STS policy's)")
 	return cmd
 }
 
 // statusReport is what `status` says, and its --json.
 type statusReport struct {
 	Database     string      `json:"database"`
-	State        string      `json:"state"` // "fresh", "stale", "no-run"
+	State        string      `json:"state"` // "fresh", "overdue", "no-run"
 	ExitCode     int         `json:"exit_code"`
 	Now          time.Time   `json:"now"`
-	MaxAge       string      `json:"max_age"`
+	OverdueAfter string      `json:"overdue_after"`
 	LastFinished *statusRun  `json:"last_finished,omitempty"`
 	Running      []statusRun `json:"running,omitempty"` // in progress or interrupted
 	Aborted      []statusRun `json:"aborted,omitempty"` // since the last finished run
@@ -139,9 +144,9 @@ func (r *statusRun) Age() time.Duration {
 	return r.now.Sub(r.StartedAt)
 }
 
-func buildStatus(ctx context.Context, st *store.Store, db string, maxAge time.Duration, now time.Time) (statusReport, error) {
+func buildStatus(ctx context.Context, st *store.Store, db string, overdueAfter time.Duration, now time.Time) (statusReport, error) {
 	db = store.RedactURL(db) // shown in the report and the next action: never a password
-	rep := statusReport{Database: db, Now: now.UTC(), MaxAge: maxAge.String(), now: now}
+	rep := statusReport{Database: db, Now: now.UTC(), OverdueAfter: overdueAfter.String(), now: now}
 	runs, err := st.Runs(ctx)
 	if err != nil {
 		return rep, err
@@ -184,7 +189,7 @@ func buildStatus(ctx context.Context, st *store.Store, db string, maxAge time.Du
 		switch {
 		case r.Status == store.RunRunning:
 			s := runOf(r)
-			s.Input = describeInput(r.Input, "")
+			s.Input = job.DescribeInput(r.Input, "")
 			s.InProgress = held
 			if held != nil && !*held {
 				s.Status = "interrupted"
@@ -202,8 +207,8 @@ func buildStatus(ctx context.Context, st *store.Store, db string, maxAge time.Du
 	switch {
 	case last == nil:
 		rep.State, rep.ExitCode = "no-run", statusNoRun
-	case rep.LastFinished.Age() > maxAge:
-		rep.State, rep.ExitCode = "stale", statusStale
+	case rep.LastFinished.Age() > overdueAfter:
+		rep.State, rep.ExitCode = "overdue", statusOverdue
 	default:
 		rep.State, rep.ExitCode = "fresh", statusFresh
 	}
@@ -238,8 +243,8 @@ func nextAction(rep statusReport, db string) string {
 	switch rep.State {
 	case "no-run":
 		return fmt.Sprintf("scan: no run has finished yet; tlsready scan REGISTER --db %s", db)
-	case "stale":
-		return fmt.Sprintf("scan: the last finished run (%d) is %s old, beyond --max-age %s; see why the scheduled scan did not run (cron, its log), then run it", rep.LastFinished.ID, roundAge(rep.LastFinished.Age()), rep.MaxAge)
+	case "overdue":
+		return fmt.Sprintf("scan: the last finished run (%d) is %s old, beyond --overdue-after %s; see why the scheduled scan did not run (cron, its log), then run it", rep.LastFinished.ID, roundAge(rep.LastFinished.Age()), rep.OverdueAfter)
 	}
 	return "nothing to do: the last finished run is fresh"
 }
@@ -254,8 +259,8 @@ func roundAge(d time.Duration) time.Duration {
 // printStatus renders the report for people.
 func printStatus(w io.Writer, rep statusReport) {
 	fmt.Fprintf(w, "database:  %s\n", rep.Database)
-	state := map[string]string{"fresh": "fresh", "stale": "STALE", "no-run": "NO FINISHED RUN"}[rep.State]
-	fmt.Fprintf(w, "state:     %s (--max-age %s)\n", state, rep.MaxAge)
+	state := map[string]string{"fresh": "fresh", "overdue": "OVERDUE", "no-run": "NO FINISHED RUN"}[rep.State]
+	fmt.Fprintf(w, "state:     %s (--overdue-after %s)\n", state, rep.OverdueAfter)
 	if l := rep.LastFinished; l != nil {
 		fmt.Fprintf(w, "last run:  %d, finished %s (%s ago), took %s\n", l.ID, l.FinishedAt.UTC().Format(time.RFC3339),
 			roundAge(l.Age()), l.FinishedAt.Sub(l.StartedAt).Round(time.Second))

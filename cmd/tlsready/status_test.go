@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -28,7 +29,7 @@ func statusJSON(t *testing.T, db string, extra ...string) (int, statusReport, st
 
 // TestStatusAndSummaryJSON: a real scan writes --summary-json (0600) with
 // the totals the summary prints; status then reports the run fresh (0),
-// stale beyond --max-age (1), a scan in progress, an interrupted run to
+// overdue beyond --overdue-after (1), a scan in progress, an interrupted run to
 // resume and an aborted one to fix, each with its next action.
 func TestStatusAndSummaryJSON(t *testing.T) {
 	world, input, expected := demoWorld(t)
@@ -82,11 +83,11 @@ func TestStatusAndSummaryJSON(t *testing.T) {
 			t.Errorf("status (text): exit %d, lacks %q:\n%s", code, want, out)
 		}
 	}
-	// Stale.
+	// Overdue.
 	time.Sleep(20 * time.Millisecond)
-	code, rep, stderr = statusJSON(t, db, "--max-age", "10ms")
-	if code != statusStale || rep.State != "stale" || !strings.HasPrefix(rep.Next, "scan: the last finished run (1)") || !strings.Contains(stderr, "stale") {
-		t.Errorf("--max-age 10ms: exit %d, %+v, %q", code, rep, stderr)
+	code, rep, stderr = statusJSON(t, db, "--overdue-after", "10ms")
+	if code != statusOverdue || rep.State != "overdue" || !strings.HasPrefix(rep.Next, "scan: the last finished run (1)") || !strings.Contains(stderr, "overdue") {
+		t.Errorf("--overdue-after 10ms: exit %d, %+v, %q", code, rep, stderr)
 	}
 
 	// A scan in progress (it holds the lock) on another register.
@@ -102,7 +103,7 @@ func TestStatusAndSummaryJSON(t *testing.T) {
 	}
 	other := filepath.Join(dir, "other.txt")
 	writeFile(t, other, "a@bigmail.test\n")
-	otherID, err := inputIdentity(other)
+	otherID, err := job.InputIdentity(other)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,22 +1,20 @@
 package main
 
 import (
-	"cmp"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 
-	"github.com/tlsready/tlsready/scanner/register"
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )
 
 // printSummary prints the per-verdict table of a finished run.
-func printSummary(w io.Writer, s scanSummary) {
+func printSummary(w io.Writer, s job.Summary) {
 	var domains, citizens int64
 	for _, c := range s.Verdicts {
 		domains += c[0]
@@ -47,23 +45,10 @@ func printSummary(w io.Writer, s scanSummary) {
 	_ = t.Render()
 }
 
-// sortedReasons returns the reasons of bad lines, most frequent first, then
-// by name: the same order on every run.
-func sortedReasons(byReason map[string]int64) []string {
-	reasons := make([]string, 0, len(byReason))
-	for r := range byReason {
-		reasons = append(reasons, r)
-	}
-	slices.SortFunc(reasons, func(a, b string) int {
-		return cmp.Or(cmp.Compare(byReason[b], byReason[a]), strings.Compare(a, b))
-	})
-	return reasons
-}
-
 // formatReasons renders bad-line counts as "no-at-sign 3, invalid-domain 1".
 func formatReasons(byReason map[string]int64) string {
 	parts := make([]string, 0, len(byReason))
-	for _, r := range sortedReasons(byReason) {
+	for _, r := range job.SortedReasons(byReason) {
 		parts = append(parts, fmt.Sprintf("%s %d", r, byReason[r]))
 	}
 	return strings.Join(parts, ", ")
@@ -75,7 +60,7 @@ func formatReasons(byReason map[string]int64) string {
 func printDuplicates(w io.Writer, st store.RunStats) {
 	if st.DuplicateIDs > 0 {
 		fmt.Fprintf(w, "%d of %d register entries repeat an earlier line's id and replace it, so %d citizens (%s)\n",
-			st.DuplicateIDs, st.Entries, st.Recipients, formatDuplicates(st.DuplicateIDLines, 10))
+			st.DuplicateIDs, st.Entries, st.Recipients, job.FormatDuplicates(st.DuplicateIDLines, 10))
 	}
 	if st.DuplicateAddrs > 0 {
 		what := "register entries repeat"
@@ -83,46 +68,6 @@ func printDuplicates(w io.Writer, st store.RunStats) {
 			what = "register entry repeats"
 		}
 		fmt.Fprintf(w, "%d %s an earlier line's address under another id, each counted as a citizen (%s)\n",
-			st.DuplicateAddrs, what, formatDuplicates(st.DuplicateAddrLines, 10))
+			st.DuplicateAddrs, what, job.FormatDuplicates(st.DuplicateAddrLines, 10))
 	}
-}
-
-// formatDuplicates renders duplicate lines as "line 9 (first 5), 12 (first
-// 3), ...": at most max (0: all kept).
-func formatDuplicates(ds []store.DuplicateLine, max int) string {
-	if len(ds) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString("line")
-	if len(ds) > 1 {
-		b.WriteString("s")
-	}
-	for i, d := range ds {
-		if max > 0 && i == max {
-			b.WriteString(", ...")
-			break
-		}
-		if i > 0 {
-			b.WriteString(",")
-		}
-		if d.First > 0 {
-			fmt.Fprintf(&b, " %d (first %d)", d.Line, d.First)
-		} else {
-			fmt.Fprintf(&b, " %d", d.Line)
-		}
-	}
-	return b.String()
-}
-
-// duplicateLines converts the register's duplicate lines for the run stats.
-func duplicateLines(ds []register.Duplicate) []store.DuplicateLine {
-	if len(ds) == 0 {
-		return nil
-	}
-	out := make([]store.DuplicateLine, len(ds))
-	for i, d := range ds {
-		out[i] = store.DuplicateLine{Line: d.Line, First: d.First}
-	}
-	return out
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -43,7 +44,7 @@ func checkSummaryPath(path string) error {
 // writeSummaryJSON writes the summary of a scan (err: how it ended) to path,
 // mode 0600, replacing it atomically: a monitor never reads half a file, nor
 // an older run's summary after a scan that failed.
-func writeSummaryJSON(path string, sum scanSummary, started time.Time, scanErr error) error {
+func writeSummaryJSON(path string, sum job.Summary, started time.Time, scanErr error) error {
 	js := runSummaryJSON{Run: sum.Run.ID, Status: "finished", StartedAt: sum.Run.StartedAt, FinishedAt: sum.Run.FinishedAt,
 		ElapsedSeconds: time.Since(started).Seconds(), IngestSeconds: sum.Ingest.Seconds(), ScanSeconds: sum.Scan.Seconds()}
 	if scanErr != nil {

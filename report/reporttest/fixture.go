@@ -61,7 +61,7 @@ var specs = []domainSpec{
 // Build creates the database at path with two finished runs (IDs 1 and 2)
 // and closes it. keepAddresses stores addresses with the recipients.
 func Build(ctx context.Context, path string, keepAddresses bool) error {
-	st, err := store.Open(ctx, path, store.Options{StaleAfter: time.Nanosecond})
+	st, err := store.Open(ctx, path, store.Options{KeepLastKnown: time.Nanosecond})
 	if err != nil {
 		return err
 	}

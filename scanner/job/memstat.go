@@ -1,7 +1,8 @@
-package main
+package job
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"runtime"
 )
@@ -29,4 +30,10 @@ func memStats() (rssKiB, hwmKiB int64, heapMiB uint64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return rssKiB, hwmKiB, ms.HeapInuse >> 20
+}
+
+// logMem logs the process's memory at the end of a phase (debug level).
+func logMem(log *slog.Logger, phase string) {
+	rss, hwm, heap := memStats()
+	log.Debug("memory", "phase", phase, "rss_mib", rss>>10, "peak_rss_mib", hwm>>10, "go_heap_mib", heap)
 }
