@@ -12,16 +12,16 @@ import (
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/scanner/tlsrpt"
-	"github.com/tlsready/tlsready/store"
 )
 
 // STSCache keeps fetched MTA-STS policies between runs (RFC 8461 §5.1):
 // a policy is refetched only when the TXT id changes or max_age has passed.
-// *store.Store implements it. Implementations return store.ErrNotFound for
-// a domain with no cached policy.
+// The scanner owns this interface; the store implements it (store.Store and
+// store.STSIndex). GetSTSPolicy returns an error for a domain with no cached
+// policy (the store's ErrNotFound): any error is a miss.
 type STSCache interface {
-	GetSTSPolicy(ctx context.Context, domain string) (store.STSCache, error)
-	PutSTSPolicy(ctx context.Context, p store.STSCache) error
+	GetSTSPolicy(ctx context.Context, domain string) (mtasts.CachedPolicy, error)
+	PutSTSPolicy(ctx context.Context, p mtasts.CachedPolicy) error
 }
 
 // policyFacts are the DNS records of the policy layer for one domain.
@@ -123,7 +123,7 @@ func (s *Scanner) applyPolicies(ctx context.Context, r *result.Result, f policyF
 	now := s.cfg.Now().UTC()
 	r.MTASTS = &result.STSPolicy{RecordID: rec.ID, Mode: string(pol.Mode), MX: pol.MX, MaxAge: pol.MaxAge, FetchedAt: now}
 	if s.cfg.STSCache != nil {
-		err := s.cfg.STSCache.PutSTSPolicy(ctx, store.STSCache{
+		err := s.cfg.STSCache.PutSTSPolicy(ctx, mtasts.CachedPolicy{
 			Domain: r.Domain, RecordID: rec.ID, Policy: string(body), FetchedAt: now,
 			MaxAge: time.Duration(pol.MaxAge) * time.Second,
 		})
@@ -153,10 +153,7 @@ func (s *Scanner) cachedPolicy(ctx context.Context, domain, id string) *result.S
 	if err != nil {
 		return nil
 	}
-	if id != "" && c.RecordID != id {
-		return nil
-	}
-	if s.cfg.Now().After(c.FetchedAt.Add(c.MaxAge)) {
+	if !c.Fresh(id, s.cfg.Now()) {
 		return nil
 	}
 	pol, err := mtasts.ParsePolicy([]byte(c.Policy))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/mtasts"
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
@@ -16,7 +17,7 @@ type dump struct {
 	Results    []result.Result
 	History    map[int64][]RunDomain
 	Recipients []Recipient
-	STS        STSCache
+	STS        mtasts.CachedPolicy
 	Attempt    [2]string
 	Version    int64
 	Exports    []Export
@@ -78,7 +79,7 @@ func TestCopyRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSave(t, src, res("big.example", result.Unreachable, t0.Add(4*time.Hour), run2.ID)) // kept; an attempt
-	if err := src.PutSTSPolicy(ctx, STSCache{Domain: "sts.example", RecordID: "20250101", Policy: "version: STSv1\nmode: enforce\n",
+	if err := src.PutSTSPolicy(ctx, mtasts.CachedPolicy{Domain: "sts.example", RecordID: "20250101", Policy: "version: STSv1\nmode: enforce\n",
 		FetchedAt: t0, MaxAge: 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}

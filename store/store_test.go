@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/mtasts"
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
@@ -204,7 +205,7 @@ func TestReadOnly(t *testing.T) {
 		writes["AbortRun"] = ro.AbortRun(ctx, run.ID, "x")
 		writes["AddRecipients"] = ro.AddRecipients(ctx, run.ID, []Recipient{{ID: "2", Domain: "example.net"}})
 		writes["SaveResults"] = ro.SaveResults(ctx, []result.Result{res("example.net", result.DANE, t0, run.ID)})
-		writes["PutSTSPolicy"] = ro.PutSTSPolicy(ctx, STSCache{Domain: "example.net"})
+		writes["PutSTSPolicy"] = ro.PutSTSPolicy(ctx, mtasts.CachedPolicy{Domain: "example.net"})
 		_, writes["LockScan"] = ro.LockScan()
 		wr := ro.NewWriter(1, time.Hour)
 		wr.Add(res("example.net", result.DANE, t0, run.ID))
@@ -889,7 +890,7 @@ func TestSTSCache(t *testing.T) {
 		if _, err := s.GetSTSPolicy(ctx, "example.org"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("GetSTSPolicy of an unknown domain: %v", err)
 		}
-		p := STSCache{Domain: "example.org", RecordID: "20250101", Policy: "version: STSv1\nmode: enforce\nmx: *.example.org\nmax_age: 86400\n",
+		p := mtasts.CachedPolicy{Domain: "example.org", RecordID: "20250101", Policy: "version: STSv1\nmode: enforce\nmx: *.example.org\nmax_age: 86400\n",
 			FetchedAt: t0, MaxAge: 86400 * time.Second}
 		if err := s.PutSTSPolicy(ctx, p); err != nil {
 			t.Fatal(err)
@@ -905,7 +906,7 @@ func TestSTSCache(t *testing.T) {
 		if got, err := s.GetSTSPolicy(ctx, "example.org"); err != nil || !reflect.DeepEqual(got, p) {
 			t.Fatalf("replaced: %+v %v", got, err)
 		}
-		if err := s.PutSTSPolicy(ctx, STSCache{}); err == nil {
+		if err := s.PutSTSPolicy(ctx, mtasts.CachedPolicy{}); err == nil {
 			t.Error("stored a policy without a domain")
 		}
 	})

@@ -506,3 +506,22 @@ func TestFetchConnect(t *testing.T) {
 		wantReason(t, err, ReasonInvalidDomain)
 	}
 }
+
+func TestCachedPolicyFresh(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	c := CachedPolicy{Domain: "example.org", RecordID: "20261201", FetchedAt: t0, MaxAge: time.Hour}
+	for _, tt := range []struct {
+		id   string
+		at   time.Time
+		want bool
+	}{
+		{"20261201", t0.Add(time.Hour), true},
+		{"", t0.Add(30 * time.Minute), true},
+		{"20261201", t0.Add(time.Hour + time.Second), false},
+		{"20261202", t0, false},
+	} {
+		if got := c.Fresh(tt.id, tt.at); got != tt.want {
+			t.Errorf("Fresh(%q, %v) = %v", tt.id, tt.at, got)
+		}
+	}
+}

@@ -2,8 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/tlsready/tlsready/scanner/mtasts"
 )
 
 // STSIndex is the MTA-STS policy cache as a scan uses it: the Store's
@@ -49,19 +54,19 @@ func (s *Store) STSIndex(ctx context.Context) (*STSIndex, error) {
 // GetSTSPolicy is Store.GetSTSPolicy; ErrNotFound without a query for a
 // domain that had no cached policy when the index was made and has not
 // been stored through it since.
-func (x *STSIndex) GetSTSPolicy(ctx context.Context, domain string) (STSCache, error) {
+func (x *STSIndex) GetSTSPolicy(ctx context.Context, domain string) (mtasts.CachedPolicy, error) {
 	d := normDomain(domain)
 	x.mu.RLock()
 	_, ok := x.has[d]
 	x.mu.RUnlock()
 	if !ok {
-		return STSCache{}, ErrNotFound
+		return mtasts.CachedPolicy{}, ErrNotFound
 	}
 	return x.s.GetSTSPolicy(ctx, d)
 }
 
 // PutSTSPolicy is Store.PutSTSPolicy, and adds the domain to the index.
-func (x *STSIndex) PutSTSPolicy(ctx context.Context, p STSCache) error {
+func (x *STSIndex) PutSTSPolicy(ctx context.Context, p mtasts.CachedPolicy) error {
 	if err := x.s.PutSTSPolicy(ctx, p); err != nil {
 		return err
 	}
@@ -76,4 +81,43 @@ func (x *STSIndex) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return len(x.has)
+}
+
+// GetSTSPolicy returns the cached policy of a domain or ErrNotFound.
+func (s *Store) GetSTSPolicy(ctx context.Context, domain string) (mtasts.CachedPolicy, error) {
+	var (
+		p       mtasts.CachedPolicy
+		fetched sql.NullInt64
+		maxAge  int64
+	)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT domain, record_id, policy, fetched_at, max_age FROM sts_policies WHERE domain = ?`),
+		normDomain(domain)).Scan(&p.Domain, &p.RecordID, &p.Policy, &fetched, &maxAge)
+	if errors.Is(err, sql.ErrNoRows) {
+		return mtasts.CachedPolicy{}, ErrNotFound
+	}
+	if err != nil {
+		return mtasts.CachedPolicy{}, fmt.Errorf("store: sts policy: %w", err)
+	}
+	p.FetchedAt, p.MaxAge = fromNS(fetched), time.Duration(maxAge)
+	return p, nil
+}
+
+// PutSTSPolicy stores a fetched policy.
+// It replaces the domain's previous policy.
+func (s *Store) PutSTSPolicy(ctx context.Context, p mtasts.CachedPolicy) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	d := normDomain(p.Domain)
+	if d == "" {
+		return errors.New("store: sts policy without domain")
+	}
+	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO sts_policies(domain, record_id, policy, fetched_at, max_age) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(domain) DO UPDATE SET record_id = excluded.record_id, policy = excluded.policy,
+			fetched_at = excluded.fetched_at, max_age = excluded.max_age`),
+		d, p.RecordID, p.Policy, nsOrNil(p.FetchedAt), int64(p.MaxAge))
+	if err != nil {
+		return fmt.Errorf("store: put sts policy: %w", err)
+	}
+	return nil
 }

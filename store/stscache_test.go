@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/tlsready/tlsready/scanner/mtasts"
 )
 
 func TestSTSIndex(t *testing.T) {
@@ -13,7 +15,7 @@ func TestSTSIndex(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be backend) {
 		ctx := context.Background()
 		s := be.open(t)
-		cached := STSCache{Domain: "cached.example", RecordID: "1", Policy: "version: STSv1\nmode: enforce\nmx: mx.cached.example\nmax_age: 86400\n",
+		cached := mtasts.CachedPolicy{Domain: "cached.example", RecordID: "1", Policy: "version: STSv1\nmode: enforce\nmx: mx.cached.example\nmax_age: 86400\n",
 			FetchedAt: t0, MaxAge: 86400 * time.Second}
 		if err := s.PutSTSPolicy(ctx, cached); err != nil {
 			t.Fatal(err)
@@ -33,7 +35,7 @@ func TestSTSIndex(t *testing.T) {
 			t.Fatalf("unknown domain: %v", err)
 		}
 		// Stored through the index: found, and in the database.
-		put := STSCache{Domain: "New.Example", RecordID: "2", Policy: "version: STSv1\nmode: testing\nmx: mx.new.example\nmax_age: 600\n",
+		put := mtasts.CachedPolicy{Domain: "New.Example", RecordID: "2", Policy: "version: STSv1\nmode: testing\nmx: mx.new.example\nmax_age: 600\n",
 			FetchedAt: t0, MaxAge: 600 * time.Second}
 		if err := x.PutSTSPolicy(ctx, put); err != nil {
 			t.Fatal(err)
@@ -55,7 +57,7 @@ func TestSTSIndex(t *testing.T) {
 		}
 		// A domain stored by another writer after the index was made is
 		// not seen until the next index (documented).
-		late := STSCache{Domain: "late.example", RecordID: "4", Policy: put.Policy, FetchedAt: t0, MaxAge: time.Hour}
+		late := mtasts.CachedPolicy{Domain: "late.example", RecordID: "4", Policy: put.Policy, FetchedAt: t0, MaxAge: time.Hour}
 		if err := s.PutSTSPolicy(ctx, late); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +72,7 @@ func TestSTSIndex(t *testing.T) {
 			t.Fatalf("next index: %+v %v, %d domains", got, err, y.Len())
 		}
 		// A failed store leaves the index as it was.
-		if err := x.PutSTSPolicy(ctx, STSCache{}); err == nil || x.Len() != 2 {
+		if err := x.PutSTSPolicy(ctx, mtasts.CachedPolicy{}); err == nil || x.Len() != 2 {
 			t.Fatalf("stored a policy without a domain (%v), %d domains", err, x.Len())
 		}
 	})
