@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 func TestNormalizeDomain(t *testing.T) {
@@ -75,7 +77,7 @@ func FuzzNormalizeDomain(f *testing.F) {
 			}
 			return
 		}
-		if !ldhName(d) || strings.ToLower(d) != d {
+		if !dnsname.HostName(d) || strings.ToLower(d) != d {
 			t.Fatalf("NormalizeDomain(%q) = %q: not a lower-case LDH name", s, d)
 		}
 		if d2, err := NormalizeDomain(d); err != nil || d2 != d {

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/time/rate"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )
@@ -536,7 +537,7 @@ func (s *Server) answer(ctx context.Context, d string, src int) (Answer, error) 
 		return Answer{}, err
 	}
 	if !ok {
-		return Answer{Domain: d, DomainUnicode: unicodeName(d), Verdict: result.Unknown, Flags: []string{}, MX: []string{}}, nil
+		return Answer{Domain: d, DomainUnicode: dnsname.Unicode(d), Verdict: result.Unknown, Flags: []string{}, MX: []string{}}, nil
 	}
 	return s.answerOf(rec, s.cfg.Now()), nil
 }
@@ -545,7 +546,7 @@ func (s *Server) answerOf(rec record, now time.Time) Answer {
 	stale := s.stale(rec.ScannedAt, now)
 	a := Answer{
 		Domain:        rec.Domain,
-		DomainUnicode: unicodeName(rec.Domain),
+		DomainUnicode: dnsname.Unicode(rec.Domain),
 		Verdict:       rec.Verdict,
 		Flags:         rec.Flags,
 		ScannedAt:     rec.ScannedAt,

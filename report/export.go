@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tlsready/tlsready/scanner/result"
@@ -81,7 +83,7 @@ type AddrRecord struct {
 // newRecord combines a run snapshot with the domain's stored result (nil
 // when none). It may reorder r.MX.
 func newRecord(domain string, citizens int64, v result.Verdict, flags []string, r *storedResult, withMX bool) DomainRecord {
-	rec := DomainRecord{Domain: domain, DomainUnicode: domainUnicode(domain), Verdict: v, Citizens: citizens, Flags: nonNil(flags),
+	rec := DomainRecord{Domain: domain, DomainUnicode: dnsname.Unicode(domain), Verdict: v, Citizens: citizens, Flags: nonNil(flags),
 		MXHosts: []string{}, TLSVersions: []string{}, CertProblems: []string{}}
 	if r == nil {
 		return rec

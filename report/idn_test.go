@@ -17,23 +17,6 @@ import (
 	"github.com/tlsready/tlsready/store"
 )
 
-func TestDomainUnicode(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct{ in, want string }{
-		{"xn--y8jl1ny40p.test", "さくら市.test"},
-		{"xn--r8jz45g.example", "例え.example"},
-		{"mail.xn--r8jz45g.example", "mail.例え.example"},
-		{"plain.example", ""},
-		{"xn--.example", ""},  // not a valid A-label
-		{"xn--a.example", ""}, // does not decode to a valid label
-		{"", ""},
-	} {
-		if got := domainUnicode(c.in); got != c.want {
-			t.Errorf("domainUnicode(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
-}
-
 // demoIDNDB stores the demo world's register and verdicts as a scan does:
 // recipients and results keyed by the A-label, result.Unicode left empty
 // (the scanner never fills it). It returns the database and the demo's IDN

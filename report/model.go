@@ -29,6 +29,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tlsready/tlsready/scanner/result"
@@ -307,7 +309,7 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 				fc.add(d.Citizens)
 			}
 			if len(m.Top) < opts.TopN {
-				m.Top = append(m.Top, DomainRow{Rank: len(m.Top) + 1, Domain: d.Domain, Unicode: domainUnicode(d.Domain),
+				m.Top = append(m.Top, DomainRow{Rank: len(m.Top) + 1, Domain: d.Domain, Unicode: dnsname.Unicode(d.Domain),
 					Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
 			} else {
 				tail.Total.add(d.Citizens)
@@ -317,7 +319,7 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 				m.ProviderCoverage.All.add(d.Citizens)
 				if len(m.Contacts) < opts.TopContacts {
 					m.Contacts = append(m.Contacts, Contact{DomainRow: DomainRow{Rank: int(total.Domains), Domain: d.Domain,
-						Unicode: domainUnicode(d.Domain), Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags}})
+						Unicode: dnsname.Unicode(d.Domain), Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags}})
 				}
 				if opts.TopProviders > 0 && len(call) < opts.ProviderDomains {
 					call = append(call, callDomain{domain: d.Domain, citizens: d.Citizens, verdict: d.Verdict})
@@ -325,7 +327,7 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 				}
 			}
 			if len(m.AtRisk) < opts.TopCharted && slices.Contains(AtRiskVerdicts, d.Verdict) {
-				m.AtRisk = append(m.AtRisk, DomainRow{Rank: int(total.Domains), Domain: d.Domain, Unicode: domainUnicode(d.Domain),
+				m.AtRisk = append(m.AtRisk, DomainRow{Rank: int(total.Domains), Domain: d.Domain, Unicode: dnsname.Unicode(d.Domain),
 					Citizens: d.Citizens, Verdict: d.Verdict, Flags: d.Flags})
 			}
 			if pos > 0 {
@@ -400,7 +402,7 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 	for i := range m.Contacts {
 		c := &m.Contacts[i]
 		c.Provider = registrable(mxOf[c.Domain])
-		c.ProviderUnicode = domainUnicode(c.Provider)
+		c.ProviderUnicode = dnsname.Unicode(c.Provider)
 	}
 
 	if opts.TrendRuns > 0 {
@@ -466,7 +468,7 @@ func compareRuns(ctx context.Context, st *store.Store, run store.Run, prev *verd
 	i := 0
 	err := st.RunDomains(ctx, run.ID, func(d store.RunDomain) error {
 		if ch := want[i]; ch != nil {
-			ch.Domain, ch.Unicode = d.Domain, domainUnicode(d.Domain)
+			ch.Domain, ch.Unicode = d.Domain, dnsname.Unicode(d.Domain)
 		}
 		i++
 		if i > last {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
+
 	"golang.org/x/net/publicsuffix"
 	"golang.org/x/sync/errgroup"
 
@@ -175,7 +177,7 @@ func groupProviders(ds []callDomain, mxOf map[string]string, top int) []Provider
 	})
 	out = slices.Clip(out[:min(len(out), max(top, 0))])
 	for i := range out {
-		out[i].Unicode = domainUnicode(out[i].Name)
+		out[i].Unicode = dnsname.Unicode(out[i].Name)
 		slices.Sort(out[i].MXHosts)
 	}
 	return out

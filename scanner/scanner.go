@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
@@ -342,7 +343,7 @@ func (s *Scanner) Domain(ctx context.Context, domain string) result.Result {
 // refused with a 4xx may be tried again: the result is provisional until.
 func (s *Scanner) domain(ctx context.Context, domain string) (result.Result, time.Time) {
 	start := s.cfg.Now()
-	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	domain = dnsname.Key(domain)
 	r := result.Result{Domain: domain, ScannedAt: start.UTC(), MX: []result.Host{}}
 
 	// The policy records do not depend on the MX answer: look them up meanwhile.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
+
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
@@ -278,7 +280,7 @@ func (s *Store) AnswersSince(ctx context.Context, since int64, fn func(a *Answer
 // LookupAnswer returns the read model of a domain's latest stored result
 // (the domain as Lookup takes it), or ErrNotFound.
 func (s *Store) LookupAnswer(ctx context.Context, domain string) (Answer, error) {
-	domain = normDomain(domain)
+	domain = dnsname.Key(domain)
 	var a Answer
 	if s.version < answersVersion {
 		var js []byte

@@ -6,21 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
-// normDomain is the stored form of a domain name: lower case, no trailing dot.
-func normDomain(d string) string {
-	return strings.ToLower(strings.TrimSuffix(d, "."))
-}
-
 // validResult checks what SaveResults needs of a result (i: batch position).
 func validResult(i int, r result.Result) error {
 	switch {
-	case normDomain(r.Domain) == "":
+	case dnsname.Key(r.Domain) == "":
 		return fmt.Errorf("store: result %d of the batch has no domain", i)
 	case !r.Verdict.Valid():
 		return fmt.Errorf("store: result for %s: invalid verdict %q", r.Domain, r.Verdict)
@@ -135,7 +131,7 @@ func (s *Store) saveResultsWith(ctx context.Context, rs []result.Result, pre *sa
 
 	changed := false
 	for _, r := range rs {
-		r.Domain = normDomain(r.Domain)
+		r.Domain = dnsname.Key(r.Domain)
 		r.ScannedAt = storedTime(r.ScannedAt)
 		var runID any
 		if r.RunID != 0 {
@@ -356,7 +352,7 @@ func (s *Store) SaveResults(ctx context.Context, rs []result.Result) error {
 // The domain is matched case-insensitively, with or without a trailing dot.
 func (s *Store) Lookup(ctx context.Context, domain string) (result.Result, error) {
 	var js string
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT result FROM domains WHERE domain = ?`), normDomain(domain)).Scan(&js)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT result FROM domains WHERE domain = ?`), dnsname.Key(domain)).Scan(&js)
 	if errors.Is(err, sql.ErrNoRows) {
 		return result.Result{}, ErrNotFound
 	}
@@ -378,7 +374,7 @@ func (s *Store) LastAttempt(ctx context.Context, domain string) (at time.Time, r
 		ns  sql.NullInt64
 		msg sql.NullString
 	)
-	err = s.r.QueryRowContext(ctx, s.q(`SELECT last_attempt_at, last_error FROM domains WHERE domain = ?`), normDomain(domain)).Scan(&ns, &msg)
+	err = s.r.QueryRowContext(ctx, s.q(`SELECT last_attempt_at, last_error FROM domains WHERE domain = ?`), dnsname.Key(domain)).Scan(&ns, &msg)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, "", ErrNotFound
 	}

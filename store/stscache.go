@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
+
 	"github.com/tlsready/tlsready/scanner/mtasts"
 )
 
@@ -55,7 +57,7 @@ func (s *Store) STSIndex(ctx context.Context) (*STSIndex, error) {
 // domain that had no cached policy when the index was made and has not
 // been stored through it since.
 func (x *STSIndex) GetSTSPolicy(ctx context.Context, domain string) (mtasts.CachedPolicy, error) {
-	d := normDomain(domain)
+	d := dnsname.Key(domain)
 	x.mu.RLock()
 	_, ok := x.has[d]
 	x.mu.RUnlock()
@@ -71,7 +73,7 @@ func (x *STSIndex) PutSTSPolicy(ctx context.Context, p mtasts.CachedPolicy) erro
 		return err
 	}
 	x.mu.Lock()
-	x.has[normDomain(p.Domain)] = struct{}{}
+	x.has[dnsname.Key(p.Domain)] = struct{}{}
 	x.mu.Unlock()
 	return nil
 }
@@ -91,7 +93,7 @@ func (s *Store) GetSTSPolicy(ctx context.Context, domain string) (mtasts.CachedP
 		maxAge  int64
 	)
 	err := s.r.QueryRowContext(ctx, s.q(`SELECT domain, record_id, policy, fetched_at, max_age FROM sts_policies WHERE domain = ?`),
-		normDomain(domain)).Scan(&p.Domain, &p.RecordID, &p.Policy, &fetched, &maxAge)
+		dnsname.Key(domain)).Scan(&p.Domain, &p.RecordID, &p.Policy, &fetched, &maxAge)
 	if errors.Is(err, sql.ErrNoRows) {
 		return mtasts.CachedPolicy{}, ErrNotFound
 	}
@@ -108,7 +110,7 @@ func (s *Store) PutSTSPolicy(ctx context.Context, p mtasts.CachedPolicy) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	d := normDomain(p.Domain)
+	d := dnsname.Key(p.Domain)
 	if d == "" {
 		return errors.New("store: sts policy without domain")
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tlsready/tlsready/scanner/register"
+	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )
@@ -94,7 +94,7 @@ func parseLookupArg(arg string) (lookupArg, error) {
 	if i := strings.LastIndexByte(arg, '@'); i >= 0 {
 		d = arg[i+1:]
 	}
-	ascii, uni, err := register.NormalizeDomain(d)
+	ascii, uni, err := dnsname.Normalize(d)
 	if err != nil {
 		return lookupArg{}, usageErr("%q is not a valid domain name: %v", d, err)
 	}

@@ -32,9 +32,3 @@ func ExampleReader() {
 	// line 3 id 18 domain xn--bcher-kva.example unicode "bücher.example"
 	// ok 2 bad 1 map[no-at:[4]]
 }
-
-func ExampleNormalizeDomain() {
-	ascii, unicode, err := register.NormalizeDomain("例え.テスト.")
-	fmt.Println(ascii, unicode, err)
-	// Output: xn--r8jz45g.xn--zckzah 例え.テスト <nil>
-}

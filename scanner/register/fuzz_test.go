@@ -2,75 +2,14 @@ package register
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
-
-func FuzzNormalizeDomain(f *testing.F) {
-	for _, s := range []string{
-		"example.org", "Example.ORG.", "BÜCHER.example", "例え.テスト", "例え。テスト。", "xn--bcher-kva.example",
-		"xn--abc.org", "ab--c.org", "-a.org", "a..b", "[192.0.2.1]", "192.0.2.1", "a.123", "\xff", ".", "",
-		"ＥＸＡＭＰＬＥ．ｏｒｇ", "straße.de", "a\u200db.org", "مثال.إختبار", strings.Repeat("a", 64) + ".org",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		ascii, unicode, err := NormalizeDomain(s)
-		if err != nil {
-			if ascii != "" || unicode != "" {
-				t.Fatalf("result %q, %q with error %v", ascii, unicode, err)
-			}
-			if !errors.Is(err, ErrEmptyDomain) && !errors.Is(err, ErrDomainTooLong) && !errors.Is(err, ErrInvalidDomain) &&
-				!errors.Is(err, ErrAddressLiteral) && !errors.Is(err, ErrInvalidUTF8) {
-				t.Fatalf("error %v is not one of the sentinels", err)
-			}
-			return
-		}
-		checkDomain(t, ascii)
-		if unicode == ascii {
-			t.Fatalf("unicode %q repeats ascii", unicode)
-		}
-		// Idempotent: the A-label form normalises to itself, with the same U-label form.
-		a2, u2, err := NormalizeDomain(ascii)
-		if err != nil || a2 != ascii || u2 != unicode {
-			t.Fatalf("NormalizeDomain(%q) = %q, %q, %v; want %q, %q", ascii, a2, u2, err, ascii, unicode)
-		}
-		if unicode != "" {
-			if a3, _, err := NormalizeDomain(unicode); err != nil || a3 != ascii {
-				t.Fatalf("NormalizeDomain(%q) = %q, %v; want %q", unicode, a3, err, ascii)
-			}
-		}
-		// The fast path agrees with the IDNA path.
-		if fa, ok := fastASCII(strings.TrimSuffix(strings.TrimSpace(s), ".")); ok {
-			sa, su, err := slowNormalize(strings.TrimSpace(s))
-			if err != nil || sa != fa || su != "" {
-				t.Fatalf("fast path %q, IDNA path %q, %q, %v", fa, sa, su, err)
-			}
-		}
-	})
-}
-
-// checkDomain checks the form of a normalised A-label domain.
-func checkDomain(t *testing.T, d string) {
-	t.Helper()
-	if d == "" || len(d) > 253 || strings.HasSuffix(d, ".") {
-		t.Fatalf("bad domain %q", d)
-	}
-	for _, l := range strings.Split(d, ".") {
-		if l == "" || len(l) > 63 {
-			t.Fatalf("domain %q has a bad label", d)
-		}
-	}
-	for i := 0; i < len(d); i++ {
-		if c := d[i]; c >= 0x80 || ('A' <= c && c <= 'Z') {
-			t.Fatalf("domain %q is not lower-case ASCII", d)
-		}
-	}
-}
 
 func FuzzReader(f *testing.F) {
 	f.Add([]byte("a@example.org\n\nbad\n# c\r\nb@BÜCHER.example."), uint16(0), false)
@@ -109,7 +48,9 @@ func FuzzReader(f *testing.F) {
 			if e.ID == "" {
 				t.Fatalf("line %d: empty ID", e.Line)
 			}
-			checkDomain(t, e.Domain)
+			if a, _, err := dnsname.Normalize(e.Domain); err != nil || a != e.Domain {
+				t.Fatalf("line %d: domain %q is not in normal form (%q, %v)", e.Line, e.Domain, a, err)
+			}
 			if keep != (e.Address != "") || (keep && !strings.HasSuffix(e.Address, "@"+e.Domain)) {
 				t.Fatalf("line %d: Address %q with KeepAddresses %v", e.Line, e.Address, keep)
 			}
