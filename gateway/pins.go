@@ -169,3 +169,22 @@ func loadPins(ctx context.Context, st *store.Store) (map[string]store.Pin, int, 
 	}
 	return out, skipped, nil
 }
+
+// VerdictPolicy is the policy word a verdict calls for under the mapping
+// of Config.VerifiedPolicy and Config.EncryptedPolicy (verified and
+// encrypted): dane-only, secure (mta-sts, whose match list is the
+// result's), verify or may, encrypt or may, "none" for the other verdicts.
+// `tlsready diff` compares runs with it.
+func VerdictPolicy(v result.Verdict, verified, encrypted string) string {
+	switch v {
+	case result.DANE:
+		return PolicyDANEOnly
+	case result.MTASTS:
+		return PolicySecure
+	case result.Verified:
+		return verified
+	case result.Encrypted:
+		return encrypted
+	}
+	return "none"
+}
