@@ -86,6 +86,28 @@ func TestPinCommands(t *testing.T) {
 		}
 	}
 
+	// status counts them; an expired pin is counted apart.
+	st, err := store.Open(t.Context(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.SetPin(t.Context(), store.Pin{Domain: "old.example", Policy: "may", Until: time.Now().Add(-time.Hour), At: time.Now().Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if code, out, stderr := runCLI(t, "status", "--db", db, "--max-age", "100000h"); code != 0 || !strings.Contains(out, "pins:      1 active, 1 expired") {
+		t.Errorf("status: %d\n%s%s", code, out, stderr)
+	}
+	if _, rep, _ := statusJSON(t, db, "--max-age", "100000h"); rep.PinsActive != 1 || rep.PinsExpired != 1 {
+		t.Errorf("status --json: %d active, %d expired", rep.PinsActive, rep.PinsExpired)
+	}
+	if code, out, _ := runCLI(t, "pin", "list", "--db", db); code != 0 || !strings.Contains(out, "2 pins (1 active)") || !strings.Contains(out, "expired") {
+		t.Errorf("pin list with an expired pin: %s", out)
+	}
+	if _, err := runCLIErr(t, "pin", "rm", "old.example", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+
 	code, out, stderr := runCLI(t, "pin", "list", "--db", db, "--audit", "--json")
 	if code != 0 {
 		t.Fatalf("pin list --json: %d %s", code, stderr)
@@ -103,8 +125,8 @@ func TestPinCommands(t *testing.T) {
 	if len(l.Pins) != 1 || l.Pins[0].Domain != "a.example" || l.Pins[0].Policy != "encrypt" || !l.Pins[0].Active {
 		t.Errorf("pins: %+v", l.Pins)
 	}
-	if len(l.Audit) != 4 || l.Audit[0].Action != "rm" || l.Audit[0].Reason != "agreement ended" || l.Audit[0].OSUser != osUser() ||
-		l.Audit[3].NewPolicy != "may" || l.Audit[3].Reason != "DNSSEC outage" || l.Audit[3].Until.IsZero() {
+	if len(l.Audit) != 6 || l.Audit[2].Action != "rm" || l.Audit[2].Reason != "agreement ended" || l.Audit[2].OSUser != osUser() ||
+		l.Audit[5].NewPolicy != "may" || l.Audit[5].Reason != "DNSSEC outage" || l.Audit[5].Until.IsZero() || l.Audit[0].Domain != "old.example" {
 		t.Errorf("audit: %+v", l.Audit)
 	}
 }
@@ -194,4 +216,14 @@ func diffJSON(t *testing.T, args ...string) diffReport {
 		t.Fatal(err)
 	}
 	return rep
+}
+
+// runCLIErr runs the command line and fails on a non-zero exit.
+func runCLIErr(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	code, out, stderr := runCLI(t, args...)
+	if code != 0 {
+		return out, fmt.Errorf("%v: exit %d: %s", args, code, stderr)
+	}
+	return out, nil
 }
