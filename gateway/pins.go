@@ -137,10 +137,25 @@ func pinInfo(p store.Pin) *PinInfo {
 	return &PinInfo{Policy: p.Policy, Reason: p.Reason, Until: p.Until, SetAt: p.At, SetBy: p.OSUser, Host: p.Host}
 }
 
-// pin returns the active pin of an A-label domain at now.
+// pin returns the active pin of an A-label domain at now: from the
+// snapshot, or before the first load from one bounded store read (as
+// lookups then read the result; a failed read is no pin).
 func (s *Server) pin(domain string, now time.Time) (store.Pin, bool) {
 	sn := s.snap.Load()
-	if sn == nil || len(sn.pins) == 0 {
+	if sn == nil {
+		st := s.store()
+		if st == nil {
+			return store.Pin{}, false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), storeLookupTimeout)
+		defer cancel()
+		p, err := st.LookupPin(ctx, domain)
+		if err != nil || !p.Active(now) {
+			return store.Pin{}, false
+		}
+		return p, true
+	}
+	if len(sn.pins) == 0 {
 		return store.Pin{}, false
 	}
 	p, ok := sn.pins[domain]

@@ -185,6 +185,30 @@ func TestPins(t *testing.T) {
 	check(t, s, want, "after expiry and removal")
 }
 
+// TestPinsBeforeFirstLoad: before the cache's first load, when lookups
+// read the store, pins are read from it too.
+func TestPinsBeforeFirstLoad(t *testing.T) {
+	t.Parallel()
+	st := openTestStore(t)
+	fillVerdicts(t, st, testNow)
+	if _, _, err := st.SetPin(t.Context(), store.Pin{Domain: "dane.example.test", Policy: "may", At: testNow, OSUser: "a", Host: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, data := s.socketmapReply([]byte("tlspolicy dane.example.test")); status != smOK || data != "may" {
+		t.Errorf("pinned, before the first load: %s %q", status, data)
+	}
+	if status, data := s.socketmapReply([]byte("tlspolicy verified.example.test")); status != smOK || data != "verify" {
+		t.Errorf("not pinned, before the first load: %s %q", status, data)
+	}
+	if a, err := s.Lookup(t.Context(), "dane.example.test"); err != nil || a.Policy != "may" || a.Pin == nil {
+		t.Errorf("HTTP, before the first load: %+v %v", a, err)
+	}
+}
+
 // TestCacheFileV1: a cache file of the previous version (no previous
 // observations, no pins) is still read.
 func TestCacheFileV1(t *testing.T) {

@@ -320,3 +320,20 @@ func (s *Store) PinAudit(ctx context.Context, domain string, limit int) ([]PinEv
 	}
 	return out, nil
 }
+
+// LookupPin returns the pin of a domain (the domain as Lookup takes it),
+// expired or not, or ErrNotFound.
+func (s *Store) LookupPin(ctx context.Context, domain string) (Pin, error) {
+	if s.version < pinsVersion {
+		return Pin{}, ErrNotFound
+	}
+	var p Pin
+	err := scanPin(s.r.QueryRowContext(ctx, s.q(`SELECT `+pinColumns+` FROM pins WHERE domain = ?`), normDomain(domain)), &p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Pin{}, ErrNotFound
+	}
+	if err != nil {
+		return Pin{}, fmt.Errorf("store: lookup pin: %w", err)
+	}
+	return p, nil
+}

@@ -51,6 +51,12 @@ func TestPins(t *testing.T) {
 		if ps[0].Active(t0.Add(time.Minute)) || !ps[0].Active(t0) || !ps[1].Active(t0.Add(1000*time.Hour)) {
 			t.Error("Active: expiry not at Until")
 		}
+		if p, err := s.LookupPin(ctx, "B.Example."); err != nil || p.Policy != "dane-only" {
+			t.Errorf("LookupPin: %+v %v", p, err)
+		}
+		if _, err := s.LookupPin(ctx, "nothing.example"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("LookupPin of no pin: %v", err)
+		}
 		if _, err := s.RemovePin(ctx, PinEvent{Domain: "nothing.example", At: t0}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("remove an unknown pin: %v", err)
 		}
