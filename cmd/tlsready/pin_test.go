@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/scantest"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -226,4 +229,88 @@ func runCLIErr(t *testing.T, args ...string) (string, error) {
 		return out, fmt.Errorf("%v: exit %d: %s", args, code, stderr)
 	}
 	return out, nil
+}
+
+// TestDiffRealScans: diff over real scans of the simulated internet. The
+// first scan sees the DANE provider's zone unsigned (no DANE: its domains
+// are not dane); the next two see it signed. After the second scan, diff
+// lists those domains as tightening to dane-only, pending (the gateway
+// still answers the looser policy, as export policy says); the third scan
+// confirms them: applied, and export policy answers dane-only.
+func TestDiffRealScans(t *testing.T) {
+	t.Parallel()
+	sc, reg, _, err := scantest.Demo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := sc
+	unsigned.SecureZones = slices.DeleteFunc(slices.Clone(sc.SecureZones), func(z string) bool { return z == "securepost.test." })
+	if len(unsigned.SecureZones) == len(sc.SecureZones) {
+		t.Fatal("the demo world no longer has the zone securepost.test signed")
+	}
+	input := filepath.Join(t.TempDir(), "register.txt")
+	if err := os.WriteFile(input, []byte(strings.Join(reg, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "scan.db")
+	scan := func(world *scantest.Internet) {
+		t.Helper()
+		if code, _, stderr := runCLI(t, scanArgs(world, input, db, "--max-age", "0")...); code != 0 {
+			t.Fatalf("scan: %d %s", code, stderr)
+		}
+	}
+	worldA := scantest.StartT(t, unsigned)
+	scan(worldA)
+	worldA.Close()
+	worldB := scantest.StartT(t, sc)
+	scan(worldB)
+
+	policies := func() map[string]string {
+		t.Helper()
+		out, err := runCLIErr(t, "export", "policy", "--db", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if d, p, ok := strings.Cut(line, "\t"); ok && !strings.HasPrefix(line, "#") {
+				m[d] = p
+			}
+		}
+		return m
+	}
+	rep := diffJSON(t, "diff", "--db", db, "--json")
+	var toDANE []diffRow
+	for _, r := range rep.Tighten.Rows {
+		if r.To == "dane-only" {
+			toDANE = append(toDANE, r)
+		}
+	}
+	if len(toDANE) == 0 || rep.Tighten.Pending < len(toDANE) {
+		t.Fatalf("no pending tightening to dane-only after the DANE provider's zone was signed: %+v", rep.Tighten)
+	}
+	t.Logf("%d domains tighten to dane-only, %d citizens", len(toDANE), rep.Tighten.Citizens)
+	now := policies()
+	for _, r := range toDANE {
+		if r.Status != "pending" || r.Pending != "dane-only" || r.Gateway == "dane-only" || now[r.Domain] == "dane-only" {
+			t.Errorf("%s after one scan: %+v, export policy %q", r.Domain, r, now[r.Domain])
+		}
+	}
+
+	scan(worldB)
+	rep = diffJSON(t, "diff", "--db", db, "--run", "1", "--run", "3", "--json")
+	now = policies()
+	for _, want := range toDANE {
+		i := slices.IndexFunc(rep.Tighten.Rows, func(r diffRow) bool { return r.Domain == want.Domain })
+		if i < 0 {
+			t.Errorf("%s: not a tightening from run 1 to run 3", want.Domain)
+			continue
+		}
+		if r := rep.Tighten.Rows[i]; r.Status != "applied" || r.Gateway != "dane-only" || now[r.Domain] != "dane-only" {
+			t.Errorf("%s after the second scan: %+v, export policy %q", r.Domain, r, now[r.Domain])
+		}
+	}
+	if rep.Tighten.Pending != 0 {
+		t.Errorf("%d still pending after the confirming scan", rep.Tighten.Pending)
+	}
 }
