@@ -92,6 +92,12 @@ POLICY is a Postfix TLS level: none (no TLS at all), may, encrypt, verify,
 secure or dane-only. --until is an RFC 3339 time or a duration from now
 (12h, 7d); without it the pin applies until removed.`,
 		Args: cobra.ExactArgs(2),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 1 { // the policy
+				return gateway.PinPolicies, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if db == "" {
 				return usageErr("--db is required")
