@@ -136,12 +136,15 @@ func timeOf(n sql.NullInt64) time.Time {
 
 // SetPin sets (or replaces) the pin of p.Domain and records it in the audit
 // trail, in one transaction that bumps the data version. It returns the
-// pin it replaced (ok false: none).
+// pin it replaced (ok false: none). A zero p.At is the current time.
 func (s *Store) SetPin(ctx context.Context, p Pin) (old Pin, ok bool, err error) {
 	if s.readOnly {
 		return Pin{}, false, ErrReadOnly
 	}
 	p.Domain = normDomain(p.Domain)
+	if p.At.IsZero() {
+		p.At = time.Now()
+	}
 	switch {
 	case p.Domain == "":
 		return Pin{}, false, errors.New("store: set pin: no domain")
@@ -171,13 +174,16 @@ func (s *Store) SetPin(ctx context.Context, p Pin) (old Pin, ok bool, err error)
 }
 
 // RemovePin removes the pin of a domain and records who removed it, when
-// and why (e: its Domain, At, Reason, OSUser and Host) in the audit trail.
-// It returns the pin removed, or ErrNotFound.
+// and why (e: its Domain, At — zero: now —, Reason, OSUser and Host) in the
+// audit trail. It returns the pin removed, or ErrNotFound.
 func (s *Store) RemovePin(ctx context.Context, e PinEvent) (Pin, error) {
 	if s.readOnly {
 		return Pin{}, ErrReadOnly
 	}
 	e.Domain = normDomain(e.Domain)
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
 	if len(e.Reason) > maxPinReason {
 		return Pin{}, fmt.Errorf("store: remove pin %s: reason longer than %d bytes", e.Domain, maxPinReason)
 	}

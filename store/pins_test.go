@@ -148,3 +148,53 @@ func TestAnswersPrevious(t *testing.T) {
 		}
 	})
 }
+
+// TestReadOnlyBeforePins: a database at the schema version before the
+// pins (an older program's, not migrated since) is read by readers: no
+// pins, answers without a previous observation; a read-write open
+// migrates it, and the next result saved has one.
+func TestReadOnlyBeforePins(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := b.open(t)
+		mustSave(t, s, res("a.example", result.Verified, t0, 0))
+		for _, q := range []string{`DROP TABLE pins`, `DROP TABLE pin_audit`, `ALTER TABLE domain_answers DROP COLUMN prev_verdict`,
+			`ALTER TABLE domain_answers DROP COLUMN prev_sts_mode`, `ALTER TABLE domain_answers DROP COLUMN prev_sts_mx`} {
+			if _, err := s.w.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setSchemaVersion(t, s, pinsVersion-1)
+		path := s.Path()
+		s.Close()
+
+		ro, err := Open(ctx, path, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		if ps, err := ro.Pins(ctx); err != nil || len(ps) != 0 {
+			t.Errorf("pins before step 6: %v %v", ps, err)
+		}
+		if _, err := ro.LookupPin(ctx, "a.example"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("LookupPin before step 6: %v", err)
+		}
+		got, _, _ := answers(t, ro, 0)
+		if a := got["a.example"]; a.Verdict != result.Verified || a.PrevVerdict != "" {
+			t.Errorf("answer before step 6: %+v", a)
+		}
+		if a, err := ro.LookupAnswer(ctx, "a.example"); err != nil || a.Verdict != result.Verified || a.PrevVerdict != "" {
+			t.Errorf("LookupAnswer before step 6: %+v %v", a, err)
+		}
+
+		rw, err := Open(ctx, path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rw.Close()
+		mustSave(t, rw, res("a.example", result.DANE, t0.Add(time.Hour), 0))
+		if a, err := rw.LookupAnswer(ctx, "a.example"); err != nil || a.Verdict != result.DANE || a.PrevVerdict != result.Verified {
+			t.Errorf("after migrating: %+v %v", a, err)
+		}
+	})
+}
