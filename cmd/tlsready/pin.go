@@ -29,7 +29,7 @@ socketmap and HTTP API, export policy and serve's cache file all answer it
 (the HTTP API says who set it, when, why and until when). A pin with --until
 stops applying at that time by each node's clock; until it is removed it
 stays listed as expired. Every change is recorded in the database (who:
-the operating-system user and the user sudo ran for, the host; when; why;
+the operating-system user and the user who ran sudo, the host; when; why;
 the old and the new policy) and reaches every serve node with its next
 refresh.`,
 		Args: cobra.NoArgs,
