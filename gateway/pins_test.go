@@ -153,6 +153,10 @@ func TestPins(t *testing.T) {
 		t.Errorf("HTTP answer of an expired pin's domain: %s", body)
 	}
 
+	if _, m, _ := httpGet(t.Context(), "http://"+hs+"/metrics"); !strings.Contains(m, "\ntlsready_gateway_pins_active 4\n") {
+		t.Errorf("metrics: no tlsready_gateway_pins_active 4:\n%s", grepLines(m, "pins"))
+	}
+
 	// The cache file keeps the pins: a node started from it answers the same.
 	file := filepath.Join(t.TempDir(), "cache")
 	if err := s.WriteCacheFile(file); err != nil {
