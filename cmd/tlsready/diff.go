@@ -242,34 +242,45 @@ func policyWord(p string) string {
 
 func printDiff(w io.Writer, rep diffReport, limit int) {
 	fmt.Fprintf(w, "run %d -> run %d: %d domains in both (%d new, %d gone)\n", rep.RunA, rep.RunB, rep.Compared, rep.New, rep.Gone)
-	for _, g := range []struct {
-		name string
-		g    diffGroup
-	}{{"tighten", rep.Tighten}, {"loosen", rep.Loosen}} {
-		fmt.Fprintf(w, "%s: %d domains, %d citizens", g.name, g.g.Domains, g.g.Citizens)
-		if g.name == "tighten" {
-			fmt.Fprintf(w, " (%d pending: a second scan must confirm them)", g.g.Pending)
+	var pending, other []diffRow
+	for _, r := range rep.Tighten.Rows {
+		if r.Status == "pending" {
+			pending = append(pending, r)
+		} else {
+			other = append(other, r)
 		}
-		fmt.Fprintln(w)
-		if len(g.g.Rows) == 0 {
-			continue
-		}
-		t := tablewriter.NewTable(w,
-			tablewriter.WithHeader([]string{"domain", "citizens", "from", "to", "gateway now", "status"}),
-			tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: []tw.Align{tw.AlignLeft, tw.AlignRight, tw.AlignLeft, tw.AlignLeft, tw.AlignLeft, tw.AlignLeft}}),
-		)
-		for i, r := range g.g.Rows {
-			if limit > 0 && i == limit {
-				_ = t.Append([]string{fmt.Sprintf("... %d more (--limit 0, --json)", len(g.g.Rows)-limit), "", "", "", "", ""})
-				break
-			}
-			status := r.Status
-			if r.Pin != "" {
-				status += " (" + r.Pin + ")"
-			}
-			_ = t.Append([]string{r.Domain, fmt.Sprint(r.Citizens), fmt.Sprintf("%s (%s)", r.From, r.FromVerdict),
-				fmt.Sprintf("%s (%s)", r.To, r.ToVerdict), r.Gateway, status})
-		}
-		_ = t.Render()
 	}
+	fmt.Fprintf(w, "tighten: %d domains, %d citizens\n", rep.Tighten.Domains, rep.Tighten.Citizens)
+	printDiffRows(w, fmt.Sprintf("  pending, not answered until a second scan confirms them: %d domains", len(pending)), pending, limit)
+	printDiffRows(w, fmt.Sprintf("  applied, pinned or decided by a later result: %d domains", len(other)), other, limit)
+	fmt.Fprintf(w, "loosen (applied at once): %d domains, %d citizens\n", rep.Loosen.Domains, rep.Loosen.Citizens)
+	printDiffRows(w, "", rep.Loosen.Rows, limit)
+}
+
+// printDiffRows prints a title (none when "") and a table of rows, at
+// most limit (0: all).
+func printDiffRows(w io.Writer, title string, rows []diffRow, limit int) {
+	if title != "" {
+		fmt.Fprintln(w, title)
+	}
+	if len(rows) == 0 {
+		return
+	}
+	t := tablewriter.NewTable(w,
+		tablewriter.WithHeader([]string{"domain", "citizens", "from", "to", "gateway now", "status"}),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: []tw.Align{tw.AlignLeft, tw.AlignRight, tw.AlignLeft, tw.AlignLeft, tw.AlignLeft, tw.AlignLeft}}),
+	)
+	for i, r := range rows {
+		if limit > 0 && i == limit {
+			_ = t.Append([]string{fmt.Sprintf("... %d more (--limit 0, --json)", len(rows)-limit), "", "", "", "", ""})
+			break
+		}
+		status := r.Status
+		if r.Pin != "" {
+			status += " (" + r.Pin + ")"
+		}
+		_ = t.Append([]string{r.Domain, fmt.Sprint(r.Citizens), fmt.Sprintf("%s (%s)", r.From, r.FromVerdict),
+			fmt.Sprintf("%s (%s)", r.To, r.ToVerdict), r.Gateway, status})
+	}
+	_ = t.Render()
 }

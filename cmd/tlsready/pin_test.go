@@ -160,8 +160,10 @@ func TestDiff(t *testing.T) {
 	}
 	for _, want := range []string{
 		"run 1 -> run 2: 4 domains in both (1 new, 0 gone)",
-		"tighten: 2 domains, 13 citizens (1 pending: a second scan must confirm them)",
-		"loosen: 1 domains, 5 citizens",
+		"tighten: 2 domains, 13 citizens",
+		"pending, not answered until a second scan confirms them: 1 domains",
+		"applied, pinned or decided by a later result: 1 domains",
+		"loosen (applied at once): 1 domains, 5 citizens",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("diff output lacks %q:\n%s", want, out)
