@@ -82,6 +82,8 @@ func TestPinCommands(t *testing.T) {
 		{[]string{"pin"}, exitUsage, "pin needs a subcommand"},
 		{[]string{"pin", "list", "--db", db}, exitOK, "1 pins (1 active)"},
 		{[]string{"export", "policy", "--db", db}, exitOK, "a.example\tencrypt\n"},
+		{[]string{"lookup", "--db", db, "--json", "a.example"}, exitOK, `"pin":{"policy":"encrypt","reason":"","set_at":`},
+		{[]string{"lookup", "--db", db, "--json", "nowhere.example"}, exitOK, `"reason":"not in the cache"}`},
 	} {
 		code, out, stderr := runCLI(t, tc.args...)
 		if code != tc.code || !strings.Contains(out+stderr, tc.says) {
