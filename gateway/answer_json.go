@@ -35,6 +35,18 @@ func (a *Answer) appendJSON(b []byte) []byte {
 	b = strconv.AppendBool(b, a.Stale)
 	b = append(b, `,"policy":`...)
 	b = appendJSONString(b, a.Policy)
+	if a.PendingPolicy != "" {
+		b = append(b, `,"pending_policy":`...)
+		b = appendJSONString(b, a.PendingPolicy)
+	}
+	if a.Pin != nil {
+		pin, err := json.Marshal(a.Pin) // rare: reflection will do
+		if err != nil {
+			pin = []byte("null")
+		}
+		b = append(b, `,"pin":`...)
+		b = append(b, pin...)
+	}
 	b = append(b, `,"mx":`...)
 	b = appendJSONList(b, a.MX)
 	if a.Live {

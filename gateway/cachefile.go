@@ -8,26 +8,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
 )
 
 // The cache file: a local copy of the cache that lets a node restarted
 // while its store is unreachable answer from the data it had (LoadCacheFile).
 // It holds domains and what the gateway answers for them (verdict, flags,
-// scan time, MX names, MTA-STS match list), no recipients. Text, versioned:
+// scan time, MX names, MTA-STS match list, the previous observation's
+// class) and the pins, no recipients. Text, versioned:
 //
-//	tlsready-gateway-cache 1
-//	synced_at <RFC 3339> data_version <n> records <n>
-//	<domain> TAB <verdict> TAB <scanned, Unix ns> TAB <flags,> TAB <mx,> TAB <sts match>
+//	tlsready-gateway-cache 2
+//	synced_at <RFC 3339> data_version <n> records <n> pins <n>
+//	<domain> TAB <verdict> TAB <scanned, Unix ns> TAB <flags,> TAB <mx,> TAB <sts match> TAB <prev>
+//	...
+//	pin TAB <domain> TAB <policy> TAB <until, Unix ns; 0: none> TAB <set at, Unix ns> TAB <"user"> TAB <"host"> TAB <"reason">
 //	...
 //	end <records> <SHA-256 of every byte before this line, hex>
-const cacheMagic = "tlsready-gateway-cache 1"
+//
+// The quoted fields are Go string literals (strconv.Quote). A version 1
+// file (no prev field, no pins) is still read.
+const (
+	cacheMagic   = "tlsready-gateway-cache 2"
+	cacheMagicV1 = "tlsready-gateway-cache 1"
+)
 
 // Bounds of the reader: far beyond a national register (a million domains
 // take about 100 MB), small enough that a damaged file cannot exhaust
@@ -36,6 +48,7 @@ const (
 	maxCacheFileBytes = 4 << 30
 	maxCacheLine      = 1 << 17 // the MX list is at most 64 KiB, the STS list 8 KiB
 	maxCacheRecords   = 50_000_000
+	maxCachePins      = 1_000_000
 )
 
 // ErrCacheFile is returned (wrapped) for a cache file that cannot be used.
@@ -46,6 +59,7 @@ type CacheFileInfo struct {
 	SyncedAt    time.Time // when the cache it was written from last held everything the store had
 	DataVersion int64
 	Records     int
+	Pins        int
 }
 
 // WriteCacheFile writes the cache to path atomically (a temporary file in
@@ -73,7 +87,9 @@ func (s *Server) WriteCacheFile(path string) error {
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<16)
 	n := 0
-	fmt.Fprintf(bw, "%s\nsynced_at %s data_version %d records %d\n", cacheMagic, synced.Format(time.RFC3339Nano), sn.version, sn.len())
+	pins := slices.Sorted(maps.Keys(sn.pins))
+	fmt.Fprintf(bw, "%s\nsynced_at %s data_version %d records %d pins %d\n", cacheMagic, synced.Format(time.RFC3339Nano),
+		sn.version, sn.len(), len(pins))
 	var line []byte
 	write := func(t *table, e *entry) {
 		rec := t.record(e)
@@ -93,6 +109,9 @@ func (s *Server) WriteCacheFile(path string) error {
 			write(sn.base, e)
 		}
 	})
+	for _, d := range pins {
+		bw.Write(appendCachePin(line[:0], sn.pins[d]))
+	}
 	if err := bw.Flush(); err != nil {
 		f.Close()
 		return err
@@ -134,7 +153,66 @@ func appendCacheRecord(b []byte, rec record) []byte {
 	b = append(b, rec.MX...)
 	b = append(b, '\t')
 	b = append(b, rec.STSMatch...)
+	b = append(b, '\t')
+	b = strconv.AppendUint(b, uint64(rec.Prev), 10)
 	return append(b, '\n')
+}
+
+// appendCachePin appends one pin's line.
+func appendCachePin(b []byte, p store.Pin) []byte {
+	b = append(b, "pin\t"...)
+	b = append(b, p.Domain...)
+	b = append(b, '\t')
+	b = append(b, p.Policy...)
+	b = append(b, '\t')
+	var until int64
+	if !p.Until.IsZero() {
+		until = p.Until.UnixNano()
+	}
+	b = strconv.AppendInt(b, until, 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, p.At.UnixNano(), 10)
+	for _, s := range []string{p.OSUser, p.Host, p.Reason} {
+		b = append(b, '\t')
+		b = strconv.AppendQuoteToASCII(b, s)
+	}
+	return append(b, '\n')
+}
+
+// parseCachePin parses one pin line (without its newline).
+func parseCachePin(line []byte) (store.Pin, error) {
+	f := strings.Split(string(line), "\t")
+	if len(f) != 8 || f[0] != "pin" {
+		return store.Pin{}, errors.New("not a pin line")
+	}
+	var p store.Pin
+	d, err := NormalizeDomain(f[1])
+	if err != nil || d != f[1] {
+		return store.Pin{}, fmt.Errorf("domain %q is not a lower-case A-label host name", f[1])
+	}
+	p.Domain = d
+	if !ValidPinPolicy(f[2]) {
+		return store.Pin{}, fmt.Errorf("pin policy %q", f[2])
+	}
+	p.Policy = f[2]
+	until, err := strconv.ParseInt(f[3], 10, 64)
+	if err != nil || until < 0 {
+		return store.Pin{}, fmt.Errorf("pin expiry %q", f[3])
+	}
+	if until > 0 {
+		p.Until = time.Unix(0, until).UTC()
+	}
+	at, err := strconv.ParseInt(f[4], 10, 64)
+	if err != nil {
+		return store.Pin{}, fmt.Errorf("pin time %q", f[4])
+	}
+	p.At = time.Unix(0, at).UTC()
+	for i, dst := range []*string{&p.OSUser, &p.Host, &p.Reason} {
+		if *dst, err = strconv.Unquote(f[5+i]); err != nil {
+			return store.Pin{}, fmt.Errorf("pin field %d: %v", 6+i, err)
+		}
+	}
+	return p, nil
 }
 
 // ReadCacheFile reads a cache file into a table, checking everything: the
@@ -144,6 +222,12 @@ func appendCacheRecord(b []byte, rec record) []byte {
 // the checksum. Reads are bounded (maxCacheFileBytes, maxCacheLine,
 // maxCacheRecords).
 func readCacheFile(r io.Reader) (*table, CacheFileInfo, error) {
+	t, _, info, err := readCacheFilePins(r)
+	return t, info, err
+}
+
+// readCacheFilePins is readCacheFile, and the file's pins.
+func readCacheFilePins(r io.Reader) (*table, map[string]store.Pin, CacheFileInfo, error) {
 	var info CacheFileInfo
 	h := sha256.New()
 	br := bufio.NewReaderSize(io.LimitReader(r, maxCacheFileBytes+1), 1<<16)
@@ -170,67 +254,99 @@ func readCacheFile(r io.Reader) (*table, CacheFileInfo, error) {
 	}
 	line, err := readLine()
 	if err != nil {
-		return nil, info, err
+		return nil, nil, info, err
 	}
-	if string(line) != cacheMagic+"\n" {
-		return nil, info, bad("not a tlsready gateway cache file (or another version)")
+	v1 := string(line) == cacheMagicV1+"\n"
+	if !v1 && string(line) != cacheMagic+"\n" {
+		return nil, nil, info, bad("not a tlsready gateway cache file (or another version)")
 	}
 	h.Write(line)
 	if line, err = readLine(); err != nil {
-		return nil, info, err
+		return nil, nil, info, err
 	}
 	h.Write(line)
 	var synced string
-	var declared int
-	if _, err := fmt.Sscanf(string(line), "synced_at %s data_version %d records %d\n", &synced, &info.DataVersion, &declared); err != nil {
-		return nil, info, bad("header: %v", err)
+	var declared, declaredPins int
+	if v1 {
+		_, err = fmt.Sscanf(string(line), "synced_at %s data_version %d records %d\n", &synced, &info.DataVersion, &declared)
+	} else {
+		_, err = fmt.Sscanf(string(line), "synced_at %s data_version %d records %d pins %d\n", &synced, &info.DataVersion, &declared, &declaredPins)
 	}
-	if info.SyncedAt, err = time.Parse(time.RFC3339Nano, synced); err != nil || declared < 0 || declared > maxCacheRecords || info.DataVersion < 0 {
-		return nil, info, bad("header %q", bytes.TrimSpace(line))
+	if err != nil {
+		return nil, nil, info, bad("header: %v", err)
+	}
+	if info.SyncedAt, err = time.Parse(time.RFC3339Nano, synced); err != nil || declared < 0 || declared > maxCacheRecords ||
+		declaredPins < 0 || declaredPins > maxCachePins || info.DataVersion < 0 {
+		return nil, nil, info, bad("header %q", bytes.TrimSpace(line))
 	}
 	b := newBuilder(min(declared, 1<<20))
 	seen := make(map[string]struct{}, min(declared, 1<<20))
+	pins := map[string]store.Pin{}
 	for {
 		if line, err = readLine(); err != nil {
-			return nil, info, err
+			return nil, nil, info, err
 		}
 		if bytes.HasPrefix(line, []byte("end ")) {
 			break
 		}
 		h.Write(line)
 		if info.Records >= declared {
-			return nil, info, bad("more records than the header's %d", declared)
+			if info.Pins >= declaredPins {
+				return nil, nil, info, bad("more records than the header's %d", declared)
+			}
+			p, err := parseCachePin(line[:len(line)-1])
+			if err != nil {
+				return nil, nil, info, bad("pin %d: %v", info.Pins+1, err)
+			}
+			if _, dup := pins[p.Domain]; dup {
+				return nil, nil, info, bad("pin %d: %s twice", info.Pins+1, p.Domain)
+			}
+			pins[p.Domain] = p
+			info.Pins++
+			continue
 		}
-		rec, err := parseCacheRecord(line[:len(line)-1])
+		rec, err := parseCacheRecord(line[:len(line)-1], v1)
 		if err != nil {
-			return nil, info, bad("record %d: %v", info.Records+1, err)
+			return nil, nil, info, bad("record %d: %v", info.Records+1, err)
 		}
 		if _, dup := seen[rec.Domain]; dup {
-			return nil, info, bad("record %d: %s twice", info.Records+1, rec.Domain)
+			return nil, nil, info, bad("record %d: %s twice", info.Records+1, rec.Domain)
 		}
 		seen[rec.Domain] = struct{}{}
 		if !b.addRecord(rec) {
-			return nil, info, bad("record %d: %s cannot be cached", info.Records+1, rec.Domain)
+			return nil, nil, info, bad("record %d: %s cannot be cached", info.Records+1, rec.Domain)
 		}
 		info.Records++
 	}
 	want := fmt.Sprintf("end %d %s\n", info.Records, hex.EncodeToString(h.Sum(nil)))
-	if info.Records != declared || string(line) != want {
-		return nil, info, bad("end line %q: the file is damaged or incomplete", bytes.TrimSpace(line))
+	if info.Records != declared || info.Pins != declaredPins || string(line) != want {
+		return nil, nil, info, bad("end line %q: the file is damaged or incomplete", bytes.TrimSpace(line))
 	}
 	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
-		return nil, info, bad("data after the end line")
+		return nil, nil, info, bad("data after the end line")
 	}
-	return b.finish(), info, nil
+	return b.finish(), pins, info, nil
 }
 
 // parseCacheRecord parses one line (without its newline).
-func parseCacheRecord(line []byte) (record, error) {
+// A version 1 line has no prev field.
+func parseCacheRecord(line []byte, v1 bool) (record, error) {
 	f := strings.Split(string(line), "\t")
-	if len(f) != 6 {
-		return record{}, fmt.Errorf("%d fields, want 6", len(f))
+	want := 7
+	if v1 {
+		want = 6
+	}
+	if len(f) != want {
+		return record{}, fmt.Errorf("%d fields, want %d", len(f), want)
 	}
 	var rec record
+	if !v1 {
+		prev, err := strconv.ParseUint(f[6], 10, 8)
+		if err != nil || prev > classDANE+1 {
+			return record{}, fmt.Errorf("previous observation %q", f[6])
+		}
+		rec.Prev = uint8(prev)
+	}
 	d, err := NormalizeDomain(f[0])
 	if err != nil || d != f[0] {
 		return record{}, fmt.Errorf("domain %q is not a lower-case A-label host name", f[0])
@@ -308,7 +424,7 @@ func (s *Server) LoadCacheFile(path string) (CacheFileInfo, error) {
 		return CacheFileInfo{}, err
 	}
 	defer f.Close()
-	t, info, err := readCacheFile(f)
+	t, pins, info, err := readCacheFilePins(f)
 	if err != nil {
 		return info, err
 	}
@@ -318,7 +434,7 @@ func (s *Server) LoadCacheFile(path string) (CacheFileInfo, error) {
 		return info, ErrCacheFileNotNeeded
 	}
 	s.snap.Store(&snapshot{base: t, version: info.DataVersion, loadedAt: s.cfg.Now(), newest: t.newest,
-		count: t.len(), fromFile: true})
+		count: t.len(), fromFile: true, pins: pins})
 	if s.syncedAt.Load() == 0 {
 		s.syncedAt.Store(info.SyncedAt.UnixNano())
 	}

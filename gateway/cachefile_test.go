@@ -113,22 +113,29 @@ func TestCacheFileStartWithoutStore(t *testing.T) {
 		t.Errorf("metrics from the cache file:\n%s", grepLines(metrics, "cache_"))
 	}
 
-	// The store comes back, with a change made meanwhile.
-	r, err := st.Lookup(t.Context(), "plaintext.example.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Verdict, r.Flags = "encrypted", nil
-	if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
-		t.Fatal(err)
+	// The store comes back, with changes made meanwhile: a looser policy
+	// (applied at once) and a stricter one (pending: it needs a second
+	// observation, see pins.go).
+	for _, d := range []string{"verified.example.test", "plaintext.example.test"} {
+		r, err := st.Lookup(t.Context(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Verdict, r.Flags = "encrypted", nil
+		if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	failOpen = false
 	if reloaded, err := b.Refresh(t.Context()); err != nil || !reloaded {
 		t.Fatalf("refresh after the store came back: %v %v", reloaded, err)
 	}
 	<-opened
-	if st, data := b.socketmapReply([]byte("tlspolicy plaintext.example.test")); st != smOK || data != "encrypt" {
+	if st, data := b.socketmapReply([]byte("tlspolicy verified.example.test")); st != smOK || data != "encrypt" {
 		t.Errorf("after the store came back: %s %q", st, data)
+	}
+	if st, data := b.socketmapReply([]byte("tlspolicy plaintext.example.test")); st != smNotFound {
+		t.Errorf("a tightening after the store came back: %s %q, want NOTFOUND until confirmed", st, data)
 	}
 	code, body, _ = httpGet(t.Context(), "http://"+hs+"/healthz")
 	if code != 200 || !strings.Contains(body, `"status":"ok"`) || !strings.Contains(body, `"from_cache_file":false`) {
@@ -190,7 +197,7 @@ func TestCacheFileDamaged(t *testing.T) {
 		"truncated":  good[:len(good)-10],
 		"no end":     good[:bytes.LastIndex(good, []byte("end "))],
 		"altered":    append(append(append([]byte{}, good[:i]...), []byte("verified.example.test\tdane\t")...), good[i+len("verified.example.test\tverified\t"):]...),
-		"other":      []byte("tlsready-gateway-cache 2\n"),
+		"other":      []byte("tlsready-gateway-cache 3\n"),
 		"empty":      nil,
 		"trailing":   append(append([]byte{}, good...), 'x'),
 		"bad header": []byte("tlsready-gateway-cache 1\nsynced_at yesterday data_version 1 records 0\nend 0 x\n"),
@@ -208,16 +215,23 @@ func TestCacheFileDamaged(t *testing.T) {
 // WriteCacheFile, damaged variants).
 func FuzzReadCacheFile(f *testing.F) {
 	f.Add([]byte("tlsready-gateway-cache 1\nsynced_at 2025-06-02T12:00:00Z data_version 3 records 0\nend 0 e3b0\n"))
+	f.Add([]byte("tlsready-gateway-cache 2\nsynced_at 2025-06-02T12:00:00Z data_version 3 records 1 pins 1\n" +
+		"d.example\tdane\t1\t\t\t\t4\npin\tp.example\tmay\t0\t5\t\"alice\"\t\"adm1\"\t\"why\\t\"\nend 1 e3b0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, info, err := readCacheFile(bytes.NewReader(data))
+		tab, pins, info, err := readCacheFilePins(bytes.NewReader(data))
 		if err != nil {
 			if !errors.Is(err, ErrCacheFile) {
 				t.Fatalf("error not ErrCacheFile: %v", err)
 			}
 			return
 		}
-		if tab.len() != info.Records {
-			t.Fatalf("%d records, table %d", info.Records, tab.len())
+		if tab.len() != info.Records || len(pins) != info.Pins {
+			t.Fatalf("%d records, table %d; %d pins, %d read", info.Records, tab.len(), info.Pins, len(pins))
+		}
+		for d, p := range pins {
+			if n, err := NormalizeDomain(d); err != nil || n != d || p.Domain != d || !ValidPinPolicy(p.Policy) {
+				t.Fatalf("pin %+v accepted", p)
+			}
 		}
 		tab.each(func(e *entry) {
 			rec := tab.record(e)

@@ -278,6 +278,13 @@ func (s *Server) Refresh(ctx context.Context) (reloaded bool, err error) {
 		s.m.reloads.WithLabelValues("error").Inc()
 		return false, fmt.Errorf("gateway: load cache: %w", err)
 	}
+	pins, badPins, err := loadPins(ctx, st)
+	if err != nil {
+		s.m.reloads.WithLabelValues("error").Inc()
+		return false, fmt.Errorf("gateway: load pins: %w", err)
+	}
+	next.pins = pins
+	skipped += badPins
 	next.loadedAt = s.cfg.Now()
 	s.snap.Store(next)
 	s.pruneOverlay(start)
@@ -443,9 +450,13 @@ type Answer struct {
 	ValidUntil    time.Time      `json:"valid_until,omitzero"` // ScannedAt + stale-after
 	Stale         bool           `json:"stale"`                // past ValidUntil: the socketmap answers not found
 	Policy        string         `json:"policy"`               // the socketmap's Postfix policy, "" for not found
-	MX            []string       `json:"mx"`
-	Live          bool           `json:"live,omitempty"`  // just scanned on demand
-	Error         string         `json:"error,omitempty"` // batch item that is not a valid domain/address
+	// PendingPolicy: the stricter policy the latest scan calls for, not
+	// answered until a second scan confirms it ("" when none waits).
+	PendingPolicy string   `json:"pending_policy,omitempty"`
+	Pin           *PinInfo `json:"pin,omitempty"` // the pin Policy comes from, nil for none
+	MX            []string `json:"mx"`
+	Live          bool     `json:"live,omitempty"`  // just scanned on demand
+	Error         string   `json:"error,omitempty"` // batch item that is not a valid domain/address
 }
 
 // ErrStore is returned (wrapped) when, before the first cache load, the
@@ -537,7 +548,11 @@ func (s *Server) answer(ctx context.Context, d string, src int) (Answer, error) 
 		return Answer{}, err
 	}
 	if !ok {
-		return Answer{Domain: d, DomainUnicode: dnsname.Unicode(d), Verdict: result.Unknown, Flags: []string{}, MX: []string{}}, nil
+		a := Answer{Domain: d, DomainUnicode: dnsname.Unicode(d), Verdict: result.Unknown, Flags: []string{}, MX: []string{}}
+		if p, ok := s.pin(d, s.cfg.Now()); ok {
+			a.Policy, a.Pin = p.Policy, pinInfo(p)
+		}
+		return a, nil
 	}
 	return s.answerOf(rec, s.cfg.Now()), nil
 }
@@ -552,8 +567,11 @@ func (s *Server) answerOf(rec record, now time.Time) Answer {
 		ScannedAt:     rec.ScannedAt,
 		ValidUntil:    rec.ScannedAt.Add(s.cfg.StaleAfter),
 		Stale:         stale,
-		Policy:        s.policy(rec, stale),
 		MX:            splitList(rec.MX),
+	}
+	a.Policy, a.PendingPolicy = s.policyPending(rec, stale)
+	if p, ok := s.pin(rec.Domain, now); ok {
+		a.Policy, a.PendingPolicy, a.Pin = p.Policy, "", pinInfo(p)
 	}
 	if a.Flags == nil {
 		a.Flags = []string{}

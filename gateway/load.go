@@ -28,6 +28,8 @@ type snapshot struct {
 	newest   int64         // newest ScannedAt (Unix nanoseconds), 0 when empty
 	count    int           // distinct domains
 	fromFile bool          // read from the cache file, not the store: version is the file's
+
+	pins map[string]store.Pin // by A-label domain, expired ones too; read-only
 }
 
 func (sn *snapshot) len() int {
@@ -175,6 +177,7 @@ type item struct {
 	domain             string
 	scanned            int64
 	verdict            uint8 // index into result.Verdicts, or tombstone
+	prev               uint8 // record.Prev
 	flagsOff, flagsEnd uint32
 	mxOff, mxEnd       uint32
 	stsOff, stsEnd     uint32
@@ -326,7 +329,9 @@ func (ib *itemBatch) add(a *store.Answer) {
 	}
 	it.mxEnd = uint32(len(b))
 	it.stsOff = it.mxEnd
-	b = append(b, stsMatchOf(a.STSMode, stsPatterns(a.STSMX))...)
+	var sts string
+	it.prev, sts = prevOf(a, stsMatchOf(a.STSMode, stsPatterns(a.STSMX)))
+	b = append(b, sts...)
 	it.stsEnd = uint32(len(b))
 	ib.arena = b
 	ib.items = append(ib.items, it)
@@ -346,12 +351,14 @@ func recordOfAnswer(a *store.Answer) record {
 	if a.MX != "" {
 		mx = strings.Split(a.MX, ",")
 	}
+	prev, sts := prevOf(a, stsMatchOf(a.STSMode, stsPatterns(a.STSMX)))
 	return record{
 		Domain:    a.Domain,
 		Verdict:   a.Verdict,
 		Flags:     a.Flags,
 		ScannedAt: a.ScannedTime(),
 		MX:        joinBounded(mx, ","),
-		STSMatch:  stsMatchOf(a.STSMode, stsPatterns(a.STSMX)),
+		STSMatch:  sts,
+		Prev:      prev,
 	}
 }

@@ -122,6 +122,16 @@ func newMetrics(s *Server) metrics {
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_domains", Help: "Domains in the cache snapshot."},
 			snap(func(t *snapshot) float64 { return float64(t.len()) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "pins_active", Help: "Pins (tlsready pin) that apply now: their policy wins over the scan results."},
+			snap(func(t *snapshot) float64 {
+				n, now := 0, s.cfg.Now()
+				for _, p := range t.pins {
+					if p.Active(now) {
+						n++
+					}
+				}
+				return float64(n)
+			})),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_data_version", Help: "Store data version of the cache snapshot."},
 			snap(func(t *snapshot) float64 { return float64(t.version) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_load_seconds", Help: "How long the last full cache load took."},

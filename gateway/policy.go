@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"strings"
+	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/store"
 )
 
 // Postfix TLS security levels the socketmap answers (postconf(5),
@@ -78,22 +80,40 @@ func containsString(list []string, s string) bool {
 //   - verified  -> Config.VerifiedPolicy (verify or may)
 //   - encrypted -> Config.EncryptedPolicy (encrypt or may)
 //   - any other verdict, unknown and stale records -> none
+//
+// A policy stricter (PolicyLevel) than the previous observation's waits
+// for confirmation (see pins.go): the previous observation's applies.
+// Pins are not a record's: see pinnedPolicy.
 func (s *Server) policy(rec record, stale bool) string {
+	p, _ := s.policyPending(rec, stale)
+	return p
+}
+
+// policyPending is policy, and the stricter policy the latest observation
+// calls for while it waits for confirmation ("" when none waits).
+func (s *Server) policyPending(rec record, stale bool) (policy, pending string) {
 	if stale {
-		return ""
+		return "", ""
 	}
-	switch rec.Verdict {
-	case result.DANE:
-		return PolicyDANEOnly
-	case result.MTASTS:
-		if rec.STSMatch == "" {
-			return ""
-		}
-		return PolicySecure + " match=" + rec.STSMatch + " servername=hostname"
-	case result.Verified:
-		return s.cfg.VerifiedPolicy
-	case result.Encrypted:
-		return s.cfg.EncryptedPolicy
+	cur := s.classPolicy(classOf(rec.Verdict, rec.STSMatch), rec.STSMatch)
+	if rec.Prev == 0 {
+		return cur, ""
 	}
-	return ""
+	if prev := s.classPolicy(rec.Prev-1, rec.STSMatch); PolicyLevel(cur) > PolicyLevel(prev) {
+		return prev, cur
+	}
+	return cur, ""
+}
+
+// pinnedPolicy is the policy answered for domain d with record rec (found:
+// the cache has one) at now: an active pin's, else the record's. pin is
+// the pin applied, nil for none.
+func (s *Server) pinnedPolicy(d string, rec record, found bool, now time.Time) (policy string, pin *store.Pin) {
+	if p, ok := s.pin(d, now); ok {
+		return p.Policy, &p
+	}
+	if !found {
+		return "", nil
+	}
+	return s.policy(rec, s.stale(rec.ScannedAt, now)), nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsready/tlsready/store"
 )
 
 // postmapPath finds Postfix's postmap(1). Debian's postfix package installs
@@ -74,5 +76,32 @@ func TestPostfixSocketmapClient(t *testing.T) {
 	}
 	if got, found := postmapQuery(t, postmap, confDir, addr, "example.test"); found {
 		t.Errorf("example.test: %q, want not found", got)
+	}
+}
+
+// TestPostfixSocketmapPins: Postfix's socketmap client gets a pinned
+// policy, "none" included, over the scan result, and for a domain never
+// scanned.
+func TestPostfixSocketmapPins(t *testing.T) {
+	t.Parallel()
+	postmap := postmapPath(t)
+	confDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(confDir, "main.cf"), []byte("compatibility_level = 3.6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := openTestStore(t)
+	fillVerdicts(t, st, testNow)
+	for d, p := range map[string]string{"dane.example.test": "may", "plaintext.example.test": "none", "never.example.test": "dane-only"} {
+		if _, _, err := st.SetPin(t.Context(), store.Pin{Domain: d, Policy: p, At: testNow, OSUser: "alice", Host: "adm1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := newTestServer(t, st, Config{})
+	addr := serve(t, s.ServeSocketmap)
+	for d, want := range map[string]string{"dane.example.test": "may", "plaintext.example.test": "none",
+		"never.example.test": "dane-only", "verified.example.test": "verify"} {
+		if got, found := postmapQuery(t, postmap, confDir, addr, d); !found || got != want {
+			t.Errorf("%s: postmap says %q (found %v), want %q", d, got, found, want)
+		}
 	}
 }

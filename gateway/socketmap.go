@@ -133,6 +133,12 @@ func (s *Server) socketmapReply(req []byte) (status, data string) {
 	if err != nil {
 		return s.smNotFound()
 	}
+	if p, ok := s.pin(d, s.cfg.Now()); ok { // a pin wins over any scan result
+		s.m.lookupHit[srcSocketmap].Inc()
+		s.m.smOK.Inc()
+		s.countAnswer(srcSocketmapAnswer, p.Policy)
+		return smOK, p.Policy
+	}
 	// From the store (before the first load), lookupFrom counted it as such.
 	rec, ok, fromMemory, err := s.lookupFrom(context.Background(), d, srcSocketmap)
 	if err != nil {

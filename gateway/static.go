@@ -13,9 +13,11 @@ var ErrNotReady = errors.New("gateway: the cache is not loaded yet")
 
 // Policies calls fn, in domain order, with every domain the socketmap
 // would answer OK for now (Config.Now) and its Postfix policy: the same
-// records and the same mapping (policy), so a static map written from it
-// says what the socketmap says at that moment. Stale records and verdicts
-// without a policy are left out, as the socketmap's NOTFOUND. The cache
+// records, pins and the same mapping (policy, the confirmation rule), so a
+// static map written from it says what the socketmap says at that moment:
+// an active pin's policy ("none" too) for a pinned domain, whether or not
+// it was scanned. Stale records and verdicts without a policy are left
+// out, as the socketmap's NOTFOUND. The cache
 // must have been loaded (Refresh); ErrNotReady otherwise.
 func (s *Server) Policies(fn func(domain, policy string) error) error {
 	return s.eachPolicy(false, fn)
@@ -39,13 +41,20 @@ func (s *Server) eachPolicy(all bool, fn func(domain, policy string) error) erro
 			}
 		})
 	}
+	for d := range sn.pins { // pinned domains the cache may not know
+		if !seen[d] {
+			seen[d] = true
+			names = append(names, d)
+		}
+	}
 	slices.Sort(names)
 	for _, d := range names {
 		rec, ok := s.get(d)
-		if !ok {
+		_, pinned := s.pin(d, now)
+		if !ok && !pinned {
 			continue
 		}
-		p := s.policy(rec, s.stale(rec.ScannedAt, now))
+		p, _ := s.pinnedPolicy(d, rec, ok, now)
 		if p == "" && !all {
 			continue
 		}

@@ -18,7 +18,8 @@ type record struct {
 	Flags     []string
 	ScannedAt time.Time
 	MX        string // MX host names joined with ','; "" when none
-	STSMatch  string // Postfix match= list of an enforced MTA-STS policy ("" when none or unusable)
+	STSMatch  string // Postfix match= list of an enforced MTA-STS policy ("" when none or unusable); see prevOf
+	Prev      uint8  // the previous observation's class plus one, 0 for none (see policyPending)
 }
 
 // entry is the compact form of a record: 32 bytes and no pointers, so that a
@@ -34,7 +35,7 @@ type entry struct {
 	nameLen uint8
 	verdict uint8 // index into result.Verdicts; tombstone in a delta (or a base a delta was patched into)
 	inBase  bool  // delta entries: the base holds a record (not a tombstone) of the domain
-	_       [1]byte
+	prev    uint8 // record.Prev
 }
 
 // tombstone is the verdict of a delta entry that removes a domain from the
@@ -141,6 +142,7 @@ func (t *table) record(e *entry) record {
 		ScannedAt: time.Unix(0, e.scanned).UTC(),
 		MX:        t.strs[e.mx : e.mx+uint32(e.mxLen)],
 		STSMatch:  t.strs[e.sts : e.sts+uint32(e.stsLen)],
+		Prev:      e.prev,
 	}
 }
 
@@ -251,6 +253,7 @@ func (b *builder) addRecord(rec record) bool {
 		nameLen: uint8(len(d)),
 		verdict: uint8(v),
 		flags:   b.internFlags(rec.Flags),
+		prev:    rec.Prev,
 	}
 	if rec.ScannedAt.IsZero() {
 		e.scanned = 0
@@ -336,7 +339,7 @@ func (b *builder) addItem(it *item, arena []byte) bool {
 		b.skipped++
 		return false
 	}
-	e := entry{scanned: it.scanned, name: uint32(b.names.Len()), nameLen: uint8(len(it.domain)), verdict: it.verdict}
+	e := entry{scanned: it.scanned, name: uint32(b.names.Len()), nameLen: uint8(len(it.domain)), verdict: it.verdict, prev: it.prev}
 	b.names.WriteString(it.domain)
 	if it.verdict != tombstone {
 		e.flags = b.internFlagKey(arena[it.flagsOff:it.flagsEnd])

@@ -107,6 +107,9 @@ func TestAnswerJSONMatchesReflection(t *testing.T) {
 			ScannedAt: ts, ValidUntil: ts.Add(96 * time.Hour).UTC(), Stale: true, Policy: "secure match=.x.example:y servername=hostname",
 			MX: []string{"mx1.example", "mx2.example"}, Live: true, Error: "e"},
 		{Domain: "q\"\\<>&\x01\u2028\xff", Error: "invalid domain name"},
+		{Domain: "p.example", Verdict: result.Verified, Policy: "verify", PendingPolicy: "dane-only", Flags: []string{}, MX: []string{}},
+		{Domain: "p.example", Verdict: result.Unknown, Policy: "none", Flags: []string{}, MX: []string{},
+			Pin: &PinInfo{Policy: "none", Reason: "<broken> & \"x\"\t", Until: ts, SetAt: ts.UTC(), SetBy: "alice", Host: "adm1"}},
 	} {
 		want, err := json.Marshal(plain(a))
 		if err != nil {

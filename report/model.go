@@ -203,6 +203,26 @@ type Model struct {
 	// Exports: the recipient exports (personal data) the database's audit
 	// trail holds when the report is made (store.Exports).
 	Exports ExportTrail `json:"exports"`
+	// Pins: the gateway pins active when the report is made (store.Pins):
+	// domains whose gateway policy an administrator set over the scan
+	// results, at most MaxPins of them; PinCount counts them all.
+	Pins     []PinRow `json:"pins"`
+	PinCount int      `json:"pin_count"`
+}
+
+// MaxPins bounds the pins a report lists.
+const MaxPins = 200
+
+// PinRow is an active gateway pin (tlsready pin set).
+type PinRow struct {
+	Domain   string    `json:"domain"`
+	Unicode  string    `json:"domain_unicode,omitempty"` // U-label form of an IDN, for display
+	Policy   string    `json:"policy"`
+	Reason   string    `json:"reason"`
+	Until    time.Time `json:"until,omitzero"` // zero: until removed
+	SetBy    string    `json:"set_by"`         // operating-system user
+	SetAt    time.Time `json:"set_at"`
+	Citizens int64     `json:"citizens"` // at the domain in this run (0: not in it)
 }
 
 // ExportTrail summarises the audit trail of recipient exports; who
@@ -248,6 +268,23 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 	if len(exports) > 0 {
 		m.Exports.Last = exports[0].At
 	}
+	pins, err := st.Pins(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	m.Pins = []PinRow{}
+	pinIdx := map[string]int{}
+	for _, p := range pins {
+		if !p.Active(m.GeneratedAt) {
+			continue
+		}
+		m.PinCount++
+		if len(m.Pins) < MaxPins {
+			pinIdx[p.Domain] = len(m.Pins)
+			m.Pins = append(m.Pins, PinRow{Domain: p.Domain, Unicode: dnsname.Unicode(p.Domain), Policy: p.Policy, Reason: p.Reason,
+				Until: p.Until, SetBy: p.OSUser, SetAt: p.At})
+		}
+	}
 	pos := slices.IndexFunc(finished, func(r store.Run) bool { return r.ID == run.ID })
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -292,6 +329,9 @@ func Load(ctx context.Context, st *store.Store, runID int64, opts LoadOptions) (
 	g.Go(func() error {
 		err := st.RunDomains(gctx, run.ID, func(d store.RunDomain) error {
 			b := bucket(d.Verdict)
+			if i, ok := pinIdx[d.Domain]; ok { // this goroutine alone writes m.Pins until Wait
+				m.Pins[i].Citizens = d.Citizens
+			}
 			counts[b].add(d.Citizens)
 			total.add(d.Citizens)
 			for _, f := range d.Flags {

@@ -39,6 +39,13 @@ type Answer struct {
 	// STSMX is the policy's mx patterns joined by newlines (a policy
 	// file's patterns are lines: none holds one).
 	STSMX string
+	// The previous observation: the verdict and MTA-STS policy of the
+	// result this one replaced (SaveResults), for the gateway's
+	// confirmation rule. PrevVerdict is empty when there was none (the
+	// domain's first result, or one saved before schema version 6).
+	PrevVerdict result.Verdict
+	PrevSTSMode string
+	PrevSTSMX   string
 }
 
 // answerOf is the read model of r.
@@ -198,17 +205,30 @@ func insertAnswers(ctx context.Context, tx *sql.Tx, q func(string) string, as []
 const putAnswerQuery = `INSERT INTO domain_answers(domain, verdict, flags, scanned_at, mx, sts_mode, sts_mx)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(domain) DO UPDATE SET verdict = excluded.verdict, flags = excluded.flags,
-			scanned_at = excluded.scanned_at, mx = excluded.mx, sts_mode = excluded.sts_mode, sts_mx = excluded.sts_mx`
+			scanned_at = excluded.scanned_at, mx = excluded.mx, sts_mode = excluded.sts_mode, sts_mx = excluded.sts_mx,
+			prev_verdict = domain_answers.verdict, prev_sts_mode = domain_answers.sts_mode, prev_sts_mx = domain_answers.sts_mx`
 
-const answerColumns = `a.domain, a.verdict, a.flags, a.scanned_at, a.mx, a.sts_mode, a.sts_mx`
+// answerColumns are the columns scanAnswer reads: with the previous
+// observation from pinsVersion on.
+func (s *Store) answerColumns() string {
+	if s.version < pinsVersion {
+		return `a.domain, a.verdict, a.flags, a.scanned_at, a.mx, a.sts_mode, a.sts_mx, '', '', ''`
+	}
+	return `a.domain, a.verdict, a.flags, a.scanned_at, a.mx, a.sts_mode, a.sts_mx, a.prev_verdict, a.prev_sts_mode, a.prev_sts_mx`
+}
 
 // scanAnswer reads the current row of answerColumns into a.
 func scanAnswer(rows *sql.Rows, a *Answer) error {
-	var verdict, flags sql.RawBytes
-	if err := rows.Scan(&a.Domain, &verdict, &flags, &a.ScannedAt, &a.MX, &a.STSMode, &a.STSMX); err != nil {
+	var verdict, flags, prev sql.RawBytes
+	if err := rows.Scan(&a.Domain, &verdict, &flags, &a.ScannedAt, &a.MX, &a.STSMode, &a.STSMX,
+		&prev, &a.PrevSTSMode, &a.PrevSTSMX); err != nil {
 		return err
 	}
 	a.Verdict = internVerdict(verdict)
+	a.PrevVerdict = ""
+	if len(prev) > 0 {
+		a.PrevVerdict = internVerdict(prev)
+	}
 	var err error
 	if a.Flags, err = parseFlags(string(flags)); err != nil {
 		return fmt.Errorf("stored flags of %s: %w", a.Domain, err)
@@ -252,9 +272,9 @@ func (s *Store) AnswersSince(ctx context.Context, since int64, fn func(a *Answer
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'data_version'`).Scan(&version); err != nil {
 		return 0, fmt.Errorf("store: answers since: data version: %w", err)
 	}
-	query, args := `SELECT `+answerColumns+` FROM domain_answers AS a`, []any(nil)
+	query, args := `SELECT `+s.answerColumns()+` FROM domain_answers AS a`, []any(nil)
 	if since > 0 {
-		query, args = `SELECT `+answerColumns+` FROM domains AS d JOIN domain_answers AS a ON a.domain = d.domain
+		query, args = `SELECT `+s.answerColumns()+` FROM domains AS d JOIN domain_answers AS a ON a.domain = d.domain
 			WHERE d.changed_version > ? ORDER BY d.changed_version`, []any{since}
 	}
 	rows, err := tx.QueryContext(ctx, s.q(query), args...)
@@ -293,7 +313,7 @@ func (s *Store) LookupAnswer(ctx context.Context, domain string) (Answer, error)
 		}
 		return answerOfJSON(domain, js), nil
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+answerColumns+` FROM domain_answers AS a WHERE a.domain = ?`), domain)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+s.answerColumns()+` FROM domain_answers AS a WHERE a.domain = ?`), domain)
 	if err != nil {
 		return Answer{}, fmt.Errorf("store: lookup answer: %w", err)
 	}

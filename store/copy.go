@@ -46,13 +46,19 @@ var copyTables = []copyTable{
 	{"domains", "domain", []copyColumn{{"domain", colText}, {"verdict", colText}, {"flags", colText}, {"scanned_at", colInt},
 		{"run_id", colNInt}, {"result", colText}, {"last_attempt_at", colNInt}, {"last_error", colNText}, {"changed_version", colInt}}},
 	{"domain_answers", "domain", []copyColumn{{"domain", colText}, {"verdict", colText}, {"flags", colText}, {"scanned_at", colInt},
-		{"mx", colText}, {"sts_mode", colText}, {"sts_mx", colText}}},
+		{"mx", colText}, {"sts_mode", colText}, {"sts_mx", colText},
+		{"prev_verdict", colText}, {"prev_sts_mode", colText}, {"prev_sts_mx", colText}}},
 	{"run_domains", "run_id, domain", []copyColumn{{"run_id", colInt}, {"domain", colText}, {"citizens", colInt},
 		{"verdict", colText}, {"flags", colText}}},
 	{"sts_policies", "domain", []copyColumn{{"domain", colText}, {"record_id", colText}, {"policy", colText},
 		{"fetched_at", colNInt}, {"max_age", colInt}}},
 	{"exports", "id", []copyColumn{{"id", colInt}, {"at", colInt}, {"kind", colText}, {"run_id", colInt}, {"verdicts", colText},
 		{"recipients", colNInt}, {"os_user", colText}, {"host", colText}, {"output", colText}}},
+	{"pins", "domain", []copyColumn{{"domain", colText}, {"policy", colText}, {"reason", colText}, {"expires_at", colNInt},
+		{"at", colInt}, {"os_user", colText}, {"host", colText}}},
+	{"pin_audit", "id", []copyColumn{{"id", colInt}, {"at", colInt}, {"action", colText}, {"domain", colText},
+		{"old_policy", colText}, {"new_policy", colText}, {"reason", colText}, {"expires_at", colNInt},
+		{"os_user", colText}, {"host", colText}}},
 }
 
 // Summary is what Copy verifies: the rows of each table, the data version,
@@ -134,7 +140,7 @@ func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 	return s.r.BeginTx(ctx, opts)
 }
 
-// copyBatch is the rows per INSERT statement in Copy (at most 9 columns:
+// copyBatch is the rows per INSERT statement in Copy (at most 10 columns:
 // well under SQLite's 32766 and PostgreSQL's 65535 parameters).
 const copyBatch = 500
 
@@ -189,7 +195,7 @@ func Copy(ctx context.Context, dst, src *Store, progress func(table string, rows
 		// Rows inserted with their ids leave the identity behind: the next
 		// BeginRun must get an id above the copied ones (SQLite's
 		// AUTOINCREMENT follows inserted ids by itself).
-		for _, t := range []string{"runs", "exports"} {
+		for _, t := range []string{"runs", "exports", "pin_audit"} {
 			if _, err := wtx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), coalesce(max(id), 0) + 1, false) FROM `+t); err != nil {
 				return Summary{}, fmt.Errorf("store: copy: %s ids: %w", t, err)
 			}

@@ -172,6 +172,8 @@ CREATE TABLE exports (
 `,
 	// The gateway's read model (domain_answers).
 	goStep(pgAnswersSchema, backfillAnswers),
+	// 6: gateway pins, their audit trail, previous observations.
+	pgPinsSchema,
 }
 
 // q is query for this store's database: SQLite's ? and ?N parameters become

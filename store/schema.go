@@ -120,13 +120,18 @@ CREATE TABLE exports (
 	// The gateway's read model (domain_answers, see answers.go), filled
 	// from the stored results.
 	goStep(answersSchema, backfillAnswers),
+	// 6: gateway pins, their audit trail, and each domain's previous
+	// observation in domain_answers (see pins.go; 'prev_' columns empty
+	// for rows saved before this step: no previous observation).
+	pinsSchema,
 }
 
 // readableSince is the oldest schema version a read-only Store opens (a
 // reader must not fail on a database no scan has migrated since the program
 // was upgraded): the steps after it only add tables a reader does without,
-// read as empty (4: exports, Exports), or read otherwise (domain_answers:
-// AnswersSince and LookupAnswer decode the result JSON instead).
+// read as empty (4: exports, Exports; 6: pins, Pins), or read otherwise
+// (domain_answers: AnswersSince and LookupAnswer decode the result JSON
+// instead; before 6 an answer has no previous observation).
 const readableSince = 3
 
 // schemaVersion is the user_version a fully migrated database has.

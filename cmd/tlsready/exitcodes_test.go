@@ -76,12 +76,15 @@ func TestExitCodes(t *testing.T) {
 		{"lookup unknown domain", []string{"lookup", "--db", db, "nowhere.example"}, exitOK, "unknown"},
 		{"export --verdict unknown", []string{"export", "recipients", "--db", db, "--verdict", "unknown,plaintext"}, exitOK, "id,domain,verdict"},
 		{"status, fresh", []string{"status", "--db", db, "--overdue-after", "100000h"}, exitOK, "next:      nothing to do"},
+		{"diff, two runs", []string{"diff", "--db", db}, exitOK, "run 1 -> run 2"},
+		{"pin list, none", []string{"pin", "list", "--db", db}, exitOK, "0 pins (0 active)"},
 
 		// 1
 		{"report without a finished run", []string{"report", "--db", interrupted}, exitFailed, "no finished run in " + interrupted},
 		{"export without a finished run", []string{"export", "recipients", "--db", interrupted}, exitFailed, "no finished run in " + interrupted},
 		{"status, overdue", []string{"status", "--db", db}, exitFailed, "overdue: the last finished run is"},
 		{"status, --max-age (the old name of --overdue-after)", []string{"status", "--db", db, "--max-age", "100000h"}, exitOK, "next:      nothing to do"},
+		{"diff without two finished runs", []string{"diff", "--db", interrupted}, exitFailed, "diff needs two finished runs"},
 
 		// 2: the command line
 		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
@@ -97,6 +100,9 @@ func TestExitCodes(t *testing.T) {
 		{"export --verdict bogus", []string{"export", "recipients", "--db", db, "--verdict", "plaintext,bogus"}, exitUsage,
 			`"bogus" is not a verdict; valid: dane, mta-sts, verified, encrypted, partial, plaintext, broken, no-mail, unreachable, dns-error, unknown`},
 		{"report --format pdf", []string{"report", "--db", db, "--format", "pdf"}, exitUsage, "--format"},
+		{"pin set, bogus policy", []string{"pin", "set", "example.org", "strict", "--db", db}, exitUsage, `"strict" is not a policy`},
+		{"pin rm, no pin", []string{"pin", "rm", "example.org", "--db", db}, exitUsage, "example.org has no pin"},
+		{"diff, one --run", []string{"diff", "--db", db, "--run", "1"}, exitUsage, "--run is given twice"},
 
 		// 2: --db that is not there, not a database, not ours
 		{"lookup, missing db", []string{"lookup", "--db", missing, "example.org"}, exitUsage, "no such database"},
@@ -104,6 +110,8 @@ func TestExitCodes(t *testing.T) {
 		{"export, missing db", []string{"export", "recipients", "--db", missing}, exitUsage, "no such database"},
 		{"serve, missing db", serve(missing), exitUsage, "no such database"},
 		{"status, missing db", []string{"status", "--db", missing}, exitUsage, "no such database"},
+		{"pin set, missing db", []string{"pin", "set", "example.org", "may", "--db", missing}, exitUsage, "no such database"},
+		{"diff, missing db", []string{"diff", "--db", missing}, exitUsage, "no such database"},
 		{"status, no finished run", []string{"status", "--db", interrupted}, exitUsage, "no finished run in " + interrupted},
 		{"lookup, not a database", []string{"lookup", "--db", notDB, "example.org"}, exitUsage, "is not a database file"},
 		{"report, not a database", []string{"report", "--db", notDB}, exitUsage, "is not a database file"},
@@ -117,6 +125,7 @@ func TestExitCodes(t *testing.T) {
 		// 2: --run
 		{"report --run 99", []string{"report", "--db", db, "--run", "99"}, exitUsage, "no run 99 in " + db + " (finished runs: 1-2)"},
 		{"export --run 99", []string{"export", "recipients", "--db", db, "--run", "99"}, exitUsage, "no run 99 in " + db},
+		{"diff --run 99", []string{"diff", "--db", db, "--run", "1", "--run", "99"}, exitUsage, "no run 99 in " + db},
 		{"report --run interrupted", []string{"report", "--db", interrupted, "--run", "1"}, exitUsage, "run 1 in " + interrupted + " is running or interrupted, not finished"},
 
 		// 4

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlsready/tlsready/gateway"
 	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
@@ -51,6 +52,10 @@ a domain name is a usage error (exit 2) and nothing is printed.`,
 				return err
 			}
 			defer st.Close()
+			pins, err := activePins(cmd, st)
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			enc := json.NewEncoder(out)
 			tw := newLookupTable(out)
@@ -59,11 +64,12 @@ a domain name is a usage error (exit 2) and nothing is printed.`,
 				if err != nil {
 					return err
 				}
+				pin := pins[r.Domain]
 				switch {
 				case asJSON && !found:
-					err = enc.Encode(unknownAnswer{Domain: r.Domain, Unicode: r.Unicode, Verdict: r.Verdict, Flags: r.Flags, Reason: r.Reason})
+					err = enc.Encode(unknownAnswer{Domain: r.Domain, Unicode: r.Unicode, Verdict: r.Verdict, Flags: r.Flags, Reason: r.Reason, Pin: pin})
 				case asJSON:
-					err = enc.Encode(r)
+					err = enc.Encode(pinnedResult{Result: r, Pin: pin})
 				default:
 					tw.row(r)
 				}
@@ -104,11 +110,37 @@ func parseLookupArg(arg string) (lookupArg, error) {
 // unknownAnswer is the JSON answer for a domain the cache does not know:
 // only what is known, no zero times or empty result sections.
 type unknownAnswer struct {
-	Domain  string         `json:"domain"`
-	Unicode string         `json:"domain_unicode,omitempty"`
-	Verdict result.Verdict `json:"verdict"`
-	Flags   []string       `json:"flags"`
-	Reason  string         `json:"reason"`
+	Domain  string           `json:"domain"`
+	Unicode string           `json:"domain_unicode,omitempty"`
+	Verdict result.Verdict   `json:"verdict"`
+	Flags   []string         `json:"flags"`
+	Reason  string           `json:"reason"`
+	Pin     *gateway.PinInfo `json:"pin,omitempty"`
+}
+
+// pinnedResult is a stored result with the domain's active gateway pin
+// (tlsready pin), if any: the policy the gateway answers instead of the
+// result's.
+type pinnedResult struct {
+	result.Result
+	Pin *gateway.PinInfo `json:"pin,omitempty"`
+}
+
+// activePins returns the active gateway pins by domain, as the HTTP API
+// shows them.
+func activePins(cmd *cobra.Command, st *store.Store) (map[string]*gateway.PinInfo, error) {
+	ps, err := st.Pins(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*gateway.PinInfo{}
+	now := time.Now()
+	for _, p := range ps {
+		if p.Active(now) {
+			out[p.Domain] = &gateway.PinInfo{Policy: p.Policy, Reason: p.Reason, Until: p.Until, SetAt: p.At, SetBy: p.OSUser, Host: p.Host}
+		}
+	}
+	return out, nil
 }
 
 // lookupOne answers one domain; found is false when the cache does not know it.

@@ -48,7 +48,7 @@ func socketmapGet(addr, domain string) (string, error) {
 // again no HTTP or socketmap lookup fails, /healthz stays 200 but says
 // "degraded" with the data's age (and /metrics that refreshes fail) until
 // a refresh succeeds again, and a change made after the restart reaches
-// both.
+// both, as does a pin set after it.
 func TestPostgresServeNodesOutage(t *testing.T) {
 	cluster := pgtest.Start(t)
 	world, input, expected := demoWorld(t)
@@ -160,9 +160,13 @@ func TestPostgresServeNodesOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Verdict, r.ScannedAt = result.DANE, time.Now()
-	if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
-		t.Fatal(err)
+	// A tightening: the gateway applies it once a second observation
+	// confirms it (the confirmation rule), so two scans see it.
+	for range 2 {
+		r.Verdict, r.ScannedAt = result.DANE, time.Now()
+		if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, n := range nodes {
 		deadline := time.Now().Add(30 * time.Second)
@@ -176,6 +180,27 @@ func TestPostgresServeNodesOutage(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s still answers %q for %s 30 s after the change", n.sm, sm, domain)
+			}
+			time.Sleep(100 * time.Millisecond) // a child process: no event to wait on
+		}
+	}
+
+	// A pin set with the CLI reaches both nodes too, over the scan result.
+	if code, _, stderr := runCLI(t, "pin", "set", domain, "may", "--db", db, "--reason", "test"); code != 0 {
+		t.Fatalf("pin set: %d %s", code, stderr)
+	}
+	for _, n := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			sm, err := socketmapGet(n.sm, domain)
+			if err != nil {
+				t.Fatalf("socketmap %s: %v", domain, err)
+			}
+			if sm == "OK may" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still answers %q for %s 30 s after pin set", n.sm, sm, domain)
 			}
 			time.Sleep(100 * time.Millisecond) // a child process: no event to wait on
 		}

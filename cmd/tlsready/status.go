@@ -105,7 +105,11 @@ type statusReport struct {
 	// last 10); ExportsTotal counts them all.
 	Exports      []store.Export `json:"exports"`
 	ExportsTotal int64          `json:"exports_total"`
-	now          time.Time
+	// PinsActive and PinsExpired count the gateway pins (tlsready pin):
+	// those that apply now, and those past their --until not yet removed.
+	PinsActive  int `json:"pins_active"`
+	PinsExpired int `json:"pins_expired"`
+	now         time.Time
 }
 
 // statusRun is one run as status shows it.
@@ -220,6 +224,17 @@ func buildStatus(ctx context.Context, st *store.Store, db string, overdueAfter t
 	if rep.Exports == nil {
 		rep.Exports = []store.Export{}
 	}
+	pins, err := st.Pins(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, p := range pins {
+		if p.Active(rep.now) {
+			rep.PinsActive++
+		} else {
+			rep.PinsExpired++
+		}
+	}
 	return rep, nil
 }
 
@@ -304,6 +319,7 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, "%-10s run %d, started %s: %s\n", r.Status+":", r.ID, r.StartedAt.UTC().Format(time.RFC3339), reason)
 	}
 	fmt.Fprintf(w, "next:      %s\n", rep.Next)
+	fmt.Fprintf(w, "pins:      %d active, %d expired (tlsready pin list)\n", rep.PinsActive, rep.PinsExpired)
 	fmt.Fprintf(w, "exports:   %d recipient exports recorded", rep.ExportsTotal)
 	if len(rep.Exports) < int(rep.ExportsTotal) {
 		fmt.Fprintf(w, " (the last %d)", len(rep.Exports))
