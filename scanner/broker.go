@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
@@ -218,13 +217,6 @@ func (s *Scanner) brokerFailed(ctx context.Context, err error) {
 	}
 	s.setFatal(fmt.Errorf("%w: %w", ErrBroker, err))
 	s.stop()
-}
-
-// retryState dedupes brokered STARTTLS retries by request key: one
-// connection per (IP, name) however many workers ask.
-type retryState struct {
-	mu sync.Mutex
-	m  map[string]*probeEntry
 }
 
 func boolDigit(b bool) string {

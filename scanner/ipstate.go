@@ -33,8 +33,8 @@ type ipState struct {
 	first *probeEntry            // the first probe, under whichever name asked first
 	names map[string]*probeEntry // probes by SNI (first included)
 	mode  sniMode
-	test  *probeEntry            // the second name's probe, deciding mode, while it runs
-	dane  map[string]*probeEntry // probes that kept the DER chain, by SNI
+	test  *probeEntry                 // the second name's probe, deciding mode, while it runs
+	dane  memo[string, *result.Probe] // probes that kept the DER chain, by SNI
 }
 
 type sniMode uint8
@@ -235,23 +235,8 @@ func (s *Scanner) probeForDANE(ctx context.Context, sni string, ip netip.Addr) *
 // localProbeForDANE is probeForDANE made in this process.
 func (s *Scanner) localProbeForDANE(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
 	st := s.ipState(ip)
-	st.mu.Lock()
-	if e := st.dane[sni]; e != nil {
-		st.mu.Unlock()
-		if !wait(ctx, e) {
-			return nil
-		}
-		return e.probe
-	}
-	e := newEntry(sni, 1)
-	if st.dane == nil {
-		st.dane = map[string]*probeEntry{}
-	}
-	st.dane[sni] = e
-	st.mu.Unlock()
-	e.probe = s.connect(ctx, st, sni, ip)
-	close(e.done)
-	return e.probe
+	p, _ := st.dane.do(ctx, sni, func() *result.Probe { return s.connect(ctx, st, sni, ip) })
+	return p // nil when ctx ended first
 }
 
 // handshakeTried reports whether the probe got as far as a TLS handshake,

@@ -163,11 +163,6 @@ func (s *Scanner) cachedPolicy(ctx context.Context, domain, id string) *result.S
 	return &result.STSPolicy{RecordID: c.RecordID, Mode: string(pol.Mode), MX: pol.MX, MaxAge: pol.MaxAge, FetchedAt: c.FetchedAt.UTC()}
 }
 
-type tlsaEntry struct {
-	done chan struct{}
-	t    *result.TLSA
-}
-
 // lookupTLSA finds the TLSA RRset of an MX host whose MX and address records
 // are DNSSEC-secure (RFC 7672 §2.2). When the host name is an alias, the
 // expanded name is the TLSA base domain first, then the original name
@@ -193,24 +188,20 @@ func (s *Scanner) lookupTLSA(ctx context.Context, h result.Host) *result.TLSA {
 }
 
 func (s *Scanner) tlsaOnce(ctx context.Context, name string) *result.TLSA {
-	e := &tlsaEntry{done: make(chan struct{})}
-	if v, loaded := s.tlsa.LoadOrStore(name, e); loaded {
-		e = v.(*tlsaEntry)
-		if !await(ctx, e.done) {
-			return &result.TLSA{Name: name, Status: string(resolve.StatusTimeout)}
+	t, ok := s.tlsa.do(ctx, name, func() *result.TLSA {
+		ans := s.cfg.Resolver.TLSA(ctx, name)
+		s.noteDNS(ans.Answer)
+		t := &result.TLSA{Name: trimDot(name), Secure: ans.Secure, Status: string(ans.Status)}
+		for _, rr := range ans.Records {
+			t.Records = append(t.Records, result.TLSARecord{
+				Usage: rr.Usage, Selector: rr.Selector, MatchingType: rr.MatchingType, Data: hexString(rr.Data),
+			})
 		}
-		return e.t
+		return t
+	})
+	if !ok {
+		return &result.TLSA{Name: name, Status: string(resolve.StatusTimeout)}
 	}
-	ans := s.cfg.Resolver.TLSA(ctx, name)
-	s.noteDNS(ans.Answer)
-	t := &result.TLSA{Name: trimDot(name), Secure: ans.Secure, Status: string(ans.Status)}
-	for _, rr := range ans.Records {
-		t.Records = append(t.Records, result.TLSARecord{
-			Usage: rr.Usage, Selector: rr.Selector, MatchingType: rr.MatchingType, Data: hexString(rr.Data),
-		})
-	}
-	e.t = t
-	close(e.done)
 	return t
 }
 

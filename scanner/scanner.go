@@ -78,15 +78,15 @@ type Scanner struct {
 	limiter *windowLimiter
 	stop    context.CancelFunc
 
-	hosts  sync.Map // host name -> *hostEntry
-	ips    sync.Map // netip.Addr -> *ipState
-	tlsa   sync.Map // TLSA owner name -> *tlsaEntry
-	judged sync.Map // judgedKey -> *judgedEntry
+	hosts  memo[string, resolve.AddrAnswer] // MX host name -> its address lookup
+	ips    sync.Map                         // netip.Addr -> *ipState
+	tlsa   memo[string, *result.TLSA]       // TLSA owner name -> its lookup
+	judged memo[judgedKey, judged]          // MX host -> the host judged
 	// probing holds the probes in progress (*Probing keys).
 	probing sync.Map
 	// remote holds the probes other workers made for this one (IPBroker).
-	remote  sync.Map // ip|keepRaw|name -> probeRef
-	retries retryState
+	remote  sync.Map                    // ip|keepRaw|name -> probeRef
+	retries memo[string, *result.Probe] // IP|name -> the STARTTLS retry of brokered requests: one connection however many workers ask
 
 	connections   atomic.Int64
 	probed        atomic.Int64
@@ -460,12 +460,6 @@ func (s *Scanner) noteDNS(a resolve.Answer) {
 	}
 }
 
-// hostEntry is the shared, once-per-run address lookup of an MX host.
-type hostEntry struct {
-	done chan struct{}
-	ans  resolve.AddrAnswer
-}
-
 // host resolves one MX host (shared) and probes its IPs (shared).
 //
 // The judged host is the same for every domain that names it (only the
@@ -475,30 +469,17 @@ type hostEntry struct {
 // be tried again; the first domain to ask after that judges the host anew.
 func (s *Scanner) host(ctx context.Context, m resolve.MX, mxSecure bool) (result.Host, time.Time) {
 	key := judgedKey{name: m.Host, mxSecure: mxSecure}
-	e := &judgedEntry{done: make(chan struct{})}
-	for {
-		v, loaded := s.judged.LoadOrStore(key, e)
-		if !loaded {
-			break
-		}
-		old := v.(*judgedEntry)
-		if !await(ctx, old.done) {
-			return result.Host{Name: m.Host, Preference: m.Preference, Addrs: []result.Addr{}, DNSStatus: string(resolve.StatusTimeout)}, time.Time{}
-		}
-		if old.due.IsZero() || time.Now().Before(old.due) {
-			h := old.host
-			h.Preference = m.Preference
-			return h, old.due
-		}
-		if s.judged.CompareAndSwap(key, old, e) {
-			break
-		}
+	again := func(j judged) bool { return !j.due.IsZero() && !time.Now().Before(j.due) }
+	j, ok := s.judged.doUnless(ctx, key, again, func() judged {
+		h, due := s.judgeHost(ctx, m.Host, mxSecure)
+		return judged{host: h, due: due}
+	})
+	if !ok {
+		return result.Host{Name: m.Host, Preference: m.Preference, Addrs: []result.Addr{}, DNSStatus: string(resolve.StatusTimeout)}, time.Time{}
 	}
-	e.host, e.due = s.judgeHost(ctx, m.Host, mxSecure)
-	close(e.done)
-	h := e.host
+	h := j.host
 	h.Preference = m.Preference
-	return h, e.due
+	return h, j.due
 }
 
 type judgedKey struct {
@@ -506,8 +487,8 @@ type judgedKey struct {
 	mxSecure bool
 }
 
-type judgedEntry struct {
-	done chan struct{}
+// judged is a judged MX host; due as host returns it.
+type judged struct {
 	host result.Host
 	due  time.Time
 }
@@ -661,41 +642,24 @@ func (s *Scanner) retryProbe(ctx context.Context, sni string, ip netip.Addr) *re
 // localRetry is a brokered retryProbe made in this process, once per IP and
 // name: the probe is shared, read-only.
 func (s *Scanner) localRetry(ctx context.Context, sni string, ip netip.Addr) *result.Probe {
-	key := ip.String() + "|" + sni
-	s.retries.mu.Lock()
-	if s.retries.m == nil {
-		s.retries.m = map[string]*probeEntry{}
-	}
-	if e := s.retries.m[key]; e != nil {
-		s.retries.mu.Unlock()
-		if !wait(ctx, e) {
-			return nil
-		}
-		return e.probe
-	}
-	e := newEntry(sni, 1)
-	s.retries.m[key] = e
-	s.retries.mu.Unlock()
-	p := s.connect(ctx, s.ipState(ip), sni, ip)
-	p.Retried = true
-	e.probe = p
-	close(e.done)
-	return p
+	p, _ := s.retries.do(ctx, ip.String()+"|"+sni, func() *result.Probe {
+		p := s.connect(ctx, s.ipState(ip), sni, ip)
+		p.Retried = true
+		return p
+	})
+	return p // nil when ctx ended first
 }
 
 func (s *Scanner) lookupHost(ctx context.Context, host string) resolve.AddrAnswer {
-	e := &hostEntry{done: make(chan struct{})}
-	if v, loaded := s.hosts.LoadOrStore(host, e); loaded {
-		e = v.(*hostEntry)
-		if !await(ctx, e.done) {
-			return resolve.AddrAnswer{Answer: resolve.Answer{Status: resolve.StatusTimeout, Err: ctx.Err()}}
-		}
-		return e.ans
+	ans, ok := s.hosts.do(ctx, host, func() resolve.AddrAnswer {
+		ans := s.cfg.Resolver.Addrs(ctx, host, s.cfg.IPv6)
+		s.noteDNS(ans.Answer)
+		return ans
+	})
+	if !ok {
+		return resolve.AddrAnswer{Answer: resolve.Answer{Status: resolve.StatusTimeout, Err: ctx.Err()}}
 	}
-	e.ans = s.cfg.Resolver.Addrs(ctx, host, s.cfg.IPv6)
-	s.noteDNS(e.ans.Answer)
-	close(e.done)
-	return e.ans
+	return ans
 }
 
 // healthDialer watches every SMTP dial for a network that cannot reach
