@@ -28,7 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/time/rate"
+	"github.com/tlsready/tlsready/scanner/limiter"
 
 	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/result"
@@ -175,7 +175,7 @@ type Server struct {
 	failedAt    atomic.Int64
 	failedSince atomic.Int64
 
-	limiter *rate.Limiter
+	limiter *limiter.Limiter // live checks (nil without Config.Live); stopped by Close
 	flMu    sync.Mutex
 	flights map[string]*flight
 
@@ -204,7 +204,6 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		overlay:  map[string]overlayEntry{},
-		limiter:  rate.NewLimiter(rate.Limit(cfg.LiveRate), max(1, int(cfg.LiveRate))),
 		flights:  map[string]*flight{},
 		reg:      prometheus.NewRegistry(),
 		mergeMin: defaultMergeMin,
@@ -212,9 +211,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store != nil {
 		s.st.Store(cfg.Store)
 	}
+	if cfg.Live != nil {
+		s.limiter = limiter.PerSecond(cfg.LiveRate)
+	}
 	s.m = newMetrics(s)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
+}
+
+// Close releases what New started for live checks (the rate limiter's
+// goroutines). Lookups after Close still answer from the cache; live checks
+// are refused as over the rate (ErrLiveRateLimited).
+func (s *Server) Close() {
+	if s.limiter != nil {
+		s.limiter.Stop()
+	}
 }
 
 // Ready reports whether the first cache load has completed.

@@ -42,7 +42,7 @@ func (s *Server) liveAnswer(ctx context.Context, d string) (Answer, error) {
 	s.flMu.Lock()
 	f, joined := s.flights[d]
 	if !joined {
-		if !s.limiter.Allow() {
+		if !s.limiter.TryTake() {
 			s.flMu.Unlock()
 			s.m.live.WithLabelValues("rate-limited").Inc()
 			return Answer{}, ErrLiveRateLimited

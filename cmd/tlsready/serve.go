@@ -267,6 +267,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, o *serveOptions, cfg gate
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	defer srv.Close()
 	if cfg.Store == nil {
 		switch info, err := srv.LoadCacheFile(cacheFile); {
 		case cacheFile == "":

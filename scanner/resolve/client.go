@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/projectdiscovery/ratelimit"
+	"github.com/tlsready/tlsready/scanner/limiter"
 )
 
 // Sentinel errors. Answer.Err wraps one of them; classify with errors.Is.
@@ -126,8 +126,7 @@ type Client struct {
 	poolMu sync.Mutex
 	pool   map[string][]*pooledConn
 
-	limiter   *ratelimit.Limiter
-	tokens    chan struct{} // nil when unlimited
+	limiter   *limiter.Limiter // nil when unlimited
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -179,24 +178,9 @@ func New(cfg Config) (*Client, error) {
 		if per == 0 {
 			per = time.Second
 		}
-		c.limiter = ratelimit.New(context.Background(), uint(cfg.Rate), per)
-		c.tokens = make(chan struct{})
-		go c.pump()
+		c.limiter = limiter.New(uint(cfg.Rate), per)
 	}
 	return c, nil
-}
-
-// pump moves tokens from the limiter (whose Take has no ctx) to c.tokens,
-// so that waiting for a token can honour a ctx.
-func (c *Client) pump() {
-	for {
-		c.limiter.Take() // returns at once after limiter.Stop
-		select {
-		case c.tokens <- struct{}{}:
-		case <-c.done:
-			return
-		}
-	}
 }
 
 // Queries returns the number of DNS exchanges sent so far (UDP and TCP each count).
@@ -234,20 +218,14 @@ func (c *Client) closed() bool {
 
 // take waits for a rate-limit token.
 func (c *Client) take(ctx context.Context) error {
-	if c.tokens == nil {
+	if c.limiter == nil {
 		return nil
 	}
-	select {
-	case <-c.tokens:
-		if c.closed() {
-			return ErrClosed
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.done:
+	err := c.limiter.Wait(ctx)
+	if errors.Is(err, limiter.ErrStopped) {
 		return ErrClosed
 	}
+	return err
 }
 
 // exchangeError is a failed exchange. Its text names the class only, never
