@@ -27,7 +27,7 @@ import (
 // belong to the hoster, who runs their mail servers. An IP literal, or a
 // name that is itself a public suffix, is returned as it is.
 func registrable(host string) string {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	host = dnsname.Key(host)
 	if host == "" {
 		return ""
 	}
@@ -143,7 +143,7 @@ func primaryMXOf(ctx context.Context, st *store.Store, domains []string, full ma
 	out := make(map[string]string, len(domains))
 	for i, d := range domains {
 		if mx[i] != "" {
-			out[d] = strings.TrimSuffix(strings.ToLower(mx[i]), ".")
+			out[d] = dnsname.Key(mx[i])
 		}
 	}
 	return out, nil

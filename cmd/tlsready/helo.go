@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 // hostResolver is what defaultHELO needs from the system resolver
@@ -38,7 +40,7 @@ func defaultHELO(ctx context.Context, hostname func() (string, error), r hostRes
 	}
 	ctx, cancel := context.WithTimeout(ctx, heloLookupTimeout)
 	defer cancel()
-	bare := strings.ToLower(strings.TrimSuffix(h, "."))
+	bare := dnsname.Key(h)
 	if cname, err := r.LookupCNAME(ctx, bare); err == nil {
 		if name, ok := fqdn(cname); ok {
 			return name, nil
@@ -76,7 +78,7 @@ func defaultHELO(ctx context.Context, hostname func() (string, error), r hostRes
 // hyphens, not an IP address, and not a name of this host only
 // (localhost, *.localhost, *.localdomain).
 func fqdn(s string) (string, bool) {
-	name := strings.ToLower(strings.TrimSuffix(s, "."))
+	name := dnsname.Key(s)
 	if len(name) > 253 || !strings.Contains(name, ".") {
 		return name, false
 	}

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 // TLSA certificate usages (RFC 6698 §2.1.1, names from RFC 7218).
@@ -287,7 +289,7 @@ func matches(r Record, der []byte, c *x509.Certificate) bool {
 // identifiers (RFC 7672 §3.2.3).
 func nameMatches(leaf *x509.Certificate, names []string) bool {
 	for _, n := range names {
-		n = strings.ToLower(strings.TrimSuffix(n, "."))
+		n = dnsname.Key(n)
 		if n == "" {
 			continue
 		}
@@ -306,7 +308,7 @@ func nameMatches(leaf *x509.Certificate, names []string) bool {
 // matchHostPattern matches host against a certificate name that may start
 // with a "*." wildcard label covering exactly one label.
 func matchHostPattern(pattern, host string) bool {
-	pattern = strings.ToLower(strings.TrimSuffix(pattern, "."))
+	pattern = dnsname.Key(pattern)
 	if pattern == "" {
 		return false
 	}
@@ -324,5 +326,5 @@ func TLSAName(host string, port int) string {
 	if port == 0 {
 		port = 25
 	}
-	return "_" + strconv.Itoa(port) + "._tcp." + strings.ToLower(strings.TrimSuffix(host, ".")) + "."
+	return "_" + strconv.Itoa(port) + "._tcp." + dnsname.Key(host) + "."
 }

@@ -202,10 +202,11 @@ func Unicode(a string) string {
 	return u
 }
 
-// Key is the stored form of a name that was normalised before (by
-// Normalize, possibly in another program): lower case, no trailing dot. It
-// is cheap, and it does no IDNA: a name that was never normalised must go
-// through Normalize.
+// Key is the stored and compared form of a name that is already in A-label
+// form (normalised by Normalize, possibly in another program, or read from
+// DNS, a certificate or an MTA-STS policy): lower case, no trailing dot. It
+// is cheap, and it does no IDNA: a name a person typed must go through
+// Normalize.
 func Key(d string) string {
 	return strings.ToLower(strings.TrimSuffix(d, "."))
 }

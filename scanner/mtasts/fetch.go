@@ -12,8 +12,9 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 // Dialer dials TCP connections; *net.Dialer implements it. The scanner passes
@@ -122,7 +123,7 @@ func (e *handshakeError) Unwrap() error { return e.err }
 // is returned too (with a nil policy), so callers can show what was served.
 // Every error is a *FetchError.
 func Fetch(ctx context.Context, cfg FetchConfig, domain string) (*Policy, []byte, error) {
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	domain = dnsname.Key(domain)
 	if !validDomain(domain) {
 		return nil, nil, &FetchError{Reason: ReasonInvalidDomain, Err: errors.New("domain is not a valid host name")}
 	}

@@ -12,6 +12,8 @@ package mtasts
 import (
 	"errors"
 	"strings"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 // Errors returned by this package. Parse errors wrap ErrRecordSyntax or
@@ -88,12 +90,12 @@ type Policy struct {
 // Comparison is case-insensitive and a trailing dot on host is ignored.
 // Host names are compared in A-label form; the caller converts U-labels.
 func (p *Policy) MatchMX(host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	host = dnsname.Key(host)
 	if host == "" {
 		return false
 	}
 	for _, pat := range p.MX {
-		pat = strings.ToLower(strings.TrimSuffix(pat, "."))
+		pat = dnsname.Key(pat)
 		if suffix, ok := strings.CutPrefix(pat, "*"); ok {
 			// suffix is ".example.net".
 			if !strings.HasPrefix(suffix, ".") || len(suffix) < 2 {

@@ -50,6 +50,10 @@
 //
 // Nothing this package returns, counts or reports contains line content:
 // only line numbers.
+//
+// It owns the register's formats and their bad lines; domains are
+// normalised by scanner/dnsname. It must not know where entries go (the
+// store, through scanner/job) or what is done with their domains.
 package register
 
 import (

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
+
 	"github.com/miekg/dns"
 )
 
@@ -27,7 +29,7 @@ func normalize(name string) string {
 
 // trimDot returns a lower-case FQDN without its trailing dot ("" for the root).
 func trimDot(name string) string {
-	return strings.TrimSuffix(strings.ToLower(name), ".")
+	return dnsname.Key(name)
 }
 
 // lookup resolves name/qtype, following CNAME chains in the answer and
