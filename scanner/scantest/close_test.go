@@ -32,7 +32,7 @@ func TestCloseLeaksNothing(t *testing.T) {
 	c.banner()
 	c.expect(250, "EHLO scanner.test")
 	c.expect(220, "STARTTLS")
-	if _, err := c.starttls("mx.example.test"); err != nil {
+	if _, err := c.StartTLS("mx.example.test"); err != nil {
 		t.Fatal(err)
 	}
 	dialSMTP(t, n, silent)

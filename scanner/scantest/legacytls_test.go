@@ -82,7 +82,7 @@ func TestLegacyTLS(t *testing.T) {
 		c.banner()
 		c.expect(250, "EHLO scanner.test")
 		c.expect(220, "STARTTLS")
-		if _, err := c.starttls("mx.rsa-kx.test"); err == nil {
+		if _, err := c.StartTLS("mx.rsa-kx.test"); err == nil {
 			t.Error("a default crypto/tls client completed the handshake")
 		}
 	})

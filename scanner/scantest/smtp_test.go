@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"net/textproto"
 	"reflect"
 	"strings"
 	"syscall"
@@ -19,51 +18,29 @@ import (
 	"github.com/miekg/dns"
 )
 
-// smtpClient is a minimal test client: dial, read replies, send commands.
+// smtpClient is SMTPClient bound to a test: I/O errors fail it.
 type smtpClient struct {
-	t    *testing.T
-	conn net.Conn
-	tp   *textproto.Conn
+	t *testing.T
+	*SMTPClient
 }
 
 func dialSMTP(t *testing.T, n *Internet, ip netip.Addr) *smtpClient {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", netip.AddrPortFrom(ip, uint16(n.SMTPPort)).String(), 5*time.Second)
+	c, err := DialSMTP(n, ip)
 	if err != nil {
 		t.Fatalf("dial %s: %v", ip, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &smtpClient{t: t, conn: c, tp: textproto.NewConn(c)}
-}
-
-// reply reads one reply and returns its code and lines.
-func (c *smtpClient) reply() (int, []string, error) {
-	var lines []string
-	for {
-		l, err := c.tp.ReadLine()
-		if err != nil {
-			return 0, lines, err
-		}
-		if len(l) < 4 {
-			return 0, lines, fmt.Errorf("short reply line %q", l)
-		}
-		lines = append(lines, l[4:])
-		if l[3] == ' ' {
-			var code int
-			_, err := fmt.Sscanf(l[:3], "%d", &code)
-			return code, lines, err
-		}
-	}
+	return &smtpClient{t: t, SMTPClient: c}
 }
 
 // cmd sends a command and returns the reply; it fails the test on I/O errors.
 func (c *smtpClient) cmd(format string, args ...any) (int, []string) {
 	c.t.Helper()
-	if err := c.tp.PrintfLine(format, args...); err != nil {
+	if err := c.Send(format, args...); err != nil {
 		c.t.Fatalf("send %q: %v", format, err)
 	}
-	code, lines, err := c.reply()
+	code, lines, err := c.Reply()
 	if err != nil {
 		c.t.Fatalf("reply to %q: %v", format, err)
 	}
@@ -81,22 +58,11 @@ func (c *smtpClient) expect(want int, format string, args ...any) []string {
 
 func (c *smtpClient) banner() (int, []string) {
 	c.t.Helper()
-	code, lines, err := c.reply()
+	code, lines, err := c.Reply()
 	if err != nil {
 		c.t.Fatalf("banner: %v", err)
 	}
 	return code, lines
-}
-
-// starttls upgrades the connection (no verification: the test judges the
-// certificate itself) and returns the handshake error.
-func (c *smtpClient) starttls(sni string) (*tls.Conn, error) {
-	tc := tls.Client(c.conn, &tls.Config{ServerName: sni, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10})
-	if err := tc.Handshake(); err != nil {
-		return nil, err
-	}
-	c.conn, c.tp = tc, textproto.NewConn(tc)
-	return tc, nil
 }
 
 func start(t *testing.T, build func(b *Builder)) (*Internet, *Builder) {
@@ -143,7 +109,7 @@ func TestSMTPDialogue(t *testing.T) {
 	c.expect(500, "XYZZY")
 	c.expect(501, "STARTTLS now")
 	c.expect(220, "STARTTLS")
-	tc, err := c.starttls("mx.example.test")
+	tc, err := c.StartTLS("mx.example.test")
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
@@ -155,7 +121,7 @@ func TestSMTPDialogue(t *testing.T) {
 	}
 	c.expect(503, "STARTTLS")
 	c.expect(221, "QUIT")
-	if _, err := c.tp.ReadLine(); !errors.Is(err, io.EOF) {
+	if _, err := c.Text.ReadLine(); !errors.Is(err, io.EOF) {
 		t.Errorf("after QUIT: %v, want EOF", err)
 	}
 
@@ -217,7 +183,7 @@ func TestSTARTTLSCertKinds(t *testing.T) {
 		c.banner()
 		c.expect(250, "EHLO scanner.test")
 		c.expect(220, "STARTTLS")
-		tc, err := c.starttls(name)
+		tc, err := c.StartTLS(name)
 		if err != nil {
 			t.Errorf("%q: handshake: %v", kind, err)
 			continue
@@ -263,7 +229,7 @@ func TestSTARTTLSRefusedAndVersions(t *testing.T) {
 		c.banner()
 		c.expect(250, "EHLO scanner.test")
 		c.expect(220, "STARTTLS")
-		tc, err := c.starttls("")
+		tc, err := c.StartTLS("")
 		if err != nil {
 			t.Fatalf("%s: %v", ip, err)
 		}
@@ -308,7 +274,7 @@ func TestSMTPHostile(t *testing.T) {
 		c.banner()
 		c.expect(250, "EHLO scanner.test")
 		c.expect(220, "STARTTLS")
-		_, err := c.starttls(name + ".example.test")
+		_, err := c.StartTLS(name + ".example.test")
 		return c, err
 	}
 	isTimeout := func(err error) bool {
@@ -318,8 +284,8 @@ func TestSMTPHostile(t *testing.T) {
 
 	t.Run("silent", func(t *testing.T) {
 		c := dialSMTP(t, n, ips["silent"])
-		_ = c.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		if _, _, err := c.reply(); !isTimeout(err) {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, _, err := c.Reply(); !isTimeout(err) {
 			t.Errorf("silent banner: %v, want timeout", err)
 		}
 	})
@@ -338,8 +304,8 @@ func TestSMTPHostile(t *testing.T) {
 	t.Run("endless", func(t *testing.T) {
 		c := dialSMTP(t, n, ips["endless"])
 		c.banner()
-		_ = c.tp.PrintfLine("EHLO scanner.test")
-		br := bufio.NewReader(io.LimitReader(c.conn, 1<<20))
+		_ = c.Text.PrintfLine("EHLO scanner.test")
+		br := bufio.NewReader(io.LimitReader(c.Conn, 1<<20))
 		lines := 0
 		for {
 			l, err := br.ReadString('\n')
@@ -358,9 +324,9 @@ func TestSMTPHostile(t *testing.T) {
 	t.Run("hugeline", func(t *testing.T) {
 		c := dialSMTP(t, n, ips["hugeline"])
 		c.banner()
-		_ = c.tp.PrintfLine("EHLO scanner.test")
+		_ = c.Text.PrintfLine("EHLO scanner.test")
 		buf := make([]byte, 100_000)
-		if _, err := io.ReadFull(c.conn, buf); err != nil {
+		if _, err := io.ReadFull(c.Conn, buf); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(string(buf), "\n") {
@@ -370,8 +336,8 @@ func TestSMTPHostile(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		c := dialSMTP(t, n, ips["close"])
 		c.banner()
-		_ = c.tp.PrintfLine("EHLO scanner.test")
-		if _, _, err := c.reply(); !errors.Is(err, io.EOF) {
+		_ = c.Text.PrintfLine("EHLO scanner.test")
+		if _, _, err := c.Reply(); !errors.Is(err, io.EOF) {
 			t.Errorf("after EHLO: %v, want EOF", err)
 		}
 	})
@@ -403,9 +369,9 @@ func TestSMTPHostile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = c.conn.SetDeadline(time.Now().Add(100 * time.Millisecond))
-		_ = c.tp.PrintfLine("EHLO scanner.test")
-		if _, _, err := c.reply(); !isTimeout(err) {
+		_ = c.Conn.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		_ = c.Text.PrintfLine("EHLO scanner.test")
+		if _, _, err := c.Reply(); !isTimeout(err) {
 			t.Errorf("EHLO after TLS: %v, want timeout", err)
 		}
 	})
@@ -417,7 +383,7 @@ func TestSMTPHostile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := len(c.conn.(*tls.Conn).ConnectionState().PeerCertificates); got != 6 {
+		if got := len(c.Conn.(*tls.Conn).ConnectionState().PeerCertificates); got != 6 {
 			t.Errorf("chain5: %d certificates, want 6", got)
 		}
 	})
@@ -444,7 +410,7 @@ func TestSMTPHostile(t *testing.T) {
 		if code, _ := c.banner(); code != 421 {
 			t.Errorf("banner code %d", code)
 		}
-		if _, _, err := c.reply(); !errors.Is(err, io.EOF) {
+		if _, _, err := c.Reply(); !errors.Is(err, io.EOF) {
 			t.Errorf("after 421: %v, want EOF", err)
 		}
 	})
@@ -505,7 +471,7 @@ func TestRTT(t *testing.T) {
 	c.banner()                                               // 1
 	c.expect(250, "EHLO scanner.test")                       // 2
 	c.expect(220, "STARTTLS")                                // 3
-	if _, err := c.starttls("mx.example.test"); err != nil { // 4: the server flight
+	if _, err := c.StartTLS("mx.example.test"); err != nil { // 4: the server flight
 		t.Fatal(err)
 	}
 	c.expect(250, "EHLO scanner.test")                         // 5

@@ -7,9 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"io"
-	"net"
 	"net/netip"
-	"net/textproto"
 	"slices"
 	"strings"
 	"testing"
@@ -45,19 +43,19 @@ func probeIP(t *testing.T, n *Internet, ip netip.Addr, host string) ipFacts {
 }
 
 func probeOnce(n *Internet, ip netip.Addr, host string) (f ipFacts, temp bool) {
-	c, err := dialSMTPErr(n, ip)
+	c, err := DialSMTP(n, ip)
 	if err != nil {
 		return f, false
 	}
-	defer c.conn.Close()
-	code, _, err := c.reply()
+	defer c.Close()
+	code, _, err := c.Reply()
 	if err != nil || code != 220 {
 		return f, code >= 400 && code < 500
 	}
-	if err := c.tp.PrintfLine("EHLO checker.test"); err != nil {
+	if err := c.Text.PrintfLine("EHLO checker.test"); err != nil {
 		return f, false
 	}
-	code, ehlo, err := c.reply()
+	code, ehlo, err := c.Reply()
 	if err != nil || code != 250 {
 		return f, code >= 400 && code < 500
 	}
@@ -65,22 +63,22 @@ func probeOnce(n *Internet, ip netip.Addr, host string) (f ipFacts, temp bool) {
 	return starttlsFacts(c, f, ehlo, host), false
 }
 
-func starttlsFacts(c *smtpClient, f ipFacts, ehlo []string, host string) ipFacts {
+func starttlsFacts(c *SMTPClient, f ipFacts, ehlo []string, host string) ipFacts {
 	if !hasLine(ehlo, "STARTTLS") {
 		return f
 	}
-	if c.tp.PrintfLine("STARTTLS") != nil {
+	if c.Text.PrintfLine("STARTTLS") != nil {
 		return f
 	}
-	if code, _, err := c.reply(); err != nil || code != 220 {
+	if code, _, err := c.Reply(); err != nil || code != 220 {
 		return f
 	}
-	tc, err := c.starttls(host)
+	tc, err := c.StartTLS(host)
 	if err != nil {
 		return f
 	}
 	f.tls, f.certs = true, tc.ConnectionState().PeerCertificates
-	_ = c.tp.PrintfLine("QUIT")
+	_ = c.Text.PrintfLine("QUIT")
 	return f
 }
 
@@ -407,16 +405,6 @@ func TestGenerate(t *testing.T) {
 			t.Errorf("%s: checked %s, expected %s", d, got, want)
 		}
 	}
-}
-
-// dialSMTPErr dials without failing the test.
-func dialSMTPErr(n *Internet, ip netip.Addr) (*smtpClient, error) {
-	c, err := net.DialTimeout("tcp", netip.AddrPortFrom(ip, uint16(n.SMTPPort)).String(), 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &smtpClient{conn: c, tp: textproto.NewConn(c)}, nil
 }
 
 func BenchmarkGenerate100k(b *testing.B) {
