@@ -13,7 +13,7 @@ import (
 
 	"github.com/tlsready/tlsready/scanner/register"
 	"github.com/tlsready/tlsready/scanner/result"
-	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -23,7 +23,7 @@ import (
 // domains, A-label to the U-label the citizens wrote.
 func demoIDNDB(t *testing.T) (*store.Store, map[string]string) {
 	t.Helper()
-	_, reg, expected, err := scantest.Demo(nil)
+	_, reg, expected, err := worlds.Demo(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,23 +10,24 @@ import (
 	"github.com/tlsready/tlsready/scanner"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 )
 
 // TestScanChain holds the model of the benchmark's latency bound
-// (scantest.WorldPlan.ScanChain) to what the scanner does: for one domain
+// (worlds.WorldPlan.ScanChain) to what the scanner does: for one domain
 // of each kind of a small generated world, scanned alone, the simulated
 // servers count as many round trips as the chain has, and the scan takes
 // the chain's critical path: at least its time, and less than one round
 // trip more.
 func TestScanChain(t *testing.T) {
 	const rtt = 80 * time.Millisecond
-	opts := scantest.GenOptions{Domains: 2000, Seed: 3, RTT: rtt}
-	plan, err := scantest.Plan(opts)
+	opts := worlds.GenOptions{Domains: 2000, Seed: 3, RTT: rtt}
+	plan, err := worlds.Plan(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := scantest.Generate(nil, opts, io.Discard)
+	sc, err := worlds.Generate(nil, opts, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestScanChain(t *testing.T) {
 	// One domain of each kind; for provider-hosted kinds also a second
 	// customer, scanned after the first (its hosts judged).
 	type pick struct{ first, second int }
-	picks := map[scantest.DomainKind]*pick{}
+	picks := map[worlds.DomainKind]*pick{}
 	for i, d := range plan.Domains {
 		p := picks[d.Kind]
 		switch {
@@ -44,7 +45,7 @@ func TestScanChain(t *testing.T) {
 			p.second = i
 		}
 	}
-	for _, k := range scantest.Kinds() {
+	for _, k := range worlds.Kinds() {
 		p := picks[k]
 		if p == nil {
 			t.Fatalf("no %s domain in the world", k)
@@ -70,7 +71,7 @@ func TestScanChain(t *testing.T) {
 // scanChainOnce scans domain first alone in a fresh world and, when second
 // is not -1, then domain second; it checks the verdicts and round trips and
 // returns what took too long, if anything.
-func scanChainOnce(t *testing.T, sc scantest.Scenario, plan *scantest.WorldPlan, k scantest.DomainKind, first, second int, rtt time.Duration) (slow string) {
+func scanChainOnce(t *testing.T, sc scantest.Scenario, plan *worlds.WorldPlan, k worlds.DomainKind, first, second int, rtt time.Duration) (slow string) {
 	t.Helper()
 	world, err := scantest.Start(sc)
 	if err != nil {
@@ -83,7 +84,7 @@ func scanChainOnce(t *testing.T, sc scantest.Scenario, plan *scantest.WorldPlan,
 		chain := plan.ScanChain(i, judged)
 		before := world.Counters().RoundTrips
 		start := time.Now()
-		r := s.Domain(context.Background(), scantest.GenDomainName(i))
+		r := s.Domain(context.Background(), worlds.GenDomainName(i))
 		took := time.Since(start)
 		counted := world.Counters().RoundTrips - before
 		if r.Verdict != k.Verdict() {
@@ -93,7 +94,7 @@ func scanChainOnce(t *testing.T, sc scantest.Scenario, plan *scantest.WorldPlan,
 		// the client's close_notify reaches it first (a race): then it
 		// counts as a round trip that nobody waits for.
 		slack := int64(0)
-		if k == scantest.KindProviderSTS {
+		if k == worlds.KindProviderSTS {
 			slack = 1
 		}
 		if want := int64(chain.RoundTrips()); counted < want || counted > want+slack {

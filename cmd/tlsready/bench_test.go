@@ -28,6 +28,7 @@ import (
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/store"
 )
@@ -66,7 +67,7 @@ func simnetChild() int {
 		return 1
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	sc, err := scantest.Generate(nil, opts, bw)
+	sc, err := worlds.Generate(nil, opts, bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -104,10 +105,10 @@ func simnetChild() int {
 }
 
 // simnetOptions is the world of a benchmark: shape "own-ip" or the mixed world.
-func simnetOptions(domains, addresses int, shape string) scantest.GenOptions {
-	o := scantest.GenOptions{Domains: domains, Addresses: addresses, Seed: 1}
+func simnetOptions(domains, addresses int, shape string) worlds.GenOptions {
+	o := worlds.GenOptions{Domains: domains, Addresses: addresses, Seed: 1}
 	if shape == "own-ip" {
-		o.Shape = scantest.GenOwnIP
+		o.Shape = worlds.GenOwnIP
 	}
 	return o
 }
@@ -371,7 +372,7 @@ func (r benchRun) printCommon(b *testing.B, title string) {
 // BenchmarkScanLatency (make bench-scan): at 50 ms RTT and concurrency 500
 // the round trips, not the CPU, should be the limit; the figure is the
 // achieved rate as a fraction of the critical-path bound
-// (scantest.WorldPlan.Bound).
+// (worlds.WorldPlan.Bound).
 func BenchmarkScanLatency(b *testing.B) {
 	rtt := 50 * time.Millisecond
 	if v := os.Getenv("TLSREADY_BENCH_RTT"); v != "" {
@@ -385,7 +386,7 @@ func BenchmarkScanLatency(b *testing.B) {
 		domains: envInt("TLSREADY_BENCH_DOMAINS", 100000), addresses: envInt("TLSREADY_BENCH_ADDRESSES", 1000000),
 		rtt: rtt, concurrency: envInt("TLSREADY_BENCH_CONCURRENCY", 500),
 	}
-	plan, err := scantest.Plan(simnetOptions(s.domains, s.addresses, s.shape))
+	plan, err := worlds.Plan(simnetOptions(s.domains, s.addresses, s.shape))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -402,7 +403,7 @@ func BenchmarkScanLatency(b *testing.B) {
 
 // printBound compares the run with the critical-path bound, overall and by
 // kind of domain, using the durations the scanner measured per domain.
-func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scantest.Bound) {
+func (r benchRun) printBound(b *testing.B, plan *worlds.WorldPlan, bound worlds.Bound) {
 	n := float64(r.sum.Pending)
 	dps := n / r.sum.Scan.Seconds()
 	rt := r.after.RoundTrips - r.before.RoundTrips
@@ -434,10 +435,10 @@ func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scant
 		n   int
 		dur time.Duration
 	}
-	byKind := map[scantest.DomainKind]*tot{}
+	byKind := map[worlds.DomainKind]*tot{}
 	var all tot
 	var first, lastStart, lastEnd time.Time
-	var lastKind scantest.DomainKind
+	var lastKind worlds.DomainKind
 	err = st.Results(b.Context(), r.sum.Run.ID, func(res result.Result) error {
 		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(res.Domain, "d"), ".test"))
 		if err != nil || i < 1 || i > len(plan.Domains) {
@@ -476,7 +477,7 @@ func (r benchRun) printBound(b *testing.B, plan *scantest.WorldPlan, bound scant
 	fmt.Fprintf(os.Stderr, "             the last domain started %.1f s into the scan, the last one (%s) ended %.1f s after that\n",
 		lastStart.Sub(first).Seconds(), lastKind, lastEnd.Sub(lastStart).Seconds())
 	fmt.Fprintf(os.Stderr, "             %-21s %8s %14s %14s %7s\n", "kind", "domains", "critical (ms)", "measured (ms)", "ratio")
-	for _, k := range scantest.Kinds() {
+	for _, k := range worlds.Kinds() {
 		t, kt := byKind[k], bound.ByKind[k]
 		if t == nil || kt.Domains == 0 {
 			continue

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
-	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/store"
 	"github.com/tlsready/tlsready/store/pgtest"
 )
@@ -39,7 +39,7 @@ func BenchmarkScanScale(b *testing.B) {
 	conc := envInt("TLSREADY_BENCH_CONCURRENCY", 100)
 	maxWorkers := envInt("TLSREADY_BENCH_WORKERS", 3)
 	cluster := pgtest.Start(b)
-	plan, err := scantest.Plan(simnetOptions(domains, addresses, ""))
+	plan, err := worlds.Plan(simnetOptions(domains, addresses, ""))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -78,7 +79,7 @@ func TestCrashResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills child processes; not in -short")
 	}
-	sc, reg, expected, err := scantest.Demo(nil)
+	sc, reg, expected, err := worlds.Demo(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/store"
 )
@@ -40,7 +41,7 @@ Running it again adds a run, so the report shows a trend.`,
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			sc, reg, _, err := scantest.Demo(nil)
+			sc, reg, _, err := worlds.Demo(nil)
 			if err != nil {
 				return fmt.Errorf("building the demo world: %w", err)
 			}

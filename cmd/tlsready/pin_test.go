@@ -13,6 +13,7 @@ import (
 
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -243,7 +244,7 @@ func runCLIErr(t *testing.T, args ...string) (string, error) {
 // confirms them: applied, and export policy answers dane-only.
 func TestDiffRealScans(t *testing.T) {
 	t.Parallel()
-	sc, reg, _, err := scantest.Demo(nil)
+	sc, reg, _, err := worlds.Demo(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

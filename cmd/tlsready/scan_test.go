@@ -13,6 +13,7 @@ import (
 
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 )
 
 // runCLI runs the command line in-process as main does and returns exit
@@ -27,7 +28,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 // demoWorld starts the demo world and writes its register.
 func demoWorld(t *testing.T) (*scantest.Internet, string, map[string]result.Verdict) {
 	t.Helper()
-	sc, reg, expected, err := scantest.Demo(nil)
+	sc, reg, expected, err := worlds.Demo(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

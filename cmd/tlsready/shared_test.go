@@ -18,6 +18,7 @@ import (
 
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/store"
 	"github.com/tlsready/tlsready/store/pgtest"
 )
@@ -33,7 +34,7 @@ func sharedWorld(t *testing.T, n int, rtt time.Duration) (*scantest.Internet, st
 		t.Fatal(err)
 	}
 	bw := bufio.NewWriter(f)
-	sc, err := scantest.Generate(nil, scantest.GenOptions{Domains: n, Addresses: 3 * n, Seed: 13, RTT: rtt,
+	sc, err := worlds.Generate(nil, worlds.GenOptions{Domains: n, Addresses: 3 * n, Seed: 13, RTT: rtt,
 		Expected: func(d string, v result.Verdict) { expected[d] = v }}, bw)
 	if err == nil {
 		err = bw.Flush()

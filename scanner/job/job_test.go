@@ -17,6 +17,7 @@ import (
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/scanner/scantest/worlds"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/store"
 	"github.com/tlsready/tlsready/store/pgtest"
@@ -34,7 +35,7 @@ func newWorld(t *testing.T, domains, addresses int) world {
 	t.Helper()
 	w := world{expected: map[string]result.Verdict{}}
 	var reg bytes.Buffer
-	sc, err := scantest.Generate(nil, scantest.GenOptions{Domains: domains, Addresses: addresses, Seed: 11,
+	sc, err := worlds.Generate(nil, worlds.GenOptions{Domains: domains, Addresses: addresses, Seed: 11,
 		Expected: func(d string, v result.Verdict) { w.expected[d] = v }}, &reg)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -102,6 +103,9 @@ func (b *Builder) IP() netip.Addr {
 // Zone adds records in zone-file text ("name. 300 IN TYPE rdata"). Owner
 // names must be absolute.
 func (b *Builder) Zone(rr ...string) { b.zone = append(b.zone, rr...) }
+
+// Grow makes room for n more zone records (a world of many domains).
+func (b *Builder) Grow(n int) { b.zone = slices.Grow(b.zone, n) }
 
 // Secure marks a zone (the name and everything under it) DNSSEC-secure.
 func (b *Builder) Secure(zone string) { b.secure = append(b.secure, fqdn(zone)) }

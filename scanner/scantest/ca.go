@@ -288,3 +288,14 @@ func validKind(k CertKind) bool {
 	}
 	return false
 }
+
+// Verify verifies a server's chain (leaf first, then what it sent) for name
+// against ca as the only root.
+func (ca *CA) Verify(certs []*x509.Certificate, name string) error {
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: ca.Pool(), Intermediates: inter, DNSName: name})
+	return err
+}

@@ -30,10 +30,10 @@ func TestCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyChain(ca, []*x509.Certificate{leaf.Leaf}, "mx.example.test"); err != nil {
+	if err := ca.Verify([]*x509.Certificate{leaf.Leaf}, "mx.example.test"); err != nil {
 		t.Errorf("leaf: %v", err)
 	}
-	if err := verifyChain(ca, []*x509.Certificate{leaf.Leaf}, "127.0.0.5"); err != nil {
+	if err := ca.Verify([]*x509.Certificate{leaf.Leaf}, "127.0.0.5"); err != nil {
 		t.Errorf("leaf by IP: %v", err)
 	}
 	if d := time.Until(leaf.Leaf.NotAfter); d < 89*24*time.Hour || d > 91*24*time.Hour {
@@ -48,10 +48,10 @@ func TestCA(t *testing.T) {
 		t.Errorf("RSA chain leaf: key %T, %d certificates", rsaLeaf.PrivateKey, len(rsaLeaf.Certificate))
 	}
 	inter, _ := ca.Intermediate()
-	if err := verifyChain(ca, []*x509.Certificate{rsaLeaf.Leaf, inter}, "rsa.example.test"); err != nil {
+	if err := ca.Verify([]*x509.Certificate{rsaLeaf.Leaf, inter}, "rsa.example.test"); err != nil {
 		t.Errorf("chained leaf: %v", err)
 	}
-	if err := verifyChain(ca, []*x509.Certificate{rsaLeaf.Leaf}, "rsa.example.test"); err == nil {
+	if err := ca.Verify([]*x509.Certificate{rsaLeaf.Leaf}, "rsa.example.test"); err == nil {
 		t.Error("chained leaf verifies without its intermediate")
 	}
 

@@ -1,12 +1,16 @@
 package scantest
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/textproto"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // SMTPClient is a minimal SMTP client for tests of the simulated internet
@@ -67,3 +71,54 @@ func (c *SMTPClient) StartTLS(sni string) (*tls.Conn, error) {
 
 // Close closes the connection.
 func (c *SMTPClient) Close() error { return c.Conn.Close() }
+
+// QueryOptions are a Query's transport and EDNS0 settings.
+type QueryOptions struct {
+	Net     string // "udp" (default) or "tcp"
+	DO      bool   // ask for DNSSEC (EDNS0 with the DO bit)
+	EDNS    uint16 // advertised UDP payload size; 0: no EDNS0 unless DO (then 1232)
+	Timeout time.Duration
+}
+
+// Query asks the simulated DNS server one question, recursion desired, as a
+// stub resolver would.
+func Query(n *Internet, name string, qtype uint16, o QueryOptions) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.RecursionDesired = true
+	if o.EDNS != 0 || o.DO {
+		size := o.EDNS
+		if size == 0 {
+			size = 1232
+		}
+		m.SetEdns0(size, o.DO)
+	}
+	c := &dns.Client{Net: o.Net, Timeout: 5 * time.Second}
+	if o.Timeout != 0 {
+		c.Timeout = o.Timeout
+	}
+	if o.EDNS != 0 {
+		c.UDPSize = o.EDNS
+	}
+	r, _, err := c.Exchange(m, n.DNSAddr)
+	return r, err
+}
+
+// HTTPClient is an HTTPS client for the simulated web servers: host names
+// are dialled at the IP ips gives them on Internet.HTTPSPort, certificates
+// verified against the test CA, redirects not followed (RFC 8461 §3.3).
+func HTTPClient(n *Internet, ips map[string]netip.Addr) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				host, _, _ := net.SplitHostPort(addr)
+				return d.DialContext(ctx, network, netip.AddrPortFrom(ips[host], uint16(n.HTTPSPort)).String())
+			},
+			TLSClientConfig:   &tls.Config{RootCAs: n.CA.Pool()},
+			DisableKeepAlives: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}

@@ -26,8 +26,8 @@ func TestCloseLeaksNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Traffic of every kind, and connections left open.
-	mustQuery(t, n, "mx.example.test", dns.TypeA, queryOpts{})
-	mustQuery(t, n, "mx.example.test", dns.TypeA, queryOpts{net: "tcp"})
+	mustQuery(t, n, "mx.example.test", dns.TypeA, QueryOptions{})
+	mustQuery(t, n, "mx.example.test", dns.TypeA, QueryOptions{Net: "tcp"})
 	c := dialSMTP(t, n, ip)
 	c.banner()
 	c.expect(250, "EHLO scanner.test")
@@ -36,7 +36,7 @@ func TestCloseLeaksNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dialSMTP(t, n, silent)
-	hc := httpClient(n, map[string]netip.Addr{"mta-sts.example.test": sts})
+	hc := HTTPClient(n, map[string]netip.Addr{"mta-sts.example.test": sts})
 	hc.Transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 	resp, err := hc.Get("https://mta-sts.example.test" + PolicyPath)
 	if err != nil {

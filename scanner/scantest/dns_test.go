@@ -58,37 +58,12 @@ func dnsWorld(t *testing.T) *Internet {
 	return StartT(t, sc)
 }
 
-type queryOpts struct {
-	net     string // "udp" (default) or "tcp"
-	do      bool
-	edns    uint16 // 0: no EDNS0 unless do
-	timeout time.Duration
-}
-
-func query(t *testing.T, n *Internet, name string, qtype uint16, o queryOpts) (*dns.Msg, error) {
+func query(t *testing.T, n *Internet, name string, qtype uint16, o QueryOptions) (*dns.Msg, error) {
 	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.RecursionDesired = true
-	if o.edns != 0 || o.do {
-		size := o.edns
-		if size == 0 {
-			size = 1232
-		}
-		m.SetEdns0(size, o.do)
-	}
-	c := &dns.Client{Net: o.net, Timeout: 5 * time.Second}
-	if o.timeout != 0 {
-		c.Timeout = o.timeout
-	}
-	if o.edns != 0 {
-		c.UDPSize = o.edns
-	}
-	r, _, err := c.Exchange(m, n.DNSAddr)
-	return r, err
+	return Query(n, name, qtype, o)
 }
 
-func mustQuery(t *testing.T, n *Internet, name string, qtype uint16, o queryOpts) *dns.Msg {
+func mustQuery(t *testing.T, n *Internet, name string, qtype uint16, o QueryOptions) *dns.Msg {
 	t.Helper()
 	r, err := query(t, n, name, qtype, o)
 	if err != nil {
@@ -126,7 +101,7 @@ func TestDNSAnswers(t *testing.T) {
 		{"via-fault.example.test", dns.TypeA, dns.RcodeServerFailure, nil},
 	}
 	for _, tc := range tests {
-		r := mustQuery(t, n, tc.name, tc.qtype, queryOpts{})
+		r := mustQuery(t, n, tc.name, tc.qtype, QueryOptions{})
 		if r.Rcode != tc.rcode {
 			t.Errorf("%s %s: rcode %s, want %s", tc.name, dns.TypeToString[tc.qtype], dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
 		}
@@ -142,16 +117,16 @@ func TestDNSAnswers(t *testing.T) {
 		}
 	}
 	// Negative answers carry the enclosing SOA.
-	r := mustQuery(t, n, "nothing.example.test", dns.TypeA, queryOpts{})
+	r := mustQuery(t, n, "nothing.example.test", dns.TypeA, QueryOptions{})
 	if len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA {
 		t.Errorf("NXDOMAIN authority = %v, want the SOA", r.Ns)
 	}
 	// Answer content.
-	r = mustQuery(t, n, "example.test", dns.TypeMX, queryOpts{})
+	r = mustQuery(t, n, "example.test", dns.TypeMX, QueryOptions{})
 	if mx := r.Answer[0].(*dns.MX); mx.Preference != 10 || mx.Mx != "mx1.example.test." {
 		t.Errorf("first MX = %v", mx)
 	}
-	r = mustQuery(t, n, "mx1.example.test", dns.TypeA, queryOpts{net: "tcp"})
+	r = mustQuery(t, n, "mx1.example.test", dns.TypeA, QueryOptions{Net: "tcp"})
 	if a := r.Answer[0].(*dns.A); a.A.String() != firstIP.String() {
 		t.Errorf("mx1 A over TCP = %v, want %v", a.A, firstIP)
 	}
@@ -180,7 +155,7 @@ func TestDNSADBit(t *testing.T) {
 		{"to-secure.unsigned.test", dns.TypeA, true, false},    // chain starts outside it
 	}
 	for _, tc := range tests {
-		r := mustQuery(t, n, tc.name, tc.qtype, queryOpts{do: tc.do})
+		r := mustQuery(t, n, tc.name, tc.qtype, QueryOptions{DO: tc.do})
 		if r.AuthenticatedData != tc.ad {
 			t.Errorf("%s %s DO=%v: AD=%v, want %v", tc.name, dns.TypeToString[tc.qtype], tc.do, r.AuthenticatedData, tc.ad)
 		}
@@ -194,7 +169,7 @@ func TestDNSFaults(t *testing.T) {
 	t.Parallel()
 	n := dnsWorld(t)
 
-	_, err := query(t, n, "timeout.example.test", dns.TypeA, queryOpts{timeout: 150 * time.Millisecond})
+	_, err := query(t, n, "timeout.example.test", dns.TypeA, QueryOptions{Timeout: 150 * time.Millisecond})
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("timeout fault: err = %v, want a timeout", err)
@@ -202,25 +177,25 @@ func TestDNSFaults(t *testing.T) {
 
 	// miekg's client skips replies with another ID over UDP (they may be
 	// late answers to earlier queries) and rejects them over TCP.
-	_, err = query(t, n, "wrongid.example.test", dns.TypeA, queryOpts{timeout: 150 * time.Millisecond})
+	_, err = query(t, n, "wrongid.example.test", dns.TypeA, QueryOptions{Timeout: 150 * time.Millisecond})
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("wrong-id fault over UDP: err = %v, want a timeout", err)
 	}
-	_, err = query(t, n, "wrongid.example.test", dns.TypeA, queryOpts{net: "tcp"})
+	_, err = query(t, n, "wrongid.example.test", dns.TypeA, QueryOptions{Net: "tcp"})
 	if !errors.Is(err, dns.ErrId) {
 		t.Errorf("wrong-id fault over TCP: err = %v, want dns.ErrId", err)
 	}
 
-	r := mustQuery(t, n, "wrongq.example.test", dns.TypeA, queryOpts{})
+	r := mustQuery(t, n, "wrongq.example.test", dns.TypeA, QueryOptions{})
 	if len(r.Question) != 1 || r.Question[0].Name != wrongQuestion {
 		t.Errorf("wrong-question fault: question %v", r.Question)
 	}
 
-	r = mustQuery(t, n, "truncate.example.test", dns.TypeA, queryOpts{})
+	r = mustQuery(t, n, "truncate.example.test", dns.TypeA, QueryOptions{})
 	if !r.Truncated || len(r.Answer) != 0 {
 		t.Errorf("truncate fault over UDP: TC=%v answers=%d", r.Truncated, len(r.Answer))
 	}
-	r = mustQuery(t, n, "truncate.example.test", dns.TypeA, queryOpts{net: "tcp"})
+	r = mustQuery(t, n, "truncate.example.test", dns.TypeA, QueryOptions{Net: "tcp"})
 	if r.Truncated || len(r.Answer) != 1 {
 		t.Errorf("truncate fault over TCP: TC=%v answers=%d", r.Truncated, len(r.Answer))
 	}
@@ -233,7 +208,7 @@ func TestDNSTruncation(t *testing.T) {
 	t.Parallel()
 	n := dnsWorld(t)
 	// 100 TXT records of ~60 bytes: > 512, > 1232, < 65535.
-	r := mustQuery(t, n, "big.example.test", dns.TypeTXT, queryOpts{})
+	r := mustQuery(t, n, "big.example.test", dns.TypeTXT, QueryOptions{})
 	if !r.Truncated || len(r.Answer) >= 100 {
 		t.Errorf("UDP without EDNS: TC=%v answers=%d, want TC and fewer", r.Truncated, len(r.Answer))
 	}
@@ -241,16 +216,16 @@ func TestDNSTruncation(t *testing.T) {
 	if l := r.Len(); l > 512 {
 		t.Errorf("UDP without EDNS: %d bytes > 512", l)
 	}
-	r = mustQuery(t, n, "big.example.test", dns.TypeTXT, queryOpts{edns: 1232})
+	r = mustQuery(t, n, "big.example.test", dns.TypeTXT, QueryOptions{EDNS: 1232})
 	r.Compress = true
 	if !r.Truncated || r.Len() > 1232 {
 		t.Errorf("UDP with EDNS 1232: TC=%v len=%d", r.Truncated, r.Len())
 	}
-	r = mustQuery(t, n, "big.example.test", dns.TypeTXT, queryOpts{edns: 65000})
+	r = mustQuery(t, n, "big.example.test", dns.TypeTXT, QueryOptions{EDNS: 65000})
 	if r.Truncated || len(r.Answer) != 100 {
 		t.Errorf("UDP with EDNS 65000: TC=%v answers=%d", r.Truncated, len(r.Answer))
 	}
-	r = mustQuery(t, n, "big.example.test", dns.TypeTXT, queryOpts{net: "tcp"})
+	r = mustQuery(t, n, "big.example.test", dns.TypeTXT, QueryOptions{Net: "tcp"})
 	if r.Truncated || len(r.Answer) != 100 {
 		t.Errorf("TCP: TC=%v answers=%d, want all 100", r.Truncated, len(r.Answer))
 	}

@@ -1,7 +1,10 @@
 // Package scantest is a simulated internet for the scanner's tests, `tlsready
 // demo` and `make bench`, in the spirit of net/http/httptest: a fake of the
 // world outside the scanner that behaves like the real one at the protocol
-// level.
+// level. It holds the servers, a Builder for scenarios and small clients for
+// tests (SMTPClient, Query, HTTPClient, CA.Verify); the worlds made with it
+// (the demo world, the generated benchmark worlds and their critical paths)
+// are package scantest/worlds.
 //
 //   - DNS: a real miekg/dns server (UDP and TCP on one 127.0.0.1 port) that
 //     answers like a validating recursive resolver would: it follows CNAMEs
@@ -32,6 +35,6 @@
 //
 // Latency is simulated by Scenario.RTT, see RTT model on Scenario.
 //
-// The package does not import the scanner; it imports scanner/result only for
-// the expected verdicts of the demo world.
+// The package imports nothing of ours: it knows no verdicts, only how servers
+// behave.
 package scantest

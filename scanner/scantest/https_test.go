@@ -1,12 +1,9 @@
 package scantest
 
 import (
-	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -16,22 +13,6 @@ import (
 
 // httpClient fetches from the world: it dials the IP the test names for
 // each host (like DNS would) on the HTTPS port and trusts the world's CA.
-func httpClient(n *Internet, ips map[string]netip.Addr) *http.Client {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				host, _, _ := net.SplitHostPort(addr)
-				return d.DialContext(ctx, network, netip.AddrPortFrom(ips[host], uint16(n.HTTPSPort)).String())
-			},
-			TLSClientConfig:   &tls.Config{RootCAs: n.CA.Pool()},
-			DisableKeepAlives: true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 func TestHTTPS(t *testing.T) {
 	t.Parallel()
 	policy := Policy("enforce", 24*time.Hour, "mx.example.test", "*.example.net")
@@ -58,7 +39,7 @@ func TestHTTPS(t *testing.T) {
 		b.HTTPSHost(shared, "mta-sts.b.test", HTTPSHost{Body: "B"})
 		ips["mta-sts.a.test"], ips["mta-sts.b.test"] = shared, shared
 	})
-	c := httpClient(n, ips)
+	c := HTTPClient(n, ips)
 	get := func(host, path string) (*http.Response, string, error) {
 		resp, err := c.Get("https://" + host + path)
 		if err != nil {
@@ -142,7 +123,7 @@ func TestHTTPSCloseDuringDelay(t *testing.T) {
 	inHandler := make(chan struct{})
 	hook := func() { close(inHandler) }
 	n.https.onRequest.Store(&hook)
-	c := httpClient(n, map[string]netip.Addr{"mta-sts.slow.test": ip})
+	c := HTTPClient(n, map[string]netip.Addr{"mta-sts.slow.test": ip})
 	errc := make(chan error, 1)
 	go func() {
 		resp, err := c.Get("https://mta-sts.slow.test" + PolicyPath)

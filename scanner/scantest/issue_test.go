@@ -2,6 +2,7 @@ package scantest
 
 import (
 	"testing"
+	"time"
 )
 
 // TestIssueCertificates: every certificate a server of the world presents
@@ -12,7 +13,7 @@ func TestIssueCertificates(t *testing.T) {
 	b.MailDomain("own.test", SMTPHost{}, SMTPHost{Cert: CertSelfSigned})
 	b.Host("shared.test", SMTPHost{SNICerts: map[string]CertKind{"mx.a.test": CertValid, "mx.b.test": CertExpired}})
 	b.DeadHost("dead.test")
-	b.MTASTS("sts.test", HTTPSHost{Body: Policy("enforce", policyMaxAge, "mx.sts.test")}, "1")
+	b.MTASTS("sts.test", HTTPSHost{Body: Policy("enforce", 7*24*time.Hour, "mx.sts.test")}, "1")
 	sc, err := b.Scenario()
 	if err != nil {
 		t.Fatal(err)

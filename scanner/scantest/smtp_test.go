@@ -144,15 +144,6 @@ func TestSMTPDialogue(t *testing.T) {
 }
 
 // verifyChain judges a presented chain like a scanner would.
-func verifyChain(ca *CA, certs []*x509.Certificate, name string) error {
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err := certs[0].Verify(x509.VerifyOptions{Roots: ca.Pool(), Intermediates: inter, DNSName: name})
-	return err
-}
-
 func TestSTARTTLSCertKinds(t *testing.T) {
 	t.Parallel()
 	kinds := map[CertKind]func(error) bool{
@@ -189,7 +180,7 @@ func TestSTARTTLSCertKinds(t *testing.T) {
 			continue
 		}
 		certs := tc.ConnectionState().PeerCertificates
-		if err := verifyChain(n.CA, certs, name); !ok(err) {
+		if err := n.CA.Verify(certs, name); !ok(err) {
 			t.Errorf("%q: verification error %v", kind, err)
 		}
 		if kind == CertChain && len(certs) != 2 {
@@ -474,9 +465,9 @@ func TestRTT(t *testing.T) {
 	if _, err := c.StartTLS("mx.example.test"); err != nil { // 4: the server flight
 		t.Fatal(err)
 	}
-	c.expect(250, "EHLO scanner.test")                         // 5
-	c.expect(221, "QUIT")                                      // 6
-	mustQuery(t, n, "mx.example.test", dns.TypeA, queryOpts{}) // 7
+	c.expect(250, "EHLO scanner.test")                            // 5
+	c.expect(221, "QUIT")                                         // 6
+	mustQuery(t, n, "mx.example.test", dns.TypeA, QueryOptions{}) // 7
 	if d := time.Since(start); d < 7*rtt {
 		t.Errorf("took %v, want at least 7 RTT", d)
 	}

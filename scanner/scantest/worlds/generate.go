@@ -1,4 +1,4 @@
-package scantest
+package worlds
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"time"
+
+	"github.com/tlsready/tlsready/scanner/scantest"
 
 	"github.com/tlsready/tlsready/scanner/result"
 )
@@ -73,7 +75,7 @@ const sharedPerIP = 40
 // Plan returns the plan of the world Generate builds for o.
 func Plan(o GenOptions) (*WorldPlan, error) {
 	if o.Domains <= 0 || o.Addresses < 0 {
-		return nil, errors.New("scantest: generate: need Domains > 0 and Addresses >= 0")
+		return nil, errors.New("worlds: generate: need Domains > 0 and Addresses >= 0")
 	}
 	return plan(o, newGenRand(o)), nil
 }
@@ -184,28 +186,28 @@ func plan(o GenOptions, rng *rand.Rand) *WorldPlan {
 // held in memory: the first addresses cover every domain once, the rest
 // follow a Zipf distribution over domains. Certificates are issued lazily by
 // the running world, so 100,000 domains build in well under a second.
-func Generate(ca *CA, o GenOptions, register io.Writer) (Scenario, error) {
+func Generate(ca *scantest.CA, o GenOptions, register io.Writer) (scantest.Scenario, error) {
 	if o.Domains <= 0 || o.Addresses < 0 {
-		return Scenario{}, errors.New("scantest: generate: need Domains > 0 and Addresses >= 0")
+		return scantest.Scenario{}, errors.New("worlds: generate: need Domains > 0 and Addresses >= 0")
 	}
 	rng := newGenRand(o)
 	p := plan(o, rng)
-	b := NewBuilder(ca)
-	b.zone = make([]string, 0, 3*o.Domains)
+	b := scantest.NewBuilder(ca)
+	b.Grow(3 * o.Domains)
 
 	stsIPs := make([]netip.Addr, len(p.Providers))
 	for i, pr := range p.Providers {
 		if pr.Kind == KindProviderDANE {
 			b.Secure(pr.Name)
 		}
-		cert := CertValid
+		cert := scantest.CertValid
 		if pr.Kind == KindProviderSelfSigned {
-			cert = CertSelfSigned
+			cert = scantest.CertSelfSigned
 		}
 		for h, ips := range pr.Hosts {
 			host := fmt.Sprintf("mx%d.%s", h+1, pr.Name)
 			for range ips {
-				b.Host(host, SMTPHost{Cert: cert})
+				b.Host(host, scantest.SMTPHost{Cert: cert})
 			}
 			if pr.Kind == KindProviderDANE {
 				b.DANE(host, 3, 1, 1)
@@ -218,7 +220,7 @@ func Generate(ca *CA, o GenOptions, register io.Writer) (Scenario, error) {
 	}
 
 	// Shared hosting: the current hoster IP and its SNI map.
-	sharedIP, sharedCerts, sharedAt := netip.Addr{}, map[string]CertKind(nil), int32(-1)
+	sharedIP, sharedCerts, sharedAt := netip.Addr{}, map[string]scantest.CertKind(nil), int32(-1)
 	for i, gd := range p.Domains {
 		d := GenDomainName(i)
 		switch gd.Kind {
@@ -226,7 +228,7 @@ func Generate(ca *CA, o GenOptions, register io.Writer) (Scenario, error) {
 			b.NullMX(d)
 		case KindServfail:
 			b.MX(d, p.Providers[0].hostNames()...)
-			b.Fault(d, FaultServfail)
+			b.Fault(d, scantest.FaultServfail)
 		case KindProvider, KindProviderDANE, KindProviderSTS, KindProviderSelfSigned:
 			pr := p.Providers[gd.Provider]
 			b.MX(d, pr.hostNames()...)
@@ -234,27 +236,27 @@ func Generate(ca *CA, o GenOptions, register io.Writer) (Scenario, error) {
 			case KindProviderDANE:
 				b.Secure(d)
 			case KindProviderSTS:
-				b.Zone(fmt.Sprintf("mta-sts.%s. %d IN CNAME mta-sts.%s.", d, TTL, pr.Name),
-					fmt.Sprintf(`_mta-sts.%s. %d IN TXT "v=STSv1; id=1"`, d, TTL))
-				b.HTTPSHost(stsIPs[gd.Provider], "mta-sts."+d, HTTPSHost{Body: Policy("enforce", policyMaxAge, "*."+pr.Name)})
+				b.Zone(fmt.Sprintf("mta-sts.%s. %d IN CNAME mta-sts.%s.", d, scantest.TTL, pr.Name),
+					fmt.Sprintf(`_mta-sts.%s. %d IN TXT "v=STSv1; id=1"`, d, scantest.TTL))
+				b.HTTPSHost(stsIPs[gd.Provider], "mta-sts."+d, scantest.HTTPSHost{Body: scantest.Policy("enforce", policyMaxAge, "*."+pr.Name)})
 			}
 		case KindShared:
 			if gd.SharedIP != sharedAt {
-				sharedAt, sharedCerts = gd.SharedIP, map[string]CertKind{}
-				sharedIP = b.Host(fmt.Sprintf("smtp%d.sharedhost.test", sharedAt+1), SMTPHost{SNICerts: sharedCerts})
+				sharedAt, sharedCerts = gd.SharedIP, map[string]scantest.CertKind{}
+				sharedIP = b.Host(fmt.Sprintf("smtp%d.sharedhost.test", sharedAt+1), scantest.SMTPHost{SNICerts: sharedCerts})
 			}
-			sharedCerts["mx."+d] = CertValid
+			sharedCerts["mx."+d] = scantest.CertValid
 			b.A("mx."+d, sharedIP)
 			b.MX(d, "mx."+d)
 		case KindSelfValid, KindSelfPlaintext, KindSelfSelfSigned, KindSelfExpired, KindSelfDown:
-			h := SMTPHost{Name: "mx." + d}
+			h := scantest.SMTPHost{Name: "mx." + d}
 			switch gd.Kind {
 			case KindSelfPlaintext:
 				h.NoSTARTTLS = true
 			case KindSelfSelfSigned:
-				h.Cert = CertSelfSigned
+				h.Cert = scantest.CertSelfSigned
 			case KindSelfExpired:
-				h.Cert = CertExpired
+				h.Cert = scantest.CertExpired
 			case KindSelfDown:
 				h.Down = true
 			}
@@ -266,11 +268,11 @@ func Generate(ca *CA, o GenOptions, register io.Writer) (Scenario, error) {
 	}
 	sc, err := b.Scenario()
 	if err != nil {
-		return Scenario{}, err
+		return scantest.Scenario{}, err
 	}
 	sc.RTT = o.RTT
 	if err := writeRegister(register, o, rng); err != nil {
-		return Scenario{}, err
+		return scantest.Scenario{}, err
 	}
 	return sc, nil
 }

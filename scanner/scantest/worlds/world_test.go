@@ -1,4 +1,4 @@
-package scantest
+package worlds
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsready/tlsready/scanner/scantest"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/idna"
@@ -31,7 +33,7 @@ type ipFacts struct {
 
 // probeIP probes like a sender: reachable means a 250 to EHLO after a 220
 // banner; a 4xx is tried again (greylisting lifts), a few times.
-func probeIP(t *testing.T, n *Internet, ip netip.Addr, host string) ipFacts {
+func probeIP(t *testing.T, n *scantest.Internet, ip netip.Addr, host string) ipFacts {
 	t.Helper()
 	for range 3 {
 		f, temp := probeOnce(n, ip, host)
@@ -42,8 +44,8 @@ func probeIP(t *testing.T, n *Internet, ip netip.Addr, host string) ipFacts {
 	return ipFacts{}
 }
 
-func probeOnce(n *Internet, ip netip.Addr, host string) (f ipFacts, temp bool) {
-	c, err := DialSMTP(n, ip)
+func probeOnce(n *scantest.Internet, ip netip.Addr, host string) (f ipFacts, temp bool) {
+	c, err := scantest.DialSMTP(n, ip)
 	if err != nil {
 		return f, false
 	}
@@ -63,8 +65,8 @@ func probeOnce(n *Internet, ip netip.Addr, host string) (f ipFacts, temp bool) {
 	return starttlsFacts(c, f, ehlo, host), false
 }
 
-func starttlsFacts(c *SMTPClient, f ipFacts, ehlo []string, host string) ipFacts {
-	if !hasLine(ehlo, "STARTTLS") {
+func starttlsFacts(c *scantest.SMTPClient, f ipFacts, ehlo []string, host string) ipFacts {
+	if !slices.ContainsFunc(ehlo, func(l string) bool { return strings.EqualFold(strings.Fields(l + " x")[0], "STARTTLS") }) {
 		return f
 	}
 	if c.Text.PrintfLine("STARTTLS") != nil {
@@ -103,21 +105,21 @@ func tlsaMatches(recs []*dns.TLSA, certs []*x509.Certificate) bool {
 }
 
 // stsPolicy fetches an enforce policy; ok is false when there is none.
-func stsPolicy(t *testing.T, n *Internet, domain string) (mx []string, ok bool) {
+func stsPolicy(t *testing.T, n *scantest.Internet, domain string) (mx []string, ok bool) {
 	t.Helper()
-	txt := mustQuery(t, n, "_mta-sts."+domain, dns.TypeTXT, queryOpts{})
+	txt := mustQuery(t, n, "_mta-sts."+domain, dns.TypeTXT, scantest.QueryOptions{})
 	if len(txt.Answer) == 0 {
 		return nil, false
 	}
-	addr := mustQuery(t, n, "mta-sts."+domain, dns.TypeA, queryOpts{})
+	addr := mustQuery(t, n, "mta-sts."+domain, dns.TypeA, scantest.QueryOptions{})
 	var ip netip.Addr
 	for _, rr := range addr.Answer {
 		if a, isA := rr.(*dns.A); isA {
 			ip, _ = netip.AddrFromSlice(a.A.To4())
 		}
 	}
-	c := httpClient(n, map[string]netip.Addr{"mta-sts." + domain: ip})
-	resp, err := c.Get("https://mta-sts." + domain + PolicyPath)
+	c := scantest.HTTPClient(n, map[string]netip.Addr{"mta-sts." + domain: ip})
+	resp, err := c.Get("https://mta-sts." + domain + scantest.PolicyPath)
 	if err != nil {
 		return nil, false
 	}
@@ -154,9 +156,9 @@ func mxMatch(patterns []string, host string) bool {
 }
 
 // checkVerdict computes a domain's verdict from the running world.
-func checkVerdict(t *testing.T, n *Internet, domain string) result.Verdict {
+func checkVerdict(t *testing.T, n *scantest.Internet, domain string) result.Verdict {
 	t.Helper()
-	mx := mustQuery(t, n, domain, dns.TypeMX, queryOpts{do: true})
+	mx := mustQuery(t, n, domain, dns.TypeMX, scantest.QueryOptions{DO: true})
 	switch mx.Rcode {
 	case dns.RcodeNameError:
 		return result.NoMail
@@ -174,7 +176,7 @@ func checkVerdict(t *testing.T, n *Internet, domain string) result.Verdict {
 		}
 	}
 	if len(hosts) == 0 {
-		a := mustQuery(t, n, domain, dns.TypeA, queryOpts{})
+		a := mustQuery(t, n, domain, dns.TypeA, scantest.QueryOptions{})
 		if len(a.Answer) == 0 {
 			return result.NoMail
 		}
@@ -191,8 +193,8 @@ func checkVerdict(t *testing.T, n *Internet, domain string) result.Verdict {
 	}
 	var ips []ipResult
 	for _, h := range hosts {
-		a := mustQuery(t, n, h, dns.TypeA, queryOpts{do: true})
-		tlsa := mustQuery(t, n, "_25._tcp."+h, dns.TypeTLSA, queryOpts{do: true})
+		a := mustQuery(t, n, h, dns.TypeA, scantest.QueryOptions{DO: true})
+		tlsa := mustQuery(t, n, "_25._tcp."+h, dns.TypeTLSA, scantest.QueryOptions{DO: true})
 		var recs []*dns.TLSA
 		for _, rr := range tlsa.Answer {
 			if r, ok := rr.(*dns.TLSA); ok && (r.Usage == 2 || r.Usage == 3) {
@@ -222,7 +224,7 @@ func checkVerdict(t *testing.T, n *Internet, domain string) result.Verdict {
 				continue
 			}
 			withTLS++
-			valid := verifyChain(n.CA, f.certs, h) == nil
+			valid := n.CA.Verify(f.certs, h) == nil
 			pkixOK = pkixOK && valid
 			ips = append(ips, ipResult{h, valid})
 			if tlsaMatches(recs, f.certs) {
@@ -306,7 +308,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the big provider holds %d of %d citizens, want most", big, len(register))
 	}
 
-	n := StartT(t, sc)
+	n := scantest.StartT(t, sc)
 	for d, want := range expected {
 		if got := checkVerdict(t, n, d); got != want {
 			t.Errorf("%s: checked %s, expected %s", d, got, want)
@@ -318,7 +320,7 @@ func TestDemo(t *testing.T) {
 }
 
 // verdictHostedBy reports whether domain's MX records point into provider.
-func verdictHostedBy(sc Scenario, domain, provider string) bool {
+func verdictHostedBy(sc scantest.Scenario, domain, provider string) bool {
 	prefix := domain + ". "
 	for _, rr := range sc.Zone {
 		if strings.HasPrefix(rr, prefix) && strings.Contains(rr, " MX ") && strings.HasSuffix(rr, "."+provider+".") {
@@ -340,11 +342,11 @@ func mapValues[K comparable, V any](m map[K]V) func(func(V) bool) {
 
 func TestGenerate(t *testing.T) {
 	t.Parallel()
-	ca, err := NewCA("gen CA")
+	ca, err := scantest.NewCA("gen CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen := func() (Scenario, map[string]result.Verdict, []byte) {
+	gen := func() (scantest.Scenario, map[string]result.Verdict, []byte) {
 		var reg bytes.Buffer
 		expected := map[string]result.Verdict{}
 		sc, err := Generate(ca, GenOptions{Domains: 3000, Addresses: 10000, Seed: 7, RTT: time.Millisecond,
@@ -392,7 +394,7 @@ func TestGenerate(t *testing.T) {
 
 	// The world runs and a sample of each verdict checks out.
 	sc.RTT = 0
-	n := StartT(t, sc)
+	n := scantest.StartT(t, sc)
 	checked := map[result.Verdict]int{}
 	for i := range 3000 {
 		d := genDomain(i)
@@ -408,7 +410,7 @@ func TestGenerate(t *testing.T) {
 }
 
 func BenchmarkGenerate100k(b *testing.B) {
-	ca, err := NewCA("bench CA")
+	ca, err := scantest.NewCA("bench CA")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -420,7 +422,7 @@ func BenchmarkGenerate100k(b *testing.B) {
 }
 
 func BenchmarkStart100k(b *testing.B) {
-	ca, err := NewCA("bench CA")
+	ca, err := scantest.NewCA("bench CA")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -429,7 +431,7 @@ func BenchmarkStart100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		n, err := Start(sc)
+		n, err := scantest.Start(sc)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -437,4 +439,13 @@ func BenchmarkStart100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(sc.Zone)), "records")
 	b.ReportMetric(float64(len(sc.SMTP)), "smtp-ips")
+}
+
+func mustQuery(t *testing.T, n *scantest.Internet, name string, qtype uint16, o scantest.QueryOptions) *dns.Msg {
+	t.Helper()
+	r, err := scantest.Query(n, name, qtype, o)
+	if err != nil {
+		t.Fatalf("query %s %s: %v", name, dns.TypeToString[qtype], err)
+	}
+	return r
 }
