@@ -43,7 +43,8 @@ var ErrSharedRunsNeedPostgres = errors.New("store: several scan workers on one r
 // pgSetupLockKey is the advisory lock of a shared run's setup and finish.
 const pgSetupLockKey = pgLockKey + 2
 
-// leaseTablesPG creates the shared-run tables on PostgreSQL (idempotent).
+// leaseTablesPG is PostgreSQL schema step 7: the shared-run tables
+// (idempotent, for databases whose scans created them on first use).
 const leaseTablesPG = `
 CREATE TABLE IF NOT EXISTS scan_queues (
 	run_id    BIGINT PRIMARY KEY,
@@ -88,43 +89,16 @@ CREATE TABLE IF NOT EXISTS scan_workers (
 );
 `
 
-// ensureLeaseTables creates the shared-run tables when missing.
-func (s *Store) ensureLeaseTables(ctx context.Context) error {
+// ensureLeaseTables checks that the store can hold a shared run: a
+// PostgreSQL database opened for writing (its tables are schema step 7).
+func (s *Store) ensureLeaseTables(context.Context) error {
 	if s.pg == nil {
 		return ErrSharedRunsNeedPostgres
 	}
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	s.pg.leaseOnce.Do(func() {
-		tx, err := s.w.BeginTx(ctx, nil)
-		if err != nil {
-			s.pg.leaseErr = err
-			return
-		}
-		defer tx.Rollback()
-		// Serialised like the migrations: concurrent CREATE IF NOT EXISTS
-		// of one table can fail on the catalogue's unique index.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, pgLockKey+1); err != nil {
-			s.pg.leaseErr = err
-			return
-		}
-		if _, err := tx.ExecContext(ctx, leaseTablesPG); err != nil {
-			s.pg.leaseErr = err
-			return
-		}
-		s.pg.leaseErr = tx.Commit()
-	})
-	if s.pg.leaseErr != nil {
-		return fmt.Errorf("store: shared-run tables: %w", s.pg.leaseErr)
-	}
 	return nil
-}
-
-// leaseState is pgState's part for shared runs.
-type leaseState struct {
-	leaseOnce sync.Once
-	leaseErr  error
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }

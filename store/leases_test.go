@@ -204,3 +204,45 @@ func TestSharedRunLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestSharedRunTablesStep: schema step 7 creates the shared-run tables on
+// PostgreSQL, also on a database whose scans had created them on first use
+// (before the step existed), and keeps their rows; on SQLite it creates
+// nothing.
+func TestSharedRunTablesStep(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		db := be.newDB(t)
+		s, err := Open(ctx, db, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !be.pg {
+			var n int
+			if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name LIKE 'scan\_%' ESCAPE '\'`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("SQLite has %d shared-run tables (%v)", n, err)
+			}
+			s.Close()
+			return
+		}
+		// A database of schema 6 whose first shared run made the tables.
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO scan_workers(run_id, worker, expires) VALUES (1, 'w1', now())`); err != nil {
+			t.Fatal(err)
+		}
+		setSchemaVersion(t, s, 6)
+		s.Close()
+		s, err = Open(ctx, db, Options{})
+		if err != nil {
+			t.Fatalf("migrating a schema-6 database with the tables: %v", err)
+		}
+		defer s.Close()
+		if v := storedSchemaVersion(t, s); v != len(pgMigrations) {
+			t.Errorf("schema version %d, want %d", v, len(pgMigrations))
+		}
+		var n int
+		if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM scan_workers`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("scan_workers: %d rows (%v), want the one written before", n, err)
+		}
+	})
+}

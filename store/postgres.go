@@ -75,7 +75,6 @@ func RedactURL(db string) string {
 // pgState is what a PostgreSQL Store holds besides its pools.
 type pgState struct {
 	lockMu sync.Mutex // serialises LockScan's check of its own lock
-	leaseState
 }
 
 // pgLockKey is the advisory lock LockScan takes, "TLSR" as in ApplicationID.
@@ -174,6 +173,9 @@ CREATE TABLE exports (
 	goStep(pgAnswersSchema, backfillAnswers),
 	// 6: gateway pins, their audit trail, previous observations.
 	pgPinsSchema,
+	// 7: the tables of a run shared by several scan workers (leases.go).
+	// IF NOT EXISTS: before this step they were created on first use.
+	leaseTablesPG,
 }
 
 // q is query for this store's database: SQLite's ? and ?N parameters become

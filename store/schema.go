@@ -124,12 +124,17 @@ CREATE TABLE exports (
 	// observation in domain_answers (see pins.go; 'prev_' columns empty
 	// for rows saved before this step: no previous observation).
 	pinsSchema,
+	// 7: the tables of a run shared by several scan workers exist on
+	// PostgreSQL only (leases.go): SQLite runs one scan at a time, so its
+	// step 7 creates nothing and keeps the versions of the two in step.
+	`SELECT 1;`,
 }
 
 // readableSince is the oldest schema version a read-only Store opens (a
 // reader must not fail on a database no scan has migrated since the program
 // was upgraded): the steps after it only add tables a reader does without,
-// read as empty (4: exports, Exports; 6: pins, Pins), or read otherwise
+// read as empty (4: exports, Exports; 6: pins, Pins; 7: shared-run tables,
+// used only by scan workers), or read otherwise
 // (domain_answers: AnswersSince and LookupAnswer decode the result JSON
 // instead; before 6 an answer has no previous observation).
 const readableSince = 3
