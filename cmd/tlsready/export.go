@@ -96,9 +96,9 @@ instead of writing an incomplete list.`,
 				return fmt.Errorf("every export of recipients is recorded in the database, and %s cannot be written: %w", store.RedactURL(db), err)
 			}
 			defer audit.Close()
-			host, _ := os.Hostname()
+			who, host := auditIdentity()
 			entry, err := audit.LogExport(cmd.Context(), store.Export{At: time.Now(), Kind: "recipients", RunID: rid,
-				Verdicts: verdictStrings(vs), OSUser: osUser(), Host: host, Output: output})
+				Verdicts: verdictStrings(vs), OSUser: who, Host: host, Output: output})
 			if err != nil {
 				return fmt.Errorf("every export of recipients is recorded in the database, and recording this one failed: %w", err)
 			}
@@ -138,6 +138,13 @@ func verdictStrings(vs []result.Verdict) []string {
 		out[i] = string(v)
 	}
 	return out
+}
+
+// auditIdentity is who and where, as the audit trails record it (exports,
+// pins): the operating-system user (osUser) and the host name.
+func auditIdentity() (osUserName, host string) {
+	host, _ = os.Hostname()
+	return osUser(), host
 }
 
 // osUser names the operating-system user running the command, and the

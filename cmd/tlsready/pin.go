@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -99,32 +98,22 @@ secure or dane-only. --until is an RFC 3339 time or a duration from now
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if db == "" {
-				return usageErr("--db is required")
-			}
-			d, err := pinDomain(args[0])
-			if err != nil {
-				return err
-			}
-			if !gateway.ValidPinPolicy(args[1]) {
-				return usageErr("%q is not a policy; valid: %s", args[1], strings.Join(gateway.PinPolicies, ", "))
-			}
 			now := time.Now()
-			t, err := parseUntil(until, now)
-			if err != nil {
+			var t time.Time
+			st, d, err := openForPin(cmd, db, args[0], reason, func() (err error) {
+				if !gateway.ValidPinPolicy(args[1]) {
+					return usageErr("%q is not a policy; valid: %s", args[1], strings.Join(gateway.PinPolicies, ", "))
+				}
+				t, err = parseUntil(until, now)
 				return err
-			}
-			if err := checkReason(reason); err != nil {
-				return err
-			}
-			st, err := openExisting(cmd.Context(), db, false)
+			})
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			host, _ := os.Hostname()
+			who, host := auditIdentity()
 			old, replaced, err := st.SetPin(cmd.Context(), store.Pin{Domain: d, Policy: args[1], Reason: reason, Until: t,
-				At: now, OSUser: osUser(), Host: host})
+				At: now, OSUser: who, Host: host})
 			if err != nil {
 				return err
 			}
@@ -146,6 +135,33 @@ secure or dane-only. --until is an RFC 3339 time or a duration from now
 	return cmd
 }
 
+// openForPin checks what pin set and pin rm both take (--db, the domain
+// argument, then the command's own arguments with check when not nil, then
+// --reason) and opens the database for writing; the domain comes back in
+// its A-label form.
+func openForPin(cmd *cobra.Command, db, arg, reason string, check func() error) (*store.Store, string, error) {
+	if db == "" {
+		return nil, "", usageErr("--db is required")
+	}
+	d, err := pinDomain(arg)
+	if err != nil {
+		return nil, "", err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := checkReason(reason); err != nil {
+		return nil, "", err
+	}
+	st, err := openExisting(cmd.Context(), db, false)
+	if err != nil {
+		return nil, "", err
+	}
+	return st, d, nil
+}
+
 func newPinRmCmd() *cobra.Command {
 	var db, reason string
 	cmd := &cobra.Command{
@@ -153,23 +169,13 @@ func newPinRmCmd() *cobra.Command {
 		Short: "Remove a domain's pin: the scan results apply again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if db == "" {
-				return usageErr("--db is required")
-			}
-			d, err := pinDomain(args[0])
-			if err != nil {
-				return err
-			}
-			if err := checkReason(reason); err != nil {
-				return err
-			}
-			st, err := openExisting(cmd.Context(), db, false)
+			st, d, err := openForPin(cmd, db, args[0], reason, nil)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			host, _ := os.Hostname()
-			old, err := st.RemovePin(cmd.Context(), store.PinEvent{Domain: d, At: time.Now(), Reason: reason, OSUser: osUser(), Host: host})
+			who, host := auditIdentity()
+			old, err := st.RemovePin(cmd.Context(), store.PinEvent{Domain: d, At: time.Now(), Reason: reason, OSUser: who, Host: host})
 			if errors.Is(err, store.ErrNotFound) {
 				return usageErr("%s has no pin in %s", d, store.RedactURL(db))
 			}

@@ -470,6 +470,15 @@ func (r *runner) scan(ctx context.Context) (scanned, error) {
 	var held []result.Result // results kept back until the network is known to work
 	var heldMu sync.Mutex
 	confirmed := false
+	// release writes the results held back, once the network is known to
+	// work; heldMu held.
+	release := func() {
+		confirmed = true
+		for _, h := range held {
+			w.Add(h)
+		}
+		held = nil
+	}
 	// A write error (disk full, database gone read-only) stops the scan:
 	// probing on without saving would only waste the servers' goodwill.
 	scanCtx, stopScan := context.WithCancel(ctx)
@@ -500,11 +509,7 @@ func (r *runner) scan(ctx context.Context) (scanned, error) {
 				if confirmed || sc.Err() != nil {
 					return
 				}
-				confirmed = true
-				for _, h := range held {
-					w.Add(h)
-				}
-				held = nil
+				release()
 			}
 			// in is closed after feedErr is set: Run returns after both.
 			defer close(in)
@@ -549,11 +554,7 @@ func (r *runner) scan(ctx context.Context) (scanned, error) {
 		// worker of a shared run may probe nothing itself: its results are
 		// then the other workers' probes.)
 		if !confirmed && (sc.Stats().MXIPs > 0 || r.shared) && sc.Err() == nil && sc.NetworkWorks() {
-			confirmed = true
-			for _, h := range held {
-				w.Add(h)
-			}
-			held = nil
+			release()
 		}
 		if !confirmed {
 			held = append(held, res)
