@@ -7,7 +7,7 @@ import (
 )
 
 // Defaults of a scan, in one place: Config's zero values, the flags of
-// tlsready scan, check and serve --live, and scanner/job use these.
+// tlsready scan, check and serve --live, and cmd/internal/job use these.
 const (
 	// DefaultConcurrency is how many domains work at once.
 	DefaultConcurrency = 200

@@ -9,10 +9,10 @@
 // once per IP, and never by two connections at a time.
 //
 // The scanner owns the judgement of a domain. It must not know where domains
-// come from or where results go: scanner/job feeds it from the register and
-// saves its results; the MTA-STS policy cache and the sharing of MX IPs with
-// other workers are interfaces it defines (STSCache, IPBroker) and others
-// implement.
+// come from or where results go: cmd/internal/job feeds it from the
+// register and saves its results; the MTA-STS policy cache and the sharing
+// of MX IPs with other workers are interfaces it defines (STSCache,
+// IPBroker) and others implement.
 package scanner
 
 import (

@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/cmd/internal/job"
 	"github.com/tlsready/tlsready/report"
 	"github.com/tlsready/tlsready/scanner"
-	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"

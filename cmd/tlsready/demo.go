@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tlsready/tlsready/cmd/internal/job"
 	"github.com/tlsready/tlsready/report"
 	"github.com/tlsready/tlsready/scanner"
-	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/scantest"
 	"github.com/tlsready/tlsready/scanner/scantest/worlds"

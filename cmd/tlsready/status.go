@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tlsready/tlsready/scanner/job"
+	"github.com/tlsready/tlsready/cmd/internal/job"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )

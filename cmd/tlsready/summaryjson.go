@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/tlsready/tlsready/scanner/job"
+	"github.com/tlsready/tlsready/cmd/internal/job"
 	"github.com/tlsready/tlsready/store"
 )
 

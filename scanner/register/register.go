@@ -53,7 +53,7 @@
 //
 // It owns the register's formats and their bad lines; domains are
 // normalised by scanner/dnsname. It must not know where entries go (the
-// store, through scanner/job) or what is done with their domains.
+// store, through cmd/internal/job) or what is done with their domains.
 package register
 
 import (

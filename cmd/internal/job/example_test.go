@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/tlsready/tlsready/cmd/internal/job"
 	"github.com/tlsready/tlsready/scanner"
-	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 )

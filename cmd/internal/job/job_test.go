@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/cmd/internal/job"
 	"github.com/tlsready/tlsready/scanner"
-	"github.com/tlsready/tlsready/scanner/job"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
