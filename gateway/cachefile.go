@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -72,9 +73,7 @@ func (s *Server) WriteCacheFile(path string) error {
 	}
 	synced := time.Unix(0, s.syncedAt.Load()).UTC()
 	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
+	dir = cmp.Or(dir, ".")
 	f, err := os.CreateTemp(dir, "."+base+".tmp*")
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,36 +111,16 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) setDefaults() {
-	if c.StaleAfter == 0 {
-		c.StaleAfter = DefaultStaleAfter
-	}
-	if c.VerifiedPolicy == "" {
-		c.VerifiedPolicy = PolicyVerify
-	}
-	if c.EncryptedPolicy == "" {
-		c.EncryptedPolicy = PolicyEncrypt
-	}
-	if c.LiveTimeout == 0 {
-		c.LiveTimeout = DefaultLiveTimeout
-	}
-	if c.LiveRate == 0 {
-		c.LiveRate = DefaultLiveRate
-	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = DefaultMaxBatch
-	}
-	if c.MaxConns == 0 {
-		c.MaxConns = DefaultMaxConns
-	}
-	if c.RefreshInterval == 0 {
-		c.RefreshInterval = DefaultRefreshInterval
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.CacheFileInterval == 0 {
-		c.CacheFileInterval = DefaultCacheFileInterval
-	}
+	c.StaleAfter = cmp.Or(c.StaleAfter, DefaultStaleAfter)
+	c.VerifiedPolicy = cmp.Or(c.VerifiedPolicy, PolicyVerify)
+	c.EncryptedPolicy = cmp.Or(c.EncryptedPolicy, PolicyEncrypt)
+	c.LiveTimeout = cmp.Or(c.LiveTimeout, DefaultLiveTimeout)
+	c.LiveRate = cmp.Or(c.LiveRate, DefaultLiveRate)
+	c.MaxBatch = cmp.Or(c.MaxBatch, DefaultMaxBatch)
+	c.MaxConns = cmp.Or(c.MaxConns, DefaultMaxConns)
+	c.RefreshInterval = cmp.Or(c.RefreshInterval, DefaultRefreshInterval)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.CacheFileInterval = cmp.Or(c.CacheFileInterval, DefaultCacheFileInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

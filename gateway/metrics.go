@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"strings"
 	"time"
 
@@ -43,9 +44,7 @@ var policyLevels = [...]string{PolicyDANEOnly, PolicySecure, PolicyVerify, Polic
 // carrying policy ("" for none).
 func (s *Server) countAnswer(src int, policy string) {
 	level, _, _ := strings.Cut(policy, " ")
-	if level == "" {
-		level = "none"
-	}
+	level = cmp.Or(level, "none")
 	for i, l := range policyLevels {
 		if l == level {
 			s.m.answerBy[src][i].Inc()

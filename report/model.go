@@ -20,6 +20,7 @@
 package report
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,9 +64,7 @@ func (o *LoadOptions) defaults() {
 	if o.TopCharted <= 0 {
 		o.TopCharted = 15
 	}
-	if o.TrendRuns == 0 {
-		o.TrendRuns = 12
-	}
+	o.TrendRuns = cmp.Or(o.TrendRuns, 12)
 	if o.TopChanges <= 0 {
 		o.TopChanges = 50
 	}
@@ -75,9 +74,7 @@ func (o *LoadOptions) defaults() {
 	if o.TopContacts <= 0 {
 		o.TopContacts = 50
 	}
-	if o.TopProviders == 0 {
-		o.TopProviders = 20
-	}
+	o.TopProviders = cmp.Or(o.TopProviders, 20)
 	if o.ProviderDomains <= 0 {
 		o.ProviderDomains = 20_000
 	}

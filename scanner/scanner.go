@@ -16,6 +16,7 @@
 package scanner
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -121,9 +122,7 @@ func New(cfg Config) (*Scanner, error) {
 	if cfg.MaxIPs <= 0 {
 		cfg.MaxIPs = DefaultMaxIPs
 	}
-	if cfg.HTTPSPort == 0 {
-		cfg.HTTPSPort = 443
-	}
+	cfg.HTTPSPort = cmp.Or(cfg.HTTPSPort, 443)
 	if cfg.STSTimeout <= 0 {
 		cfg.STSTimeout = 20 * time.Second
 	}
@@ -135,9 +134,7 @@ func New(cfg Config) (*Scanner, error) {
 			return nil, errors.New("scanner: negative Config.TempRetry wait")
 		}
 	}
-	if cfg.HealthProbes == 0 {
-		cfg.HealthProbes = 25
-	}
+	cfg.HealthProbes = cmp.Or(cfg.HealthProbes, 25)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

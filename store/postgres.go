@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -237,9 +238,7 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", RedactURL(dbURL), err)
 	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 10 * time.Second
-	}
+	cfg.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, 10*time.Second)
 	s := &Store{path: dbURL, readOnly: opts.ReadOnly, keepLastKnown: opts.KeepLastKnown, pg: &pgState{}}
 	if s.keepLastKnown <= 0 {
 		s.keepLastKnown = DefaultKeepLastKnown

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,9 +157,7 @@ func lookupOne(cmd *cobra.Command, st *store.Store, a lookupArg) (r result.Resul
 	if err != nil {
 		return r, false, err
 	}
-	if r.Unicode == "" {
-		r.Unicode = a.unicode
-	}
+	r.Unicode = cmp.Or(r.Unicode, a.unicode)
 	return r, true, nil
 }
 

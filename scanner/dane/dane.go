@@ -11,6 +11,7 @@ package dane
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -323,8 +324,6 @@ func matchHostPattern(pattern, host string) bool {
 // port (0 means 25, SMTP): "_25._tcp.mx.example.com." (RFC 6698 §3, RFC 7672
 // §2.2.3). The host is lower-cased and given a single trailing dot.
 func TLSAName(host string, port int) string {
-	if port == 0 {
-		port = 25
-	}
+	port = cmp.Or(port, 25)
 	return "_" + strconv.Itoa(port) + "._tcp." + dnsname.Key(host) + "."
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tlsready/tlsready/scanner/internal/txtfield"
 )
 
 const recordVersion = "v=STSv1"
@@ -89,17 +91,22 @@ func ParseRecord(txt string) (*Record, error) {
 		return nil, fmt.Errorf("%w: does not start with %s", ErrRecordSyntax, recordVersion)
 	}
 	r := &Record{Version: "STSv1"}
-	p := &recParser{s: rest}
+	p := &txtfield.Lexer{S: rest, Base: len(recordVersion)}
 	haveID := false
 	nfields := 0
-	for !p.empty() {
-		if !p.delim() {
-			return nil, fmt.Errorf("%w: expected \";\" at offset %d", ErrRecordSyntax, len(recordVersion)+p.o)
+	for !p.Empty() {
+		if !p.Delim() {
+			return nil, fmt.Errorf("%w: expected \";\" at offset %d", ErrRecordSyntax, p.Off())
 		}
-		if p.empty() {
+		if p.Empty() {
 			break // trailing delimiter
 		}
-		key, value, err := p.field()
+		// The extension value's character set includes every id character.
+		key, err := p.Name()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
+		}
+		value, err := p.Value()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
 		}
@@ -124,79 +131,7 @@ func ParseRecord(txt string) (*Record, error) {
 	return r, nil
 }
 
-type recParser struct {
-	s string
-	o int
-}
-
-func (p *recParser) empty() bool { return p.o >= len(p.s) }
-
-func (p *recParser) wsp() {
-	for p.o < len(p.s) && (p.s[p.o] == ' ' || p.s[p.o] == '\t') {
-		p.o++
-	}
-}
-
-// delim consumes *WSP ";" *WSP.
-func (p *recParser) delim() bool {
-	o := p.o
-	p.wsp()
-	if p.empty() || p.s[p.o] != ';' {
-		p.o = o
-		return false
-	}
-	p.o++
-	p.wsp()
-	return true
-}
-
-// field consumes name "=" value, with the extension-value character set
-// (which includes every id character).
-func (p *recParser) field() (key, value string, err error) {
-	start := p.o
-	for p.o < len(p.s) && isNameChar(p.s[p.o], p.o-start) {
-		p.o++
-	}
-	key = p.s[start:p.o]
-	if key == "" {
-		return "", "", fmt.Errorf("expected field name at offset %d", len(recordVersion)+start)
-	}
-	if p.empty() || p.s[p.o] != '=' {
-		return "", "", fmt.Errorf("expected \"=\" after field name at offset %d", len(recordVersion)+p.o)
-	}
-	p.o++
-	vstart := p.o
-	for p.o < len(p.s) && isRecordValueChar(p.s[p.o]) {
-		p.o++
-	}
-	value = p.s[vstart:p.o]
-	if value == "" {
-		return "", "", fmt.Errorf("empty value at offset %d", len(recordVersion)+vstart)
-	}
-	return key, value, nil
-}
-
-// isNameChar: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / "."), the
-// extension name syntax of RFC 8461 §3.1 and §3.2 (and RFC 8460 §3).
-func isNameChar(c byte, i int) bool {
-	if i >= 32 {
-		return false
-	}
-	if isAlnum(c) {
-		return true
-	}
-	return i > 0 && (c == '_' || c == '-' || c == '.')
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// isRecordValueChar: %x21-3A / %x3C / %x3E-7E, printable ASCII except
-// "=", ";" and space (RFC 8461 §3.1 sts-ext-value).
-func isRecordValueChar(c byte) bool {
-	return c >= 0x21 && c <= 0x7e && c != ';' && c != '='
-}
+func isAlnum(c byte) bool { return txtfield.IsAlnum(c) }
 
 // validID: 1*32(ALPHA / DIGIT), RFC 8461 §3.1.
 func validID(s string) bool {
@@ -327,7 +262,7 @@ func ParsePolicy(b []byte) (*Policy, error) {
 // splitPolicyLine splits "key:" *WSP value *WSP.
 func splitPolicyLine(line string) (key, value string, err error) {
 	i := 0
-	for i < len(line) && isNameChar(line[i], i) {
+	for i < len(line) && txtfield.IsNameChar(line[i], i) {
 		i++
 	}
 	if i == 0 {

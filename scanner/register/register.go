@@ -59,6 +59,7 @@ package register
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -194,9 +195,7 @@ func NewReader(r io.Reader, opts Options) *Reader {
 	if rd.maxLine <= 0 {
 		rd.maxLine = defaultMaxLineBytes
 	}
-	if rd.maxBad == 0 {
-		rd.maxBad = defaultMaxBadLineNumbers
-	}
+	rd.maxBad = cmp.Or(rd.maxBad, defaultMaxBadLineNumbers)
 	if opts.Duplicates {
 		rd.dups = newDupFinder()
 	}

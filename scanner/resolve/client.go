@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -146,18 +147,10 @@ func New(cfg Config) (*Client, error) {
 		log:      cfg.Logger,
 		done:     make(chan struct{}),
 	}
-	if c.timeout == 0 {
-		c.timeout = DefaultTimeout
-	}
-	if c.attempts == 0 {
-		c.attempts = DefaultAttempts
-	}
-	if c.maxCNAME == 0 {
-		c.maxCNAME = DefaultMaxCNAME
-	}
-	if c.udpSize == 0 {
-		c.udpSize = DefaultUDPSize
-	}
+	c.timeout = cmp.Or(c.timeout, DefaultTimeout)
+	c.attempts = cmp.Or(c.attempts, DefaultAttempts)
+	c.maxCNAME = cmp.Or(c.maxCNAME, DefaultMaxCNAME)
+	c.udpSize = cmp.Or(c.udpSize, DefaultUDPSize)
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -175,9 +168,7 @@ func New(cfg Config) (*Client, error) {
 	c.tcp = &dns.Client{Net: "tcp", Timeout: c.timeout}
 	if cfg.Rate > 0 {
 		per := cfg.ratePer
-		if per == 0 {
-			per = time.Second
-		}
+		per = cmp.Or(per, time.Second)
 		c.limiter = limiter.New(uint(cfg.Rate), per)
 	}
 	return c, nil

@@ -3,6 +3,7 @@ package resolve
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -19,9 +20,7 @@ const maxResolvConf = 64 << 10
 // resolvConf "" means /etc/resolv.conf. It fails with ErrNoServers when the
 // file names none.
 func SystemServers(resolvConf string) ([]string, error) {
-	if resolvConf == "" {
-		resolvConf = "/etc/resolv.conf"
-	}
+	resolvConf = cmp.Or(resolvConf, "/etc/resolv.conf")
 	f, err := os.Open(resolvConf)
 	if err != nil {
 		return nil, fmt.Errorf("resolve: reading resolv.conf: %w", err)

@@ -1,6 +1,7 @@
 package scantest
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -150,22 +151,16 @@ func (s *httpsServer) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.Redirect != "" {
 		status := h.Status
-		if status == 0 {
-			status = http.StatusMovedPermanently
-		}
+		status = cmp.Or(status, http.StatusMovedPermanently)
 		w.Header().Set("Location", h.Redirect)
 		w.WriteHeader(status)
 		return
 	}
 	ct := h.ContentType
-	if ct == "" {
-		ct = "text/plain"
-	}
+	ct = cmp.Or(ct, "text/plain")
 	w.Header().Set("Content-Type", ct)
 	status := h.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
+	status = cmp.Or(status, http.StatusOK)
 	if h.HugeBody == 0 && h.DripBody == 0 {
 		w.Header().Set("Content-Length", strconv.Itoa(len(h.Body)))
 	}

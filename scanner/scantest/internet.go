@@ -1,6 +1,7 @@
 package scantest
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -229,9 +230,7 @@ func Start(sc Scenario) (n *Internet, err error) {
 		}
 	}
 	n = &Internet{CA: ca, rtt: sc.RTT, idle: sc.IdleTimeout, done: make(chan struct{}), stats: newStats()}
-	if n.idle == 0 {
-		n.idle = 60 * time.Second
-	}
+	n.idle = cmp.Or(n.idle, 60*time.Second)
 	defer func() {
 		if err != nil {
 			_ = n.Close()

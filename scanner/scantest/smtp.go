@@ -3,6 +3,7 @@ package scantest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -218,16 +219,12 @@ func (s *smtpSession) run() {
 		return
 	}
 	code := h.BannerCode
-	if code == 0 {
-		code = 220
-	}
+	code = cmp.Or(code, 220)
 	if s.tempFail && !(h.EHLOCode >= 400 && h.EHLOCode < 500) {
 		code = 451 // greylisted at the banner: come back later
 	}
 	text := h.Banner
-	if text == "" {
-		text = h.Name + " ESMTP simulated"
-	}
+	text = cmp.Or(text, h.Name+" ESMTP simulated")
 	banner := fmt.Sprintf("%d %s\r\n", code, text)
 	if h.DripBanner > 0 {
 		for i := range len(banner) {

@@ -2,6 +2,7 @@ package smtpprobe
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -70,24 +71,12 @@ func validHELO(s string) bool {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Port == 0 {
-		c.Port = DefaultPort
-	}
-	if c.HELO == "" {
-		c.HELO = DefaultHELO
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.BannerTimeout == 0 {
-		c.BannerTimeout = DefaultBannerTimeout
-	}
-	if c.CommandTimeout == 0 {
-		c.CommandTimeout = DefaultCommandTimeout
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
+	c.Port = cmp.Or(c.Port, DefaultPort)
+	c.HELO = cmp.Or(c.HELO, DefaultHELO)
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultConnectTimeout)
+	c.BannerTimeout = cmp.Or(c.BannerTimeout, DefaultBannerTimeout)
+	c.CommandTimeout = cmp.Or(c.CommandTimeout, DefaultCommandTimeout)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
 	if c.Dialer == nil {
 		c.Dialer = &net.Dialer{}
 	}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/tlsready/tlsready/scanner/internal/txtfield"
 )
 
 // Errors returned by this package.
@@ -97,21 +99,21 @@ func ParseRecord(txt string) (*Record, error) {
 		return nil, fmt.Errorf("%w: does not start with %s", ErrRecordSyntax, recordVersion)
 	}
 	r := &Record{Version: "TLSRPTv1"}
-	p := &parser{s: rest}
+	p := &txtfield.Lexer{S: rest, Base: len(recordVersion)}
 	haveRUA := false
-	for !p.empty() {
-		if !p.delim() {
-			return nil, fmt.Errorf("%w: expected \";\" at offset %d", ErrRecordSyntax, p.off())
+	for !p.Empty() {
+		if !p.Delim() {
+			return nil, fmt.Errorf("%w: expected \";\" at offset %d", ErrRecordSyntax, p.Off())
 		}
-		if p.empty() {
+		if p.Empty() {
 			break // trailing delimiter
 		}
-		key, err := p.name()
+		key, err := p.Name()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
 		}
 		if key == "rua" {
-			uris, err := p.uris()
+			uris, err := uris(p)
 			if err != nil {
 				return nil, fmt.Errorf("%w: rua: %w", ErrRecordSyntax, err)
 			}
@@ -119,7 +121,7 @@ func ParseRecord(txt string) (*Record, error) {
 			haveRUA = true
 			continue
 		}
-		v, err := p.extValue()
+		v, err := p.Value()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
 		}
@@ -162,99 +164,34 @@ func usableURI(s string) bool {
 	return false
 }
 
-type parser struct {
-	s string
-	o int
-}
-
-func (p *parser) empty() bool { return p.o >= len(p.s) }
-func (p *parser) off() int    { return len(recordVersion) + p.o }
-
-func (p *parser) wsp() {
-	for p.o < len(p.s) && (p.s[p.o] == ' ' || p.s[p.o] == '\t') {
-		p.o++
-	}
-}
-
-// delim consumes field-delim: *WSP ";" *WSP.
-func (p *parser) delim() bool {
-	o := p.o
-	p.wsp()
-	if p.empty() || p.s[p.o] != ';' {
-		p.o = o
-		return false
-	}
-	p.o++
-	p.wsp()
-	return true
-}
-
-// name consumes a field name and the "=" after it.
-func (p *parser) name() (string, error) {
-	start := p.o
-	for p.o < len(p.s) && p.o-start < 32 && (isAlnum(p.s[p.o]) || p.o > start && (p.s[p.o] == '_' || p.s[p.o] == '-' || p.s[p.o] == '.')) {
-		p.o++
-	}
-	if p.o == start {
-		return "", fmt.Errorf("expected field name at offset %d", p.off())
-	}
-	if p.empty() || p.s[p.o] != '=' {
-		return "", fmt.Errorf("expected \"=\" at offset %d", p.off())
-	}
-	name := p.s[start:p.o]
-	p.o++
-	return name, nil
-}
-
-// extValue consumes 1*(%x21-3A / %x3C / %x3E-7E).
-func (p *parser) extValue() (string, error) {
-	start := p.o
-	for p.o < len(p.s) && p.s[p.o] >= 0x21 && p.s[p.o] <= 0x7e && p.s[p.o] != ';' && p.s[p.o] != '=' {
-		p.o++
-	}
-	if p.o == start {
-		return "", fmt.Errorf("empty or invalid value at offset %d", p.off())
-	}
-	return p.s[start:p.o], nil
-}
-
 // uris consumes tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri).
-func (p *parser) uris() ([]string, error) {
+func uris(p *txtfield.Lexer) ([]string, error) {
 	var l []string
 	for {
-		start := p.o
-		for p.o < len(p.s) && isURIChar(p.s[p.o]) {
-			p.o++
+		start, i := p.Off(), p.O
+		for p.O < len(p.S) && isURIChar(p.S[p.O]) {
+			p.O++
 		}
-		s := p.s[start:p.o]
+		s := p.S[i:p.O]
 		if s == "" {
-			return nil, fmt.Errorf("empty or invalid uri at offset %d", len(recordVersion)+start)
+			return nil, fmt.Errorf("empty or invalid uri at offset %d", start)
 		}
 		// RFC 3986 §3: URI = scheme ":" hier-part ...; an absolute URI.
 		u, err := url.Parse(s)
 		if err != nil || u.Scheme == "" {
-			return nil, fmt.Errorf("invalid uri at offset %d", len(recordVersion)+start)
+			return nil, fmt.Errorf("invalid uri at offset %d", start)
 		}
 		l = append(l, s)
-		o := p.o
-		p.wsp()
-		if p.empty() || p.s[p.o] != ',' {
-			p.o = o
+		if !p.Sep(',') {
 			return l, nil
 		}
-		p.o++
-		p.wsp()
 	}
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // isURIChar: RFC 3986 unreserved, reserved and "%", minus "," and "!"
 // (which RFC 8460 §3 requires to be encoded) and ";" (the field delimiter).
 func isURIChar(c byte) bool {
-	if isAlnum(c) {
+	if txtfield.IsAlnum(c) {
 		return true
 	}
 	return strings.IndexByte("-._~:/?#[]@$&'()*+=%", c) >= 0

@@ -2,6 +2,7 @@ package worlds
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -91,9 +92,7 @@ func plan(o GenOptions, rng *rand.Rand) *WorldPlan {
 		}
 		return p
 	}
-	if o.Providers == 0 {
-		o.Providers = 10
-	}
+	o.Providers = cmp.Or(o.Providers, 10)
 	weights := make([]float64, o.Providers)
 	var total float64
 	for i := range o.Providers {
