@@ -1,6 +1,7 @@
 package mtasts
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -93,39 +94,29 @@ func ParseRecord(txt string) (*Record, error) {
 	r := &Record{Version: "STSv1"}
 	p := &txtfield.Lexer{S: rest, Base: len(recordVersion)}
 	haveID := false
-	nfields := 0
-	for !p.Empty() {
-		if !p.Delim() {
-			return nil, fmt.Errorf("%w: expected \";\" at offset %d", ErrRecordSyntax, p.Off())
-		}
-		if p.Empty() {
-			break // trailing delimiter
-		}
+	err := p.Fields(func(key string) error {
 		// The extension value's character set includes every id character.
-		key, err := p.Name()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
-		}
 		value, err := p.Value()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
+			return err
 		}
-		nfields++
-		switch key {
-		case "id":
-			if haveID {
-				continue // RFC 8461 §3.2: only the first instance counts.
-			}
-			if !validID(value) {
-				return nil, fmt.Errorf("%w: id must be 1 to 32 letters and digits", ErrRecordSyntax)
-			}
+		switch {
+		case key != "id":
+			r.Extensions = append(r.Extensions, Pair{Key: key, Value: value})
+		case haveID:
+			// RFC 8461 §3.2: only the first instance counts.
+		case !validID(value):
+			return errors.New("id must be 1 to 32 letters and digits")
+		default:
 			r.ID = value
 			haveID = true
-		default:
-			r.Extensions = append(r.Extensions, Pair{Key: key, Value: value})
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
 	}
-	if nfields == 0 || !haveID {
+	if !haveID {
 		return nil, fmt.Errorf("%w: missing id", ErrRecordSyntax)
 	}
 	return r, nil

@@ -101,31 +101,25 @@ func ParseRecord(txt string) (*Record, error) {
 	r := &Record{Version: "TLSRPTv1"}
 	p := &txtfield.Lexer{S: rest, Base: len(recordVersion)}
 	haveRUA := false
-	for !p.Empty() {
-		if !p.Delim() {
-			return nil, fmt.Errorf("%w: expected \";\" at offset %d", ErrRecordSyntax, p.Off())
-		}
-		if p.Empty() {
-			break // trailing delimiter
-		}
-		key, err := p.Name()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
-		}
+	err := p.Fields(func(key string) error {
 		if key == "rua" {
 			uris, err := uris(p)
 			if err != nil {
-				return nil, fmt.Errorf("%w: rua: %w", ErrRecordSyntax, err)
+				return fmt.Errorf("rua: %w", err)
 			}
 			r.RUA = append(r.RUA, uris...)
 			haveRUA = true
-			continue
+			return nil
 		}
 		v, err := p.Value()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
+			return err
 		}
 		r.Extensions = append(r.Extensions, Pair{Key: key, Value: v})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRecordSyntax, err)
 	}
 	if !haveRUA {
 		return nil, fmt.Errorf("%w: missing rua", ErrRecordSyntax)

@@ -78,6 +78,29 @@ func (l *Lexer) Value() (string, error) {
 	return l.S[start:l.O], nil
 }
 
+// Fields reads the fields after the version, *(field-delim field)
+// [field-delim]: for each it reads the name and "=" and calls value, which
+// reads the value (with Value, or a syntax of its own) and judges the field.
+// The first error stops it.
+func (l *Lexer) Fields(value func(name string) error) error {
+	for !l.Empty() {
+		if !l.Delim() {
+			return fmt.Errorf("expected \";\" at offset %d", l.Off())
+		}
+		if l.Empty() {
+			return nil // a trailing delimiter
+		}
+		name, err := l.Name()
+		if err != nil {
+			return err
+		}
+		if err := value(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // IsNameChar reports whether c may stand at index i of a field name:
 // (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / "."), the extension name
 // of RFC 8461 §3.1 and §3.2 and RFC 8460 §3.

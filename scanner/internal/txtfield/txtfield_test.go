@@ -7,22 +7,13 @@ import "testing"
 func TestLexer(t *testing.T) {
 	l := &Lexer{S: " ;\tid=20260101 ; ext.x-1=a:b ;", Base: 7}
 	var got []string
-	for !l.Empty() {
-		if !l.Delim() {
-			t.Fatalf("no delimiter at %d", l.Off())
-		}
-		if l.Empty() {
-			break
-		}
-		k, err := l.Name()
-		if err != nil {
-			t.Fatal(err)
-		}
+	err := l.Fields(func(k string) error {
 		v, err := l.Value()
-		if err != nil {
-			t.Fatal(err)
-		}
 		got = append(got, k+"="+v)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0] != "id=20260101" || got[1] != "ext.x-1=a:b" {
 		t.Errorf("fields %q", got)
@@ -51,5 +42,8 @@ func TestLexer(t *testing.T) {
 	}
 	if l := (&Lexer{S: "  x"}); l.Delim() || l.O != 0 {
 		t.Errorf("Delim consumed %d bytes without a \";\"", l.O)
+	}
+	if err := (&Lexer{S: " a=b", Base: 7}).Fields(func(string) error { return nil }); err == nil || err.Error() != "expected \";\" at offset 7" {
+		t.Errorf("a field without a delimiter: %v", err)
 	}
 }
