@@ -1,11 +1,9 @@
 package scantest
 
 import (
-	"bufio"
 	"crypto/rsa"
 	"fmt"
 	"sync"
-	"time"
 
 	ztls "github.com/zmap/zcrypto/tls"
 )
@@ -85,17 +83,5 @@ func (s *smtpSession) legacyTLS() error {
 		PreferServerCipherSuites: true,
 		SessionTicketsDisabled:   true, // no tickets: one server flight per handshake
 	}
-	tc := ztls.Server(s.conn, cfg)
-	_ = s.raw.SetDeadline(time.Now().Add(s.n.idle))
-	if err := tc.Handshake(); err != nil {
-		return err
-	}
-	s.n.stats.tlsHandshakes.Add(1)
-	s.conn, s.inTLS = tc, true
-	s.br = bufio.NewReaderSize(tc, maxLine)
-	if h.SilentAfterTLS {
-		s.discard()
-		return errQuit
-	}
-	return nil
+	return s.handshake(ztls.Server(s.conn, cfg))
 }

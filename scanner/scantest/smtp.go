@@ -371,7 +371,15 @@ func (s *smtpSession) startTLS() error {
 		MaxVersion:             h.MaxVersion,
 		SessionTicketsDisabled: true, // no tickets: one server flight per handshake
 	}
-	tc := tls.Server(s.conn, cfg)
+	return s.handshake(tls.Server(s.conn, cfg))
+}
+
+// handshake completes the server side of a TLS handshake (crypto/tls's or,
+// for LegacyTLS, zcrypto's) and continues the session inside it.
+func (s *smtpSession) handshake(tc interface {
+	net.Conn
+	Handshake() error
+}) error {
 	_ = s.raw.SetDeadline(time.Now().Add(s.n.idle))
 	if err := tc.Handshake(); err != nil {
 		return err
@@ -379,7 +387,7 @@ func (s *smtpSession) startTLS() error {
 	s.n.stats.tlsHandshakes.Add(1)
 	s.conn, s.inTLS = tc, true
 	s.br = bufio.NewReaderSize(tc, maxLine)
-	if h.SilentAfterTLS {
+	if s.h.SilentAfterTLS {
 		s.discard()
 		return errQuit
 	}
