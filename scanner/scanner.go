@@ -701,6 +701,19 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// probeFlags is the flag of each way a probe can stop short of TLS.
+var probeFlags = map[result.ProbeStatus]string{
+	result.ProbeConnectFailed:   result.FlagConnectFailed,
+	result.ProbeTimeout:         result.FlagTimeout,
+	result.ProbeProtocolError:   result.FlagProtocolError,
+	result.ProbeBannerRefused:   result.FlagBannerRefused,
+	result.ProbeEHLORefused:     result.FlagEHLORefused,
+	result.ProbeNotJudged:       result.FlagTLSNotJudged,
+	result.ProbeNoSTARTTLS:      result.FlagNoSTARTTLS,
+	result.ProbeSTARTTLSRefused: result.FlagSTARTTLSRefused,
+	result.ProbeHandshakeFailed: result.FlagHandshakeFailed,
+}
+
 // judge fills the host-specific facts of one probed address: whether the
 // certificate names this host and is PKIX-valid for it, and its flags. sni
 // is the name the probe sent (the TLSA base domain for a DANE host).
@@ -709,34 +722,11 @@ func (s *Scanner) judge(ctx context.Context, a *result.Addr, h result.Host, sni 
 	if p.Attempts > 1 {
 		a.Flags = result.AddFlag(a.Flags, result.FlagRetriedLater)
 	}
-	lostBeforeEHLO := p.BannerCode == 220 && !p.Reachable
-	switch p.Status {
-	case result.ProbeConnectFailed:
-		a.Flags = result.AddFlag(a.Flags, result.FlagConnectFailed)
-	case result.ProbeTimeout:
-		if lostBeforeEHLO {
-			a.Flags = result.AddFlag(a.Flags, result.FlagEHLOLost)
-		} else {
-			a.Flags = result.AddFlag(a.Flags, result.FlagTimeout)
+	if f, ok := probeFlags[p.Status]; ok {
+		if (p.Status == result.ProbeTimeout || p.Status == result.ProbeProtocolError) && p.BannerCode == 220 && !p.Reachable {
+			f = result.FlagEHLOLost // greeted, then lost before EHLO was answered
 		}
-	case result.ProbeProtocolError:
-		if lostBeforeEHLO {
-			a.Flags = result.AddFlag(a.Flags, result.FlagEHLOLost)
-		} else {
-			a.Flags = result.AddFlag(a.Flags, result.FlagProtocolError)
-		}
-	case result.ProbeBannerRefused:
-		a.Flags = result.AddFlag(a.Flags, result.FlagBannerRefused)
-	case result.ProbeEHLORefused:
-		a.Flags = result.AddFlag(a.Flags, result.FlagEHLORefused)
-	case result.ProbeNotJudged:
-		a.Flags = result.AddFlag(a.Flags, result.FlagTLSNotJudged)
-	case result.ProbeNoSTARTTLS:
-		a.Flags = result.AddFlag(a.Flags, result.FlagNoSTARTTLS)
-	case result.ProbeSTARTTLSRefused:
-		a.Flags = result.AddFlag(a.Flags, result.FlagSTARTTLSRefused)
-	case result.ProbeHandshakeFailed:
-		a.Flags = result.AddFlag(a.Flags, result.FlagHandshakeFailed)
+		a.Flags = result.AddFlag(a.Flags, f)
 	}
 	t := p.TLS
 	if t == nil {
