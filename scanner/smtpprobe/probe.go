@@ -425,13 +425,17 @@ type guardedConn struct {
 
 var longAgo = time.Unix(1, 0)
 
-func (g *guardedConn) step(t time.Time) {
+func (g *guardedConn) step(t time.Time) { _ = g.set(g.Conn.SetDeadline, t) }
+
+// set calls one of the connection's deadline setters with t, or with a
+// time long past once stopped.
+func (g *guardedConn) set(deadline func(time.Time) error, t time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stopped {
 		t = longAgo
 	}
-	_ = g.Conn.SetDeadline(t)
+	return deadline(t)
 }
 
 // SetDeadline, SetReadDeadline and SetWriteDeadline (used by crypto/tls, e.g.
@@ -442,21 +446,11 @@ func (g *guardedConn) SetDeadline(t time.Time) error {
 }
 
 func (g *guardedConn) SetReadDeadline(t time.Time) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stopped {
-		t = longAgo
-	}
-	return g.Conn.SetReadDeadline(t)
+	return g.set(g.Conn.SetReadDeadline, t)
 }
 
 func (g *guardedConn) SetWriteDeadline(t time.Time) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stopped {
-		t = longAgo
-	}
-	return g.Conn.SetWriteDeadline(t)
+	return g.set(g.Conn.SetWriteDeadline, t)
 }
 
 // closeGracefully ends the connection so that the server has seen it end
