@@ -149,16 +149,20 @@ func makeResult(domain string, v result.Verdict, runID int64, at time.Time) resu
 		return result.Host{Name: name, Preference: pref, DNSStatus: "ok", Addrs: addrs}
 	}
 	mx := "mx." + domain
-	switch v {
-	case result.DANE:
-		yes := true
-		a := addr(0, result.ProbeOK, tlsOK("CN="+mx, true), true)
-		a.DANEMatch = &yes
+	// daneMX: one DNSSEC-signed MX with a DANE-EE TLSA record, which the
+	// certificate matches or not.
+	daneMX := func(subject string, match bool, data string) {
+		a := addr(0, result.ProbeOK, tlsOK(subject, true), true)
+		a.DANEMatch = &match
 		h := host(mx, 10, a)
 		h.Secure = true
 		h.TLSA = &result.TLSA{Name: "_25._tcp." + mx, Secure: true, Status: "ok",
-			Records: []result.TLSARecord{{Usage: 3, Selector: 1, MatchingType: 1, Data: "abcd"}}}
+			Records: []result.TLSARecord{{Usage: 3, Selector: 1, MatchingType: 1, Data: data}}}
 		r.MX, r.MXSecure = []result.Host{h}, true
+	}
+	switch v {
+	case result.DANE:
+		daneMX("CN="+mx, true, "abcd")
 	case result.MTASTS:
 		r.MX = []result.Host{host(mx, 10, addr(0, result.ProbeOK, tlsOK("CN="+mx, true), true))}
 		r.MTASTS = &result.STSPolicy{RecordID: "2025", Mode: "enforce", MX: []string{"*." + domain}, MaxAge: 86400, FetchedAt: at}
@@ -193,14 +197,7 @@ func makeResult(domain string, v result.Verdict, runID int64, at time.Time) resu
 		r.MX = []result.Host{host(name, 10, a)}
 		r.Flags = []string{result.FlagNoSTARTTLS}
 	case result.Broken:
-		no := false
-		a := addr(0, result.ProbeOK, tlsOK("CN="+HostileImg, true), true)
-		a.DANEMatch = &no
-		h := host(mx, 10, a)
-		h.Secure = true
-		h.TLSA = &result.TLSA{Name: "_25._tcp." + mx, Secure: true, Status: "ok",
-			Records: []result.TLSARecord{{Usage: 3, Selector: 1, MatchingType: 1, Data: "ffff"}}}
-		r.MX, r.MXSecure = []result.Host{h}, true
+		daneMX("CN="+HostileImg, false, "ffff")
 		r.Flags = []string{result.FlagDANEMismatch}
 	case result.NoMail:
 		r.NullMX = true
