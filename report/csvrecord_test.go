@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -112,15 +111,7 @@ func TestCSVExportMatchesReference(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	const n = 3000
-	path := filepath.Join(t.TempDir(), "ref.db")
-	if err := buildBenchDB(ctx, path, n, 2*n, t.Logf); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openBenchDB(t, n)
 	var got bytes.Buffer
 	if err := WriteCSV(ctx, st, 0, &got); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
-	"github.com/tlsready/tlsready/store"
 )
 
 // fullResult has every field of result.Result set, some more than once.
@@ -80,15 +79,7 @@ func decodeSeeds(t testing.TB) [][]byte {
 		seeds = append(seeds, []byte(s))
 	}
 	// The report fixture's stored results.
-	path, err := fixture()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openFixture(t)
 	err = st.ResultsRaw(t.Context(), 0, func(_ string, raw []byte) error {
 		seeds = append(seeds, slices.Clone(raw))
 		return nil

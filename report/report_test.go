@@ -49,7 +49,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func openFixture(t *testing.T) *store.Store {
+// openBenchDB opens, read-only, a new database of n generated domains
+// (buildBenchDB) with 2n citizens.
+func openBenchDB(t *testing.T, n int) *store.Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bench.db")
+	if err := buildBenchDB(t.Context(), path, n, 2*n, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), path, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func openFixture(t testing.TB) *store.Store {
 	t.Helper()
 	path, err := fixture()
 	if err != nil {
@@ -708,15 +724,7 @@ func TestExportManyBatches(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	const n = 3000 // > (2*GOMAXPROCS+2)*batchRows on small machines
-	path := filepath.Join(t.TempDir(), "many.db")
-	if err := buildBenchDB(ctx, path, n, 2*n, t.Logf); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openBenchDB(t, n)
 	var b bytes.Buffer
 	if err := WriteCSV(ctx, st, 0, &b); err != nil {
 		t.Fatal(err)
