@@ -2,65 +2,19 @@ package report
 
 import (
 	"bytes"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"html"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tlsready/tlsready/scanner/result"
 )
 
-// resultFlagValues parses scanner/result/result.go and returns the values of
-// its Flag* constants.
-func resultFlagValues(t *testing.T) []string {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "../scanner/result/result.go", nil, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vals []string
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		for _, s := range g.Specs {
-			vs := s.(*ast.ValueSpec)
-			for i, n := range vs.Names {
-				if !strings.HasPrefix(n.Name, "Flag") {
-					continue
-				}
-				if i >= len(vs.Values) {
-					t.Fatalf("%s: no value", n.Name)
-				}
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if !ok || lit.Kind != token.STRING {
-					t.Fatalf("%s: value is not a string literal", n.Name)
-				}
-				v, err := strconv.Unquote(lit.Value)
-				if err != nil {
-					t.Fatalf("%s: %v", n.Name, err)
-				}
-				vals = append(vals, v)
-			}
-		}
-	}
-	if len(vals) == 0 {
-		t.Fatal("no Flag* constants found in ../scanner/result/result.go")
-	}
-	slices.Sort(vals)
-	return vals
-}
-
 // TestFlagTextComplete: every flag the scanner can set has a one-line meaning
 // in every report language, and no meaning is kept for a flag that is gone.
 func TestFlagTextComplete(t *testing.T) {
 	t.Parallel()
-	flags := resultFlagValues(t)
+	flags := result.AllFlags // complete: scanner/result's TestFlagGlossary
 	for _, lang := range Languages {
 		texts, ok := flagText[lang]
 		if !ok {
@@ -78,7 +32,7 @@ func TestFlagTextComplete(t *testing.T) {
 		}
 		for f := range texts {
 			if !slices.Contains(flags, f) {
-				t.Errorf("%s: meaning for %q, which is not a result.Flag* constant", lang, f)
+				t.Errorf("%s: meaning for %q, which is not in result.AllFlags", lang, f)
 			}
 		}
 		if strings.TrimSpace(otherFlagText[lang]) == "" {

@@ -194,7 +194,7 @@ func TestNoEmptyExpanders(t *testing.T) {
 // reasons table is ordered by severity, then citizens.
 func TestFlagSeverityComplete(t *testing.T) {
 	t.Parallel()
-	flags := resultFlagValues(t)
+	flags := result.AllFlags
 	for _, f := range flags {
 		if _, ok := flagSeverity[f]; !ok {
 			t.Errorf("flag %q has no severity in flagSeverity", f)

@@ -43,7 +43,7 @@ func TestRegistrable(t *testing.T) {
 // advice names only real flags; the Japanese uses full-width punctuation.
 func TestFlagAdviceComplete(t *testing.T) {
 	t.Parallel()
-	flags := resultFlagValues(t)
+	flags := result.AllFlags
 	for f, langs := range flagAdvice {
 		if !slices.Contains(flags, f) {
 			t.Errorf("flagAdvice has %q, which is not a Flag* constant", f)

@@ -121,6 +121,16 @@ func TestFlagGlossary(t *testing.T) {
 		}
 		values[v] = name
 	}
+	// AllFlags, which others test against (the reports' meanings), lists
+	// every constant once.
+	for _, f := range result.AllFlags {
+		if _, ok := values[f]; !ok {
+			t.Errorf("AllFlags has %q, which is not a Flag* constant", f)
+		}
+	}
+	if n := len(slices.Compact(slices.Sorted(slices.Values(result.AllFlags)))); n != len(result.AllFlags) || n != len(values) {
+		t.Errorf("AllFlags: %d flags (%d distinct), %d Flag* constants", len(result.AllFlags), n, len(values))
+	}
 	seen := map[string]int{}
 	for _, f := range documented {
 		seen[f]++

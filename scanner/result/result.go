@@ -110,6 +110,23 @@ const (
 	FlagTLSRPTLookupFail = "tlsrpt-lookup-failed" // the _smtp._tls TXT lookup failed (SERVFAIL, timeout)
 )
 
+// AllFlags lists every flag the scanner sets, in the order above (the
+// glossary of docs/verdicts.md and the reports' meanings cover each).
+var AllFlags = []string{
+	FlagCertExpired, FlagCertNotYetValid, FlagCertSelfSigned,
+	FlagCertNameMismatch, FlagCertUntrusted, FlagTLS10, FlagTLS11,
+	FlagNoSTARTTLS, FlagSTARTTLSRefused, FlagHandshakeFailed,
+	FlagBannerRefused, FlagEHLORefused, FlagProtocolError, FlagEHLOLost,
+	FlagRetriedLater, FlagSNIPerName, FlagTLSFallback, FlagTLSNotJudged,
+	FlagIPv6NotProbed, FlagConnectFailed, FlagTimeout, FlagImplicitMX,
+	FlagNullMX, FlagNXDomain, FlagMXCNAME, FlagMXDangling, FlagMXIPLiteral,
+	FlagMXPrivate, FlagMXTruncated, FlagServfail, FlagDNSTimeout,
+	FlagSTSTesting, FlagSTSNone, FlagSTSFetchFailed, FlagSTSInvalid,
+	FlagSTSRecordInvalid, FlagSTSMXMismatch, FlagSTSCertInvalid,
+	FlagSTSLookupFailed, FlagSTSCached, FlagTLSAInsecure, FlagTLSAUnusable,
+	FlagTLSAServfail, FlagDANEMismatch, FlagNoTLSRPT, FlagTLSRPTLookupFail,
+}
+
 // Result is the outcome of one domain, as stored and as answered by lookup,
 // the HTTP API and the gateway map.
 type Result struct {
