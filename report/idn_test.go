@@ -28,11 +28,7 @@ func demoIDNDB(t *testing.T) (*store.Store, map[string]string) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), store.Options{KeepLastKnown: time.Nanosecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, filepath.Join(t.TempDir(), "demo.db"), store.Options{KeepLastKnown: time.Nanosecond})
 	run, _, err := st.BeginRun(ctx, "register.txt", fixedNow)
 	if err != nil {
 		t.Fatal(err)

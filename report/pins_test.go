@@ -19,11 +19,7 @@ func TestPinsSection(t *testing.T) {
 	if err := reporttest.Build(t.Context(), path, false); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(t.Context(), path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, path, store.Options{})
 	opts := LoadOptions{Now: func() time.Time { return fixedNow }}
 	m, err := Load(t.Context(), st, 0, opts)
 	if err != nil {

@@ -49,6 +49,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// openStore opens the database at path for the rest of the test.
+func openStore(t testing.TB, path string, opts store.Options) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // openBenchDB opens, read-only, a new database of n generated domains
 // (buildBenchDB) with 2n citizens.
 func openBenchDB(t *testing.T, n int) *store.Store {
@@ -57,11 +68,7 @@ func openBenchDB(t *testing.T, n int) *store.Store {
 	if err := buildBenchDB(t.Context(), path, n, 2*n, t.Logf); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(t.Context(), path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, path, store.Options{ReadOnly: true})
 	return st
 }
 
@@ -71,11 +78,7 @@ func openFixture(t testing.TB) *store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(t.Context(), path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, path, store.Options{ReadOnly: true})
 	return st
 }
 
@@ -259,11 +262,7 @@ func TestLoadRuns(t *testing.T) {
 	}
 	// An empty database has no finished run; an unfinished run is refused.
 	path := filepath.Join(t.TempDir(), "empty.db")
-	rw, err := store.Open(t.Context(), path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rw.Close()
+	rw := openStore(t, path, store.Options{})
 	if _, err := Load(t.Context(), rw, 0, LoadOptions{}); !errors.Is(err, ErrNoRun) {
 		t.Errorf("empty db: %v, want ErrNoRun", err)
 	}
@@ -476,11 +475,7 @@ func TestExportRecipients(t *testing.T) {
 	if err := reporttest.Build(t.Context(), path, false); err != nil {
 		t.Fatal(err)
 	}
-	st2, err := store.Open(t.Context(), path, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
+	st2 := openStore(t, path, store.Options{ReadOnly: true})
 	b.Reset()
 	if _, err := ExportRecipients(t.Context(), st2, 0, []result.Verdict{result.Broken}, &b); err != nil {
 		t.Fatal(err)
@@ -531,11 +526,7 @@ func TestTrendAndChangesOverThreeRuns(t *testing.T) {
 	if err := reporttest.Build(ctx, path, false); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, path, store.Options{})
 	at := reporttest.Run2Start.AddDate(0, 1, 0)
 	run, _, err := st.BeginRun(ctx, "register-3.csv", at)
 	if err != nil {
@@ -593,11 +584,7 @@ func TestTrendAndChangesOverThreeRuns(t *testing.T) {
 func TestDomainWithoutResult(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "unknown.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, filepath.Join(t.TempDir(), "unknown.db"), store.Options{})
 	run, _, err := st.BeginRun(ctx, "x", fixedNow)
 	if err != nil {
 		t.Fatal(err)

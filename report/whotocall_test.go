@@ -119,11 +119,7 @@ func TestDomainAdvice(t *testing.T) {
 func providerDB(t *testing.T) *store.Store {
 	t.Helper()
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "providers.db"), store.Options{KeepLastKnown: time.Nanosecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, filepath.Join(t.TempDir(), "providers.db"), store.Options{KeepLastKnown: time.Nanosecond})
 	run, _, err := st.BeginRun(ctx, "register.txt", fixedNow)
 	if err != nil {
 		t.Fatal(err)
