@@ -60,35 +60,30 @@ func createCert(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicK
 }
 
 // newRootCA makes a self-signed root valid from a year before testNow for ten years.
-func newRootCA(t testing.TB, cn string) *testCA {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"tlsready test"}},
-		NotBefore:             testNow.AddDate(-1, 0, 0),
-		NotAfter:              testNow.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	return &testCA{cert: createCert(t, tmpl, tmpl, key.Public(), key), key: key}
-}
+func newRootCA(t testing.TB, cn string) *testCA { return newCA(t, cn, 10, nil) }
 
-// intermediate issues a CA certificate under ca.
-func (ca *testCA) intermediate(t testing.TB, cn string) *testCA {
+// intermediate issues a CA certificate under ca, valid for five years.
+func (ca *testCA) intermediate(t testing.TB, cn string) *testCA { return newCA(t, cn, 5, ca) }
+
+// newCA makes a CA certificate valid from a year before testNow for years,
+// issued by parent or, when parent is nil, self-signed.
+func newCA(t testing.TB, cn string, years int, parent *testCA) *testCA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:          nextSerial(),
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"tlsready test"}},
 		NotBefore:             testNow.AddDate(-1, 0, 0),
-		NotAfter:              testNow.AddDate(5, 0, 0),
+		NotAfter:              testNow.AddDate(years, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	return &testCA{cert: createCert(t, tmpl, ca.cert, key.Public(), ca.key), key: key}
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.cert, parent.key
+	}
+	return &testCA{cert: createCert(t, tmpl, issuer, key.Public(), signer), key: key}
 }
 
 // leafOpts describe a server certificate; zero validity is testNow-30d..testNow+60d.
