@@ -68,8 +68,7 @@ func openBenchDB(t *testing.T, n int) *store.Store {
 	if err := buildBenchDB(t.Context(), path, n, 2*n, t.Logf); err != nil {
 		t.Fatal(err)
 	}
-	st := openStore(t, path, store.Options{ReadOnly: true})
-	return st
+	return openStore(t, path, store.Options{ReadOnly: true})
 }
 
 func openFixture(t testing.TB) *store.Store {
@@ -78,8 +77,7 @@ func openFixture(t testing.TB) *store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := openStore(t, path, store.Options{ReadOnly: true})
-	return st
+	return openStore(t, path, store.Options{ReadOnly: true})
 }
 
 func loadFixture(t *testing.T, runID int64, opts LoadOptions) *Model {
