@@ -17,14 +17,7 @@ func TestCloseLeaksNothing(t *testing.T) {
 	ip := b.Host("mx.example.test", SMTPHost{})
 	silent := b.Host("silent.example.test", SMTPHost{Silent: true})
 	sts := b.MTASTS("example.test", HTTPSHost{Body: "x"}, "1")
-	sc, err := b.Scenario()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := Start(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := startUnclosed(t, b)
 	// Traffic of every kind, and connections left open.
 	mustQuery(t, n, "mx.example.test", dns.TypeA, QueryOptions{})
 	mustQuery(t, n, "mx.example.test", dns.TypeA, QueryOptions{Net: "tcp"})

@@ -112,14 +112,7 @@ func TestHTTPSCloseDuringDelay(t *testing.T) {
 	t.Parallel()
 	b := NewBuilder(nil)
 	ip := b.MTASTS("slow.test", HTTPSHost{Body: "x", BodyDelay: time.Hour}, "1")
-	sc, err := b.Scenario()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := Start(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := startUnclosed(t, b)
 	inHandler := make(chan struct{})
 	hook := func() { close(inHandler) }
 	n.https.onRequest.Store(&hook)

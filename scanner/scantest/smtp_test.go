@@ -76,6 +76,21 @@ func start(t *testing.T, build func(b *Builder)) (*Internet, *Builder) {
 	return StartT(t, sc), b
 }
 
+// startUnclosed starts b's world and leaves closing it to the test: for
+// tests of Close itself.
+func startUnclosed(t *testing.T, b *Builder) *Internet {
+	t.Helper()
+	sc, err := b.Scenario()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func hasLine(lines []string, s string) bool {
 	for _, l := range lines {
 		if strings.EqualFold(strings.Fields(l + " x")[0], s) {
