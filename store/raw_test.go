@@ -16,10 +16,7 @@ import (
 )
 
 func TestResultsRaw(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run1, run2 := scenario(t, s)
 		for _, id := range []int64{0, run1.ID, run2.ID} {
 			var full []result.Result
@@ -56,10 +53,7 @@ func TestResultsRaw(t *testing.T) {
 }
 
 func TestRunResultsRaw(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run1, run2 := scenario(t, s)
 		type row struct {
 			RunDomain
@@ -119,10 +113,7 @@ func TestRunResultsRaw(t *testing.T) {
 }
 
 func TestRunVerdictTotals(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, be backend, s *Store) {
 		run1, run2 := scenario(t, s)
 		got, err := s.RunVerdictTotals(ctx, run1.ID)
 		if err != nil {
@@ -208,11 +199,7 @@ func TestMigrateFromV1(t *testing.T) {
 		s.Close()
 		t.Fatal("read-only open of a version 1 database")
 	}
-	s, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpen(t, path, Options{})
 	if v, err := userVersion(ctx, s.r); err != nil || v != schemaVersion() {
 		t.Fatalf("version %d %v", v, err)
 	}
