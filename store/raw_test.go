@@ -46,9 +46,7 @@ func TestResultsRaw(t *testing.T) {
 				}
 			}
 		}
-		if err := s.ResultsRaw(ctx, 999, func(string, []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("unknown run: %v", err)
-		}
+		checkRunIterator2(t, "ResultsRaw", run1.ID, s.ResultsRaw)
 	})
 }
 
@@ -101,14 +99,7 @@ func TestRunResultsRaw(t *testing.T) {
 		if got := collect(run2.ID); len(got) != 0 {
 			t.Errorf("unfinished run: %+v", got)
 		}
-		if err := s.RunResultsRaw(ctx, 999, func(RunDomain, []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("unknown run: %v", err)
-		}
-		stop := errors.New("stop")
-		calls := 0
-		if err := s.RunResultsRaw(ctx, run1.ID, func(RunDomain, []byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
-			t.Errorf("callback error: %v after %d calls", err, calls)
-		}
+		checkRunIterator2(t, "RunResultsRaw", run1.ID, s.RunResultsRaw)
 	})
 }
 

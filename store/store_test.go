@@ -645,6 +645,33 @@ func scenarioRun1(t *testing.T, s *Store) (run1 Run) {
 	return run1
 }
 
+// checkRunIterator checks what each iterator over a run's rows (RunDomains,
+// Results, ...) promises: an unknown run is ErrNotFound, without a call,
+// and an error of the callback ends the iteration at that call and is
+// returned. run must have rows.
+func checkRunIterator[A any](t *testing.T, name string, run int64, iter func(context.Context, int64, func(A) error) error) {
+	t.Helper()
+	ctx := context.Background()
+	calls := 0
+	if err := iter(ctx, 999, func(A) error { calls++; return nil }); !errors.Is(err, ErrNotFound) || calls != 0 {
+		t.Errorf("%s of an unknown run: %v after %d calls, want ErrNotFound", name, err, calls)
+	}
+	stop := errors.New("stop")
+	calls = 0
+	if err := iter(ctx, run, func(A) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("%s, callback error: %v after %d calls", name, err, calls)
+	}
+}
+
+// checkRunIterator2 is checkRunIterator of an iterator whose callback takes
+// two values.
+func checkRunIterator2[A, B any](t *testing.T, name string, run int64, iter func(context.Context, int64, func(A, B) error) error) {
+	t.Helper()
+	checkRunIterator(t, name, run, func(ctx context.Context, id int64, fn func(struct{}) error) error {
+		return iter(ctx, id, func(A, B) error { return fn(struct{}{}) })
+	})
+}
+
 func TestFinishRunSnapshotAndRunDomains(t *testing.T) {
 	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run1, run2 := scenario(t, s)
@@ -682,14 +709,7 @@ func TestFinishRunSnapshotAndRunDomains(t *testing.T) {
 		if got := collect(run1.ID); !reflect.DeepEqual(got, want1) {
 			t.Errorf("run 1 after run 2:\n got %+v\nwant %+v", got, want1)
 		}
-		if err := s.RunDomains(ctx, 999, func(RunDomain) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("RunDomains of an unknown run: %v", err)
-		}
-		stop := errors.New("stop")
-		calls := 0
-		if err := s.RunDomains(ctx, run1.ID, func(RunDomain) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
-			t.Errorf("callback error: %v after %d calls", err, calls)
-		}
+		checkRunIterator(t, "RunDomains", run1.ID, s.RunDomains)
 	})
 }
 
@@ -724,9 +744,7 @@ func TestResults(t *testing.T) {
 		if !slices.Equal(d, []string{"alpha.example", "plain.example"}) {
 			t.Errorf("run 2 results: %v", d)
 		}
-		if err := s.Results(ctx, 999, func(result.Result) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Results of an unknown run: %v", err)
-		}
+		checkRunIterator(t, "Results", run1.ID, s.Results)
 	})
 }
 
@@ -790,9 +808,9 @@ func TestRecipientsByVerdict(t *testing.T) {
 		if got := collect(run2.ID, result.Encrypted, result.Plaintext); !reflect.DeepEqual(got, want2) {
 			t.Errorf("run 2: %+v", got)
 		}
-		if err := s.RecipientsByVerdict(ctx, 999, nil, func(Recipient, result.Verdict) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("unknown run: %v", err)
-		}
+		checkRunIterator2(t, "RecipientsByVerdict", run2.ID, func(ctx context.Context, id int64, fn func(Recipient, result.Verdict) error) error {
+			return s.RecipientsByVerdict(ctx, id, nil, fn)
+		})
 	})
 }
 
