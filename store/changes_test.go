@@ -188,28 +188,15 @@ func TestMigrateFromV2(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v2.db")
-	if err := createPrivate(path); err != nil {
-		t.Fatal(err)
-	}
-	db, err := openDB(path, false, false, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
 	old, err := json.Marshal(res("old.example", result.Verified, t0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{migrations[0], migrations[1], `PRAGMA user_version = 2`,
+	writeOldDB(t, path, migrations[0], migrations[1], `PRAGMA user_version = 2`,
 		`UPDATE meta SET value = 7 WHERE key = 'data_version'`,
-		`INSERT INTO domains(domain, verdict, scanned_at, result) VALUES ('old.example', 'verified', 1, '` + string(old) + `'),
-			('old2.example', 'verified', 1, '` + strings.ReplaceAll(string(old), "old.example", "old2.example") + `')`,
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
+		`INSERT INTO domains(domain, verdict, scanned_at, result) VALUES ('old.example', 'verified', 1, '`+string(old)+`'),
+			('old2.example', 'verified', 1, '`+strings.ReplaceAll(string(old), "old.example", "old2.example")+`')`,
+	)
 	s := mustOpen(t, path, Options{})
 	all, _, v := since(t, s, 0)
 	if len(all) != 2 || v != 7 {

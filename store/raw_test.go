@@ -162,12 +162,11 @@ func TestRunVerdictTotals(t *testing.T) {
 	})
 }
 
-// TestMigrateFromV1: a database written at schema version 1 opens at the
-// current version with its data, and the history gets the verdict index.
-func TestMigrateFromV1(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v1.db")
+// writeOldDB writes a new private SQLite database at path, as an earlier
+// program left it: stmts run in order on one connection of the store's
+// settings (openDB).
+func writeOldDB(t *testing.T, path string, stmts ...string) {
+	t.Helper()
 	if err := createPrivate(path); err != nil {
 		t.Fatal(err)
 	}
@@ -175,16 +174,25 @@ func TestMigrateFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer db.Close()
 	db.SetMaxOpenConns(1)
-	for _, q := range []string{migrations[0], `PRAGMA user_version = 1`,
-		`INSERT INTO runs(input, status, started_at) VALUES ('old', 'finished', 1)`,
-		`INSERT INTO run_domains(run_id, domain, citizens, verdict) VALUES (1, 'a.example', 5, 'plaintext'), (1, 'b.example', 2, 'plaintext')`,
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
+	for _, q := range stmts {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
+}
+
+// TestMigrateFromV1: a database written at schema version 1 opens at the
+// current version with its data, and the history gets the verdict index.
+func TestMigrateFromV1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	writeOldDB(t, path, migrations[0], `PRAGMA user_version = 1`,
+		`INSERT INTO runs(input, status, started_at) VALUES ('old', 'finished', 1)`,
+		`INSERT INTO run_domains(run_id, domain, citizens, verdict) VALUES (1, 'a.example', 5, 'plaintext'), (1, 'b.example', 2, 'plaintext')`,
+	)
 	// Read-only opens need a migrated database.
 	if s, err := Open(ctx, path, Options{ReadOnly: true}); err == nil {
 		s.Close()
