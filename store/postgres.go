@@ -255,16 +255,7 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*Store, erro
 	s.r = pgPool(cfg, true)
 	s.r.SetMaxOpenConns(16)
 	s.r.SetMaxIdleConns(4)
-	v, err := pgSchemaVersion(ctx, s.r, dbURL)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.checkVersion(v); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return s.opened(pgSchemaVersion(ctx, s.r, dbURL))
 }
 
 // pgSchemaVersion reads the schema version of a tlsready database: ErrEmpty
