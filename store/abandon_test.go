@@ -9,10 +9,7 @@ import (
 // TestAbandonRuns: every running run but the kept one is marked aborted as
 // abandoned; finished and aborted runs are left alone.
 func TestAbandonRuns(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		st := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, st *Store) {
 		now := time.Now()
 		begin := func(input string) int64 {
 			t.Helper()

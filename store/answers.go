@@ -154,20 +154,12 @@ func backfillAnswers(ctx context.Context, tx *sql.Tx, q func(string) string) err
 		if err != nil {
 			return fmt.Errorf("read results: %w", err)
 		}
-		var (
-			domain string
-			raw    sql.RawBytes
-		)
-		for rows.Next() {
-			if err := rows.Scan(&domain, &raw); err != nil {
-				rows.Close()
-				return fmt.Errorf("read results: %w", err)
-			}
+		err = eachRawResult(rows, "read results", func(domain string, raw []byte) error {
 			batch = append(batch, answerOfJSON(domain, raw))
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read results: %w", err)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if len(batch) == 0 {
 			return nil

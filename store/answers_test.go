@@ -54,10 +54,7 @@ func variedResult(i int, at time.Time) result.Result {
 // TestAnswersWritten: SaveResults writes the read model of each result it
 // saves, and keeps it when it keeps a stored result (a temporary failure).
 func TestAnswersWritten(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		r := variedResult(2, t0)
 		r.MTASTS = &result.STSPolicy{Mode: "enforce", MX: []string{"*.provider.example", "mx.x.example"}}
 		mustSave(t, s, r)
@@ -82,10 +79,7 @@ func TestAnswersWritten(t *testing.T) {
 // written, a result that does not decode getting an empty verdict; before
 // the step, a read-only store gives the same answers from the JSON.
 func TestAnswersBackfill(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		var rs []result.Result
 		for i := range 2*backfillBatch + 7 {
 			rs = append(rs, variedResult(i, t0))
@@ -115,11 +109,7 @@ func TestAnswersBackfill(t *testing.T) {
 		path := s.Path()
 		s.Close()
 
-		ro, err := Open(ctx, path, Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+		ro := mustOpen(t, path, Options{ReadOnly: true})
 		if got, _, gv := answers(t, ro, 0); !maps.EqualFunc(got, want, sameAnswer) || gv != v {
 			t.Errorf("read-only, before the step: %d answers at version %d, want %d at %d", len(got), gv, len(want), v)
 		}
@@ -127,11 +117,7 @@ func TestAnswersBackfill(t *testing.T) {
 			t.Errorf("read-only LookupAnswer = %+v, %v", got, err)
 		}
 
-		s, err = Open(ctx, path, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s = mustOpen(t, path, Options{})
 		if n := storedSchemaVersion(t, s); n != schemaVersion() {
 			t.Fatalf("schema version %d after migrating", n)
 		}

@@ -65,7 +65,14 @@ func (b backend) open(t testing.TB, opts ...Options) *Store {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	s, err := Open(context.Background(), b.newDB(t), o)
+	return mustOpen(t, b.newDB(t), o)
+}
+
+// mustOpen opens the database at path (a file or a postgres:// URL),
+// closed in t.Cleanup.
+func mustOpen(t testing.TB, path string, o Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +88,16 @@ func eachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 			fn(t, b)
 		})
 	}
+}
+
+// eachStore is the frame of most tests of the store's semantics: fn runs
+// in parallel with the other tests, once per backend (eachBackend), with a
+// new store of the backend and a background context.
+func eachStore(t *testing.T, fn func(t *testing.T, ctx context.Context, b backend, s *Store)) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, b backend) {
+		fn(t, context.Background(), b, b.open(t))
+	})
 }
 
 // storedSchemaVersion is the schema version stored in s's database.

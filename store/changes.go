@@ -45,21 +45,8 @@ func (s *Store) resultsRawSince(ctx context.Context, since int64, fn func(domain
 	if err != nil {
 		return 0, fmt.Errorf("store: results since: %w", err)
 	}
-	defer rows.Close()
-	var (
-		domain string
-		raw    sql.RawBytes
-	)
-	for rows.Next() {
-		if err := rows.Scan(&domain, &raw); err != nil {
-			return 0, fmt.Errorf("store: results since: %w", err)
-		}
-		if err := fn(domain, raw); err != nil {
-			return 0, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("store: results since: %w", err)
+	if err := eachRawResult(rows, "store: results since", fn); err != nil {
+		return 0, err
 	}
 	return version, nil
 }

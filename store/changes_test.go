@@ -50,15 +50,8 @@ func since(t *testing.T, s *Store, v int64) (map[string]result.Result, []string,
 }
 
 func TestResultsRawSince(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
-		ro, err := Open(ctx, s.Path(), Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+	eachStore(t, func(t *testing.T, ctx context.Context, be backend, s *Store) {
+		ro := mustOpen(t, s.Path(), Options{ReadOnly: true})
 
 		all, _, v0 := since(t, ro, 0)
 		if len(all) != 0 || v0 != 0 {
@@ -137,15 +130,8 @@ func TestResultsRawSince(t *testing.T) {
 // and then applies the changes since its version, while a writer commits
 // batches, ends with exactly the stored results.
 func TestResultsRawSinceFollowsWriter(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
-		ro, err := Open(ctx, s.Path(), Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
+		ro := mustOpen(t, s.Path(), Options{ReadOnly: true})
 		const batches, perBatch, domains = 40, 50, 300
 		mine := map[string]time.Time{}
 		apply := func(v int64) int64 {
@@ -202,33 +188,16 @@ func TestMigrateFromV2(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v2.db")
-	if err := createPrivate(path); err != nil {
-		t.Fatal(err)
-	}
-	db, err := openDB(path, false, false, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
 	old, err := json.Marshal(res("old.example", result.Verified, t0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{migrations[0], migrations[1], `PRAGMA user_version = 2`,
+	writeOldDB(t, path, migrations[0], migrations[1], `PRAGMA user_version = 2`,
 		`UPDATE meta SET value = 7 WHERE key = 'data_version'`,
-		`INSERT INTO domains(domain, verdict, scanned_at, result) VALUES ('old.example', 'verified', 1, '` + string(old) + `'),
-			('old2.example', 'verified', 1, '` + strings.ReplaceAll(string(old), "old.example", "old2.example") + `')`,
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	s, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		`INSERT INTO domains(domain, verdict, scanned_at, result) VALUES ('old.example', 'verified', 1, '`+string(old)+`'),
+			('old2.example', 'verified', 1, '`+strings.ReplaceAll(string(old), "old.example", "old2.example")+`')`,
+	)
+	s := mustOpen(t, path, Options{})
 	all, _, v := since(t, s, 0)
 	if len(all) != 2 || v != 7 {
 		t.Errorf("full read after migration: %d rows at version %d", len(all), v)

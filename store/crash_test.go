@@ -93,11 +93,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("child stopped after %d commits: %s", last+1, stderr.String())
 	}
 
-	s, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpen(t, path, Options{})
 	if err := s.IntegrityCheck(ctx); err != nil {
 		t.Fatal(err)
 	}

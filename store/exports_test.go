@@ -11,9 +11,7 @@ import (
 // unknown), finished with its count; the trail reads back newest first,
 // limited and counted since a time; a read-only store cannot log.
 func TestExportAuditTrail(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ctx := context.Background()
-		s := b.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		if es, n, err := s.Exports(ctx, time.Time{}, 0); err != nil || len(es) != 0 || n != 0 {
 			t.Fatalf("empty trail: %v %d %v", es, n, err)
 		}
@@ -52,11 +50,7 @@ func TestExportAuditTrail(t *testing.T) {
 			t.Errorf("trail: %d %+v", n, es)
 		}
 		s.Close()
-		ro, err := Open(ctx, s.Path(), Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+		ro := mustOpen(t, s.Path(), Options{ReadOnly: true})
 		if _, err := ro.LogExport(ctx, Export{At: t0}); !errors.Is(err, ErrReadOnly) {
 			t.Errorf("read-only log: %v", err)
 		}

@@ -72,13 +72,24 @@ func TestApplicationID(t *testing.T) {
 	if _, err := Open(ctx, empty, Options{ReadOnly: true}); !errors.Is(err, ErrEmpty) {
 		t.Errorf("read-only open of an empty file: %v, want ErrEmpty", err)
 	}
-	st, err = Open(ctx, empty, Options{})
+	openStamps(t, "an empty file", empty, nil)
+}
+
+// openStamps opens the database at path (what names it) read-write, gives
+// the store to check unless it is nil, closes it and checks that the open
+// stamped the file with ApplicationID.
+func openStamps(t *testing.T, what, path string, check func(*Store)) {
+	t.Helper()
+	st, err := Open(context.Background(), path, Options{})
 	if err != nil {
-		t.Fatalf("read-write open of an empty file: %v", err)
+		t.Fatalf("read-write open of %s: %v", what, err)
+	}
+	if check != nil {
+		check(st)
 	}
 	st.Close()
-	if id := rawAppID(t, empty); id != ApplicationID {
-		t.Errorf("empty file: application_id %#x after open", id)
+	if id := rawAppID(t, path); id != ApplicationID {
+		t.Errorf("%s: application_id %#x after a read-write open, want %#x", what, id, ApplicationID)
 	}
 }
 
@@ -172,17 +183,11 @@ func TestEarlierDatabaseStamped(t *testing.T) {
 	if id := rawAppID(t, cur); id != 0 {
 		t.Errorf("a read-only open stamped the file: %#x", id)
 	}
-	st, err = Open(ctx, cur, Options{})
-	if err != nil {
-		t.Fatalf("read-write open of an unstamped tlsready database: %v", err)
-	}
-	if r, err := st.Lookup(ctx, "kept.test"); err != nil || r.Verdict != result.Verified {
-		t.Errorf("lookup after stamping: %v %v", r.Verdict, err)
-	}
-	st.Close()
-	if id := rawAppID(t, cur); id != ApplicationID {
-		t.Errorf("application_id %#x after a read-write open, want %#x", id, ApplicationID)
-	}
+	openStamps(t, "an unstamped tlsready database", cur, func(st *Store) {
+		if r, err := st.Lookup(ctx, "kept.test"); err != nil || r.Verdict != result.Verified {
+			t.Errorf("lookup after stamping: %v %v", r.Verdict, err)
+		}
+	})
 
 	// Schema version 1, as the first release left it.
 	old := filepath.Join(t.TempDir(), "v1.db")
@@ -190,14 +195,7 @@ func TestEarlierDatabaseStamped(t *testing.T) {
 	if _, err := Open(ctx, old, Options{ReadOnly: true}); err == nil || errors.Is(err, ErrForeign) {
 		t.Errorf("read-only open of a v1 database: %v, want the schema version message", err)
 	}
-	st, err = Open(ctx, old, Options{})
-	if err != nil {
-		t.Fatalf("read-write open of a v1 database: %v", err)
-	}
-	st.Close()
-	if id := rawAppID(t, old); id != ApplicationID {
-		t.Errorf("v1 database: application_id %#x after migration", id)
-	}
+	openStamps(t, "a v1 database", old, nil)
 
 	// A foreign database that happens to have one table of ours is not ours.
 	mixed := filepath.Join(t.TempDir(), "mixed.db")

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -135,22 +134,7 @@ func (s *Store) LockRunSetup(ctx context.Context) (unlock func() error, err erro
 		conn.Close()
 		return nil, fmt.Errorf("store: setup lock: %w", err)
 	}
-	var once sync.Once
-	var uerr error
-	return func() error {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, pgSetupLockKey); err != nil {
-				conn.Raw(func(any) error { return driver.ErrBadConn })
-				uerr = fmt.Errorf("store: setup unlock: %w", err)
-			}
-			if err := conn.Close(); uerr == nil && err != nil {
-				uerr = fmt.Errorf("store: setup unlock: %w", err)
-			}
-		})
-		return uerr
-	}, nil
+	return pgUnlockOnce(conn, `SELECT pg_advisory_unlock($1)`, pgSetupLockKey, "setup unlock"), nil
 }
 
 // RunQueue is a shared run's queue as QueueRun made it.

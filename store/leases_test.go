@@ -20,10 +20,7 @@ import (
 // when no domain is left and every live worker reported, with the reported
 // counters; SQLite refuses shared runs.
 func TestSharedRunLeases(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, be backend, s *Store) {
 		run := mustBegin(t, s, "register")
 		if !be.pg {
 			if _, err := s.ClaimDomains(ctx, run.ID, "w", 10, time.Minute); !errors.Is(err, ErrSharedRunsNeedPostgres) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -12,9 +13,7 @@ import (
 // _smtp._tls lookup failed is scanned again on the next run (docs/verdicts.md),
 // while a fresh result without such a failure is reused.
 func TestPendingAfterPolicyLookupFailure(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, _ context.Context, _ backend, s *Store) {
 		run := mustBegin(t, s, "in")
 		mustAdd(t, s, run.ID,
 			Recipient{ID: "1", Domain: "sts.example"}, Recipient{ID: "2", Domain: "rpt.example"},

@@ -14,9 +14,7 @@ import (
 // version; an expired pin is still listed, inactive; a read-only store
 // cannot change pins; Copy copies pins and trail.
 func TestPins(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ctx := context.Background()
-		s := b.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, b backend, s *Store) {
 		v0, err := s.DataVersion(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -104,11 +102,7 @@ func TestPins(t *testing.T) {
 		}
 
 		s.Close()
-		ro, err := Open(ctx, s.Path(), Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+		ro := mustOpen(t, s.Path(), Options{ReadOnly: true})
 		if _, _, err := ro.SetPin(ctx, Pin{Domain: "x.example", Policy: "may", At: t0}); !errors.Is(err, ErrReadOnly) {
 			t.Errorf("read-only set: %v", err)
 		}
@@ -123,9 +117,7 @@ func TestPins(t *testing.T) {
 // result has none; a temporary failure that keeps the stored result keeps
 // its previous observation too.
 func TestAnswersPrevious(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ctx := context.Background()
-		s := b.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		r1 := res("a.example", result.Verified, t0, 0)
 		mustSave(t, s, r1)
 		a, err := s.LookupAnswer(ctx, "a.example")
@@ -154,9 +146,7 @@ func TestAnswersPrevious(t *testing.T) {
 // pins, answers without a previous observation; a read-write open
 // migrates it, and the next result saved has one.
 func TestReadOnlyBeforePins(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ctx := context.Background()
-		s := b.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		mustSave(t, s, res("a.example", result.Verified, t0, 0))
 		for _, q := range []string{`DROP TABLE pins`, `DROP TABLE pin_audit`, `ALTER TABLE domain_answers DROP COLUMN prev_verdict`,
 			`ALTER TABLE domain_answers DROP COLUMN prev_sts_mode`, `ALTER TABLE domain_answers DROP COLUMN prev_sts_mx`} {
@@ -168,11 +158,7 @@ func TestReadOnlyBeforePins(t *testing.T) {
 		path := s.Path()
 		s.Close()
 
-		ro, err := Open(ctx, path, Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+		ro := mustOpen(t, path, Options{ReadOnly: true})
 		if ps, err := ro.Pins(ctx); err != nil || len(ps) != 0 {
 			t.Errorf("pins before step 6: %v %v", ps, err)
 		}
@@ -187,11 +173,7 @@ func TestReadOnlyBeforePins(t *testing.T) {
 			t.Errorf("LookupAnswer before step 6: %+v %v", a, err)
 		}
 
-		rw, err := Open(ctx, path, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rw.Close()
+		rw := mustOpen(t, path, Options{})
 		mustSave(t, rw, res("a.example", result.DANE, t0.Add(time.Hour), 0))
 		if a, err := rw.LookupAnswer(ctx, "a.example"); err != nil || a.Verdict != result.DANE || a.PrevVerdict != result.Verified {
 			t.Errorf("after migrating: %+v %v", a, err)

@@ -255,16 +255,7 @@ func openPostgres(ctx context.Context, dbURL string, opts Options) (*Store, erro
 	s.r = pgPool(cfg, true)
 	s.r.SetMaxOpenConns(16)
 	s.r.SetMaxIdleConns(4)
-	v, err := pgSchemaVersion(ctx, s.r, dbURL)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.checkVersion(v); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return s.opened(pgSchemaVersion(ctx, s.r, dbURL))
 }
 
 // pgSchemaVersion reads the schema version of a tlsready database: ErrEmpty
@@ -364,6 +355,15 @@ func (s *Store) pgLockScanMode(mode string) (unlock func() error, err error) {
 		conn.Close()
 		return nil, ErrLocked
 	}
+	return pgUnlockOnce(conn, `SELECT pg_advisory_unlock`+mode+`($1)`, pgLockKey, "unlock"), nil
+}
+
+// pgUnlockOnce is the unlock function of a session advisory lock held on
+// conn (LockScan, LockRunSetup): its first call runs unlock (a
+// pg_advisory_unlock statement of key), within 30 seconds, and closes
+// conn; later calls return what the first did. Errors say "store: " and
+// what.
+func pgUnlockOnce(conn *sql.Conn, unlock string, key int64, what string) func() error {
 	var once sync.Once
 	var uerr error
 	return func() error {
@@ -371,18 +371,18 @@ func (s *Store) pgLockScanMode(mode string) (unlock func() error, err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var released bool
-			if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock`+mode+`($1)`, pgLockKey).Scan(&released); err != nil {
+			if err := conn.QueryRowContext(ctx, unlock, key).Scan(&released); err != nil {
 				// The session, and with it the lock, is gone: make sure
 				// the pool does not keep the connection.
 				conn.Raw(func(any) error { return driver.ErrBadConn })
-				uerr = fmt.Errorf("store: unlock: %w", err)
+				uerr = fmt.Errorf("store: %s: %w", what, err)
 			}
 			if err := conn.Close(); uerr == nil && err != nil {
-				uerr = fmt.Errorf("store: unlock: %w", err)
+				uerr = fmt.Errorf("store: %s: %w", what, err)
 			}
 		})
 		return uerr
-	}, nil
+	}
 }
 
 // pgAddRecipients is addRecipients on PostgreSQL: rs sorted by ID (the

@@ -16,10 +16,7 @@ import (
 )
 
 func TestResultsRaw(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run1, run2 := scenario(t, s)
 		for _, id := range []int64{0, run1.ID, run2.ID} {
 			var full []result.Result
@@ -49,17 +46,12 @@ func TestResultsRaw(t *testing.T) {
 				}
 			}
 		}
-		if err := s.ResultsRaw(ctx, 999, func(string, []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("unknown run: %v", err)
-		}
+		checkRunIterator2(t, "ResultsRaw", run1.ID, s.ResultsRaw)
 	})
 }
 
 func TestRunResultsRaw(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run1, run2 := scenario(t, s)
 		type row struct {
 			RunDomain
@@ -107,22 +99,12 @@ func TestRunResultsRaw(t *testing.T) {
 		if got := collect(run2.ID); len(got) != 0 {
 			t.Errorf("unfinished run: %+v", got)
 		}
-		if err := s.RunResultsRaw(ctx, 999, func(RunDomain, []byte) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("unknown run: %v", err)
-		}
-		stop := errors.New("stop")
-		calls := 0
-		if err := s.RunResultsRaw(ctx, run1.ID, func(RunDomain, []byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
-			t.Errorf("callback error: %v after %d calls", err, calls)
-		}
+		checkRunIterator2(t, "RunResultsRaw", run1.ID, s.RunResultsRaw)
 	})
 }
 
 func TestRunVerdictTotals(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, be backend, s *Store) {
 		run1, run2 := scenario(t, s)
 		got, err := s.RunVerdictTotals(ctx, run1.ID)
 		if err != nil {
@@ -180,12 +162,11 @@ func TestRunVerdictTotals(t *testing.T) {
 	})
 }
 
-// TestMigrateFromV1: a database written at schema version 1 opens at the
-// current version with its data, and the history gets the verdict index.
-func TestMigrateFromV1(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v1.db")
+// writeOldDB writes a new private SQLite database at path, as an earlier
+// program left it: stmts run in order on one connection of the store's
+// settings (openDB).
+func writeOldDB(t *testing.T, path string, stmts ...string) {
+	t.Helper()
 	if err := createPrivate(path); err != nil {
 		t.Fatal(err)
 	}
@@ -193,26 +174,31 @@ func TestMigrateFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer db.Close()
 	db.SetMaxOpenConns(1)
-	for _, q := range []string{migrations[0], `PRAGMA user_version = 1`,
-		`INSERT INTO runs(input, status, started_at) VALUES ('old', 'finished', 1)`,
-		`INSERT INTO run_domains(run_id, domain, citizens, verdict) VALUES (1, 'a.example', 5, 'plaintext'), (1, 'b.example', 2, 'plaintext')`,
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
+	for _, q := range stmts {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
+}
+
+// TestMigrateFromV1: a database written at schema version 1 opens at the
+// current version with its data, and the history gets the verdict index.
+func TestMigrateFromV1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	writeOldDB(t, path, migrations[0], `PRAGMA user_version = 1`,
+		`INSERT INTO runs(input, status, started_at) VALUES ('old', 'finished', 1)`,
+		`INSERT INTO run_domains(run_id, domain, citizens, verdict) VALUES (1, 'a.example', 5, 'plaintext'), (1, 'b.example', 2, 'plaintext')`,
+	)
 	// Read-only opens need a migrated database.
 	if s, err := Open(ctx, path, Options{ReadOnly: true}); err == nil {
 		s.Close()
 		t.Fatal("read-only open of a version 1 database")
 	}
-	s, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpen(t, path, Options{})
 	if v, err := userVersion(ctx, s.r); err != nil || v != schemaVersion() {
 		t.Fatalf("version %d %v", v, err)
 	}

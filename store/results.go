@@ -228,23 +228,7 @@ func (s *Store) ResultsRaw(ctx context.Context, runID int64, fn func(domain stri
 	if err != nil {
 		return fmt.Errorf("store: results: %w", err)
 	}
-	defer rows.Close()
-	var (
-		domain string
-		raw    sql.RawBytes
-	)
-	for rows.Next() {
-		if err := rows.Scan(&domain, &raw); err != nil {
-			return fmt.Errorf("store: results: %w", err)
-		}
-		if err := fn(domain, raw); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: results: %w", err)
-	}
-	return nil
+	return eachRawResult(rows, "store: results", fn)
 }
 
 // RunResultsRaw calls fn for every domain of a finished run's history, in

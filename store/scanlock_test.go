@@ -12,16 +12,8 @@ func TestScanLocked(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be backend) {
 		ctx := context.Background()
 		db := be.newDB(t)
-		w, err := Open(ctx, db, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		ro, err := Open(ctx, db, Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+		w := mustOpen(t, db, Options{})
+		ro := mustOpen(t, db, Options{ReadOnly: true})
 		if held, err := ro.ScanLocked(ctx); err != nil || held {
 			t.Fatalf("before LockScan: %v, %v", held, err)
 		}

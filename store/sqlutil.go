@@ -58,6 +58,30 @@ func scanRun(row rowScanner) (Run, error) {
 	return r, nil
 }
 
+// eachRawResult calls fn with each row of rows, a domain and the JSON of
+// its stored result (raw is the row's buffer, only valid during the
+// call), and closes rows. An error of fn is returned as it is; an error
+// reading rows is wrapped with what.
+func eachRawResult(rows *sql.Rows, what string, fn func(domain string, raw []byte) error) error {
+	defer rows.Close()
+	var (
+		domain string
+		raw    sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&domain, &raw); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if err := fn(domain, raw); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 // bumpDataVersion increments the stored data version inside tx.
 func bumpDataVersion(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'data_version'`); err != nil {

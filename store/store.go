@@ -136,12 +136,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	v, err := userVersion(ctx, r)
-	if err != nil {
-		s.Close()
-		return nil, err
+	return s.opened(userVersion(ctx, r))
+}
+
+// opened ends an open of either backend with the schema version v read
+// from the database (or the error of reading it): s if checkVersion
+// accepts v, else the error, s closed.
+func (s *Store) opened(v int, err error) (*Store, error) {
+	if err == nil {
+		err = s.checkVersion(v)
 	}
-	if err := s.checkVersion(v); err != nil {
+	if err != nil {
 		s.Close()
 		return nil, err
 	}

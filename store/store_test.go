@@ -21,12 +21,7 @@ var t0 = time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC)
 
 func openTest(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "tlsready.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return mustOpen(t, filepath.Join(t.TempDir(), "tlsready.db"), Options{})
 }
 
 func res(domain string, v result.Verdict, at time.Time, runID int64, flags ...string) result.Result {
@@ -117,11 +112,7 @@ func TestOpenExistingKeepsMode(t *testing.T) {
 	if err := os.Chmod(path, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	mustOpen(t, path, Options{})
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -132,10 +123,7 @@ func TestOpenExistingKeepsMode(t *testing.T) {
 }
 
 func TestMigrationsAndReopen(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		if v := storedSchemaVersion(t, s); v != len(migrations) || v == 0 {
 			t.Fatalf("user_version %d, want %d", v, len(migrations))
 		}
@@ -188,11 +176,7 @@ func TestReadOnly(t *testing.T) {
 		mustAdd(t, w, run.ID, Recipient{ID: "1", Domain: "example.org"})
 		mustSave(t, w, res("example.org", result.Verified, t0, run.ID))
 
-		ro, err := Open(ctx, w.Path(), Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+		ro := mustOpen(t, w.Path(), Options{ReadOnly: true})
 		if !ro.ReadOnly() || w.ReadOnly() {
 			t.Error("ReadOnly() wrong")
 		}
@@ -226,9 +210,7 @@ func TestReadOnly(t *testing.T) {
 }
 
 func TestLockScan(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, _ context.Context, _ backend, s *Store) {
 		unlock, err := s.LockScan()
 		if err != nil {
 			t.Fatal(err)
@@ -237,11 +219,7 @@ func TestLockScan(t *testing.T) {
 			t.Fatalf("second LockScan: %v, want ErrLocked", err)
 		}
 		// Another handle on the same database contends too.
-		s2, err := Open(context.Background(), s.Path(), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s2.Close()
+		s2 := mustOpen(t, s.Path(), Options{})
 		if _, err := s2.LockScan(); !errors.Is(err, ErrLocked) {
 			t.Fatalf("LockScan from a second handle: %v, want ErrLocked", err)
 		}
@@ -262,10 +240,7 @@ func TestLockScan(t *testing.T) {
 }
 
 func TestBeginRunResume(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		r1, resumed, err := s.BeginRun(ctx, "a.csv|10|1", t0)
 		if err != nil || resumed {
 			t.Fatalf("first BeginRun: resumed=%v err=%v", resumed, err)
@@ -301,10 +276,7 @@ func TestBeginRunResume(t *testing.T) {
 }
 
 func TestRuns(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		if _, err := s.LatestFinishedRun(ctx); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("LatestFinishedRun on an empty db: %v", err)
 		}
@@ -365,10 +337,7 @@ func TestRuns(t *testing.T) {
 }
 
 func TestAddRecipientsAndPending(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run := mustBegin(t, s, "in")
 		rs := []Recipient{
 			{ID: "3", Domain: "c.example"},
@@ -432,10 +401,7 @@ func TestAddRecipientsAndPending(t *testing.T) {
 // TestAddRecipientsLarge crosses the multi-row statement size and checks the
 // upsert moves recipients between domains and runs.
 func TestAddRecipientsLarge(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run := mustBegin(t, s, "in")
 		n := 3*recipientsPerStmt + 7
 		var rs []Recipient
@@ -583,10 +549,7 @@ func TestKeepLastKnownOption(t *testing.T) {
 }
 
 func TestSaveResultsValidation(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		for _, bad := range []result.Result{
 			{Verdict: result.DANE, ScannedAt: t0},
 			{Domain: "x.example", Verdict: "great", ScannedAt: t0},
@@ -607,10 +570,7 @@ func TestSaveResultsValidation(t *testing.T) {
 }
 
 func TestLookupRoundTrip(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		if _, err := s.Lookup(ctx, "nothing.example"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Lookup of an unknown domain: %v", err)
 		}
@@ -685,11 +645,35 @@ func scenarioRun1(t *testing.T, s *Store) (run1 Run) {
 	return run1
 }
 
+// checkRunIterator checks what each iterator over a run's rows (RunDomains,
+// Results, ...) promises: an unknown run is ErrNotFound, without a call,
+// and an error of the callback ends the iteration at that call and is
+// returned. run must have rows.
+func checkRunIterator[A any](t *testing.T, name string, run int64, iter func(context.Context, int64, func(A) error) error) {
+	t.Helper()
+	ctx := context.Background()
+	calls := 0
+	if err := iter(ctx, 999, func(A) error { calls++; return nil }); !errors.Is(err, ErrNotFound) || calls != 0 {
+		t.Errorf("%s of an unknown run: %v after %d calls, want ErrNotFound", name, err, calls)
+	}
+	stop := errors.New("stop")
+	calls = 0
+	if err := iter(ctx, run, func(A) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("%s, callback error: %v after %d calls", name, err, calls)
+	}
+}
+
+// checkRunIterator2 is checkRunIterator of an iterator whose callback takes
+// two values.
+func checkRunIterator2[A, B any](t *testing.T, name string, run int64, iter func(context.Context, int64, func(A, B) error) error) {
+	t.Helper()
+	checkRunIterator(t, name, run, func(ctx context.Context, id int64, fn func(struct{}) error) error {
+		return iter(ctx, id, func(A, B) error { return fn(struct{}{}) })
+	})
+}
+
 func TestFinishRunSnapshotAndRunDomains(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run1, run2 := scenario(t, s)
 		collect := func(id int64) []RunDomain {
 			var out []RunDomain
@@ -725,22 +709,12 @@ func TestFinishRunSnapshotAndRunDomains(t *testing.T) {
 		if got := collect(run1.ID); !reflect.DeepEqual(got, want1) {
 			t.Errorf("run 1 after run 2:\n got %+v\nwant %+v", got, want1)
 		}
-		if err := s.RunDomains(ctx, 999, func(RunDomain) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("RunDomains of an unknown run: %v", err)
-		}
-		stop := errors.New("stop")
-		calls := 0
-		if err := s.RunDomains(ctx, run1.ID, func(RunDomain) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
-			t.Errorf("callback error: %v after %d calls", err, calls)
-		}
+		checkRunIterator(t, "RunDomains", run1.ID, s.RunDomains)
 	})
 }
 
 func TestResults(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run1, run2 := scenario(t, s)
 		collect := func(id int64) (domains []string, verdicts []result.Verdict) {
 			err := s.Results(ctx, id, func(r result.Result) error {
@@ -770,17 +744,12 @@ func TestResults(t *testing.T) {
 		if !slices.Equal(d, []string{"alpha.example", "plain.example"}) {
 			t.Errorf("run 2 results: %v", d)
 		}
-		if err := s.Results(ctx, 999, func(result.Result) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Results of an unknown run: %v", err)
-		}
+		checkRunIterator(t, "Results", run1.ID, s.Results)
 	})
 }
 
 func TestRecipientsByVerdict(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run1 := scenarioRun1(t, s)
 		type hit struct {
 			Recipient
@@ -839,22 +808,15 @@ func TestRecipientsByVerdict(t *testing.T) {
 		if got := collect(run2.ID, result.Encrypted, result.Plaintext); !reflect.DeepEqual(got, want2) {
 			t.Errorf("run 2: %+v", got)
 		}
-		if err := s.RecipientsByVerdict(ctx, 999, nil, func(Recipient, result.Verdict) error { return nil }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("unknown run: %v", err)
-		}
+		checkRunIterator2(t, "RecipientsByVerdict", run2.ID, func(ctx context.Context, id int64, fn func(Recipient, result.Verdict) error) error {
+			return s.RecipientsByVerdict(ctx, id, nil, fn)
+		})
 	})
 }
 
 func TestDataVersion(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
-		ro, err := Open(ctx, s.Path(), Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
+		ro := mustOpen(t, s.Path(), Options{ReadOnly: true})
 		version := func() int64 {
 			v, err := ro.DataVersion(ctx)
 			if err != nil {
@@ -883,10 +845,7 @@ func TestDataVersion(t *testing.T) {
 }
 
 func TestSTSCache(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		if _, err := s.GetSTSPolicy(ctx, "example.org"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("GetSTSPolicy of an unknown domain: %v", err)
 		}
@@ -913,9 +872,7 @@ func TestSTSCache(t *testing.T) {
 }
 
 func TestWriterFlushOnClose(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		var mu sync.Mutex
 		var batches []int
 		w := s.newWriter(10, time.Hour, func(n int, err error) {
@@ -939,7 +896,7 @@ func TestWriterFlushOnClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := 0
-		if err := s.Results(context.Background(), 0, func(result.Result) error { n++; return nil }); err != nil {
+		if err := s.Results(ctx, 0, func(result.Result) error { n++; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if n != 25 {
@@ -962,9 +919,7 @@ func TestWriterFlushOnClose(t *testing.T) {
 }
 
 func TestWriterFlushOnInterval(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, _ context.Context, _ backend, s *Store) {
 		flushed := make(chan int, 10)
 		w := s.newWriter(1000, 5*time.Millisecond, func(n int, err error) { flushed <- n })
 		defer w.Close()
@@ -988,9 +943,7 @@ func TestWriterFlushOnInterval(t *testing.T) {
 }
 
 func TestWriterError(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, _ context.Context, _ backend, s *Store) {
 		flushed := make(chan error, 10)
 		w := s.newWriter(2, time.Hour, func(n int, err error) { flushed <- err })
 		w.Add(result.Result{Domain: "bad.example", Verdict: "bogus", ScannedAt: t0})
@@ -1014,16 +967,9 @@ func TestWriterError(t *testing.T) {
 // TestConcurrentReaders reads through a read-only handle while a Writer
 // commits: every committed batch is visible, reads never fail.
 func TestConcurrentReaders(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run := mustBegin(t, s, "in")
-		ro, err := Open(ctx, s.Path(), Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
+		ro := mustOpen(t, s.Path(), Options{ReadOnly: true})
 
 		flushed := make(chan int, 100)
 		w := s.newWriter(20, time.Hour, func(n int, err error) {
@@ -1091,10 +1037,7 @@ func TestConcurrentReaders(t *testing.T) {
 }
 
 func TestAddRecipientsDuplicateIDs(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		run := mustBegin(t, s, "in")
 		// Unsorted, with a duplicate ID: the later line wins.
 		mustAdd(t, s, run.ID,

@@ -11,10 +11,7 @@ import (
 )
 
 func TestSTSIndex(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, be backend) {
-		ctx := context.Background()
-		s := be.open(t)
+	eachStore(t, func(t *testing.T, ctx context.Context, _ backend, s *Store) {
 		cached := mtasts.CachedPolicy{Domain: "cached.example", RecordID: "1", Policy: "version: STSv1\nmode: enforce\nmx: mx.cached.example\nmax_age: 86400\n",
 			FetchedAt: t0, MaxAge: 86400 * time.Second}
 		if err := s.PutSTSPolicy(ctx, cached); err != nil {
