@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,24 +55,9 @@ func TestScanDemoVerdicts(t *testing.T) {
 	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
 		t.Fatalf("scan exit %d: %s", code, stderr)
 	}
-	args := []string{"lookup", "--db", db, "--json"}
-	for d := range expected {
-		args = append(args, d)
-	}
-	code, out, stderr := runCLI(t, args...)
-	if code != 0 {
-		t.Fatalf("lookup exit %d: %s", code, stderr)
-	}
 	seen := map[result.Verdict]bool{}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<22)
-	n := 0
-	for sc.Scan() {
-		var r result.Result
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("lookup output: %v", err)
-		}
-		n++
+	rs := lookupJSON(t, db, slices.Collect(maps.Keys(expected)))
+	for _, r := range rs {
 		want := expected[r.Domain]
 		if r.Verdict != want {
 			t.Errorf("%s: verdict %s (%s, flags %v), want %s", r.Domain, r.Verdict, r.Reason, r.Flags, want)
@@ -82,8 +67,8 @@ func TestScanDemoVerdicts(t *testing.T) {
 		}
 		seen[r.Verdict] = true
 	}
-	if n != len(expected) {
-		t.Fatalf("lookup returned %d lines for %d domains", n, len(expected))
+	if len(rs) != len(expected) {
+		t.Fatalf("lookup returned %d lines for %d domains", len(rs), len(expected))
 	}
 	for _, v := range result.Verdicts {
 		if !seen[v] {
@@ -115,7 +100,7 @@ func TestScanDemoVerdicts(t *testing.T) {
 	}
 
 	// Unknown domains are not an error.
-	code, out, _ = runCLI(t, "lookup", "--db", db, "--json", "nobody@not-in-the-register.test")
+	code, out, _ := runCLI(t, "lookup", "--db", db, "--json", "nobody@not-in-the-register.test")
 	if code != 0 || !strings.Contains(out, `"verdict":"unknown"`) || strings.Contains(out, "nobody") {
 		t.Errorf("lookup of an unknown domain: exit %d, %s", code, out)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/tlsready/tlsready/gateway"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
-	"github.com/tlsready/tlsready/store"
 	"github.com/tlsready/tlsready/store/pgtest"
 )
 
@@ -93,30 +92,9 @@ func TestPostgresServeStartsDuringOutage(t *testing.T) {
 	if err := cluster.StartServer(); err != nil {
 		t.Fatal(err)
 	}
-	var domain string
-	for d, v := range expected {
-		if v != result.DANE && v != result.MTASTS {
-			domain = d
-			break
-		}
-	}
-	st, err := store.Open(t.Context(), db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := st.Lookup(t.Context(), domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A tightening: the gateway applies it once a second observation
-	// confirms it (the confirmation rule), so two scans see it.
-	for range 2 {
-		r.Verdict, r.ScannedAt = result.DANE, time.Now()
-		if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	domain := domainNotIn(expected, result.DANE, result.MTASTS)
+	// A tightening: two scans see it (the confirmation rule).
+	saveAsDANE(t, db, domain, 2)
 	for _, c := range []*serveChild{node, bare} {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
