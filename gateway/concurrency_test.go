@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
-	"github.com/tlsready/tlsready/store"
 )
 
 // TestLookupsWhileScanWrites: a writer (as the batch scan) commits results
@@ -21,11 +20,7 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 	const batches, perBatch = 20, 100
 	rw := openTestStore(t)
 	fillVerdicts(t, rw, testNow)
-	ro, err := store.Open(t.Context(), rw.Path(), store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ro.Close() })
+	ro := openReadOnly(t, rw)
 
 	s, _ := newTestServer(t, ro, Config{RefreshInterval: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -95,18 +90,8 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	final, err := rw.DataVersion(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The cache notices: wait for the reload that reads the final version.
-	for v := int64(-1); v != final; {
-		select {
-		case v = <-versions:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("cache never reloaded data version %d", final)
-		}
-	}
+	awaitDataVersion(t, rw, versions)
 	stop.Store(true)
 	readers.Wait()
 	if lookups.Load() == 0 {
@@ -145,11 +130,7 @@ func TestLookupsWhileIncrementalUpdates(t *testing.T) {
 	if err := rw.SaveResults(t.Context(), rs); err != nil {
 		t.Fatal(err)
 	}
-	ro, err := store.Open(t.Context(), rw.Path(), store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ro.Close() })
+	ro := openReadOnly(t, rw)
 
 	s, _ := newTestServer(t, ro, Config{RefreshInterval: time.Millisecond})
 	s.mergeMin = 120 // a few merges while the lookups run
@@ -208,17 +189,7 @@ func TestLookupsWhileIncrementalUpdates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	final, err := rw.DataVersion(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for v := int64(-1); v != final; {
-		select {
-		case v = <-versions:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("cache never reached data version %d", final)
-		}
-	}
+	awaitDataVersion(t, rw, versions)
 	stop.Store(true)
 	readers.Wait()
 	cancel()
