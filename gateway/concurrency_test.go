@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -23,17 +22,7 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 	ro := openReadOnly(t, rw)
 
 	s, _ := newTestServer(t, ro, Config{RefreshInterval: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	versions := make(chan int64)
-	s.afterReload = func(tb *snapshot) {
-		select {
-		case versions <- tb.version:
-		case <-ctx.Done():
-		}
-	}
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- s.Watch(ctx) }()
+	versions, stopWatch := startWatch(t, s, nil)
 	httpBase := "http://" + serve(t, s.ServeAPI)
 	smAddr := serve(t, s.ServeSocketmap)
 
@@ -66,7 +55,7 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 		go func() {
 			defer readers.Done()
 			for n := 0; !stop.Load(); n++ {
-				code, body, err := httpGet(ctx, fmt.Sprintf("%s/v1/domains/w%d-%d.example.test", httpBase, n%batches, n%perBatch))
+				code, body, err := httpGet(t.Context(), fmt.Sprintf("%s/v1/domains/w%d-%d.example.test", httpBase, n%batches, n%perBatch))
 				var a Answer
 				if err == nil {
 					err = json.Unmarshal([]byte(body), &a)
@@ -105,8 +94,7 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 			}
 		}
 	}
-	cancel()
-	if err := <-watchDone; err != nil {
+	if err := stopWatch(); err != nil {
 		t.Errorf("Watch: %v", err)
 	}
 }
@@ -134,21 +122,12 @@ func TestLookupsWhileIncrementalUpdates(t *testing.T) {
 
 	s, _ := newTestServer(t, ro, Config{RefreshInterval: time.Millisecond})
 	s.mergeMin = 120 // a few merges while the lookups run
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	versions := make(chan int64)
 	merges := 0
-	s.afterReload = func(sn *snapshot) {
+	versions, stopWatch := startWatch(t, s, func(sn *snapshot) {
 		if sn.delta == nil {
 			merges++ // only Watch's goroutine calls the hook
 		}
-		select {
-		case versions <- sn.version:
-		case <-ctx.Done():
-		}
-	}
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- s.Watch(ctx) }()
+	})
 	smAddr := serve(t, s.ServeSocketmap)
 
 	var (
@@ -192,8 +171,7 @@ func TestLookupsWhileIncrementalUpdates(t *testing.T) {
 	awaitDataVersion(t, rw, versions)
 	stop.Store(true)
 	readers.Wait()
-	cancel()
-	if err := <-watchDone; err != nil {
+	if err := stopWatch(); err != nil {
 		t.Errorf("Watch: %v", err)
 	}
 	if lookups.Load() == 0 {

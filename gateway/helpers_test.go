@@ -43,6 +43,30 @@ func openReadOnly(t testing.TB, rw *store.Store) *store.Store {
 	return ro
 }
 
+// startWatch runs s.Watch until stopWatch is called (it returns Watch's
+// error) or the test ends. Each reload's snapshot goes to onReload (if
+// non-nil; on Watch's goroutine), then its data version to versions.
+func startWatch(t testing.TB, s *Server, onReload func(*snapshot)) (versions <-chan int64, stopWatch func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	vs := make(chan int64)
+	s.afterReload = func(sn *snapshot) {
+		if onReload != nil {
+			onReload(sn)
+		}
+		select {
+		case vs <- sn.version:
+		case <-ctx.Done():
+		}
+	}
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- s.Watch(ctx) }()
+	return vs, func() error {
+		cancel()
+		return <-watchDone
+	}
+}
+
 // awaitDataVersion waits, at most 30 s, until the server's cache has
 // reloaded the data version rw is at now, read from versions (which the
 // server's afterReload hook feeds).
