@@ -19,12 +19,9 @@ import (
 func TestExportPolicyPostfix(t *testing.T) {
 	t.Parallel()
 	pm := scantest.NewPostmap(t)
-	world, input, expected := demoWorld(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != exitOK {
-		t.Fatalf("scan: exit %d: %s", code, stderr)
-	}
+	_, expected := scanDemo(t, db)
 
 	file := filepath.Join(dir, "tlsready_policy")
 	code, _, stderr := runCLI(t, "export", "policy", "--db", db, "--format", "postfix", "--out", file)

@@ -72,11 +72,8 @@ func awaitSocketmap(t *testing.T, nodes []*serveChild, domain, want, after strin
 // both, as does a pin set after it.
 func TestPostgresServeNodesOutage(t *testing.T) {
 	cluster := pgtest.Start(t)
-	world, input, expected := demoWorld(t)
 	db := cluster.NewDatabase(t)
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
-		t.Fatalf("scan exit %d: %s", code, stderr)
-	}
+	_, expected := scanDemo(t, db)
 	nodes := []*serveChild{
 		startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0"),
 		startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0"),

@@ -40,6 +40,17 @@ func demoWorld(t *testing.T) (*scantest.Internet, string, map[string]result.Verd
 	return world, input, expected
 }
 
+// scanDemo starts the demo world and scans it into db: the world and each
+// domain's expected verdict.
+func scanDemo(t *testing.T, db string) (*scantest.Internet, map[string]result.Verdict) {
+	t.Helper()
+	world, input, expected := demoWorld(t)
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != exitOK {
+		t.Fatalf("scan: exit %d: %s", code, stderr)
+	}
+	return world, expected
+}
+
 func scanArgs(world *scantest.Internet, input, db string, extra ...string) []string {
 	return append([]string{"scan", "--input", input, "--db", db,
 		"--resolver", world.DNSAddr, "--ca-file", world.CAFile, "--allow-private",
@@ -50,11 +61,8 @@ func scanArgs(world *scantest.Internet, input, db string, extra ...string) []str
 // TestScanDemoVerdicts scans the demo world through the real scan path and
 // the real database, then checks every domain's verdict with lookup --json.
 func TestScanDemoVerdicts(t *testing.T) {
-	world, input, expected := demoWorld(t)
 	db := filepath.Join(t.TempDir(), "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
-		t.Fatalf("scan exit %d: %s", code, stderr)
-	}
+	world, expected := scanDemo(t, db)
 	seen := map[result.Verdict]bool{}
 	rs := lookupJSON(t, db, slices.Collect(maps.Keys(expected)))
 	for _, r := range rs {

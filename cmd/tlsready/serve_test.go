@@ -188,11 +188,8 @@ func contains(list []string, s string) bool {
 // and SIGTERM shuts the server down with exit status 0.
 func TestServeDemoPostfix(t *testing.T) {
 	pm := scantest.NewPostmap(t)
-	world, input, expected := demoWorld(t)
 	db := filepath.Join(t.TempDir(), "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
-		t.Fatalf("scan exit %d: %s", code, stderr)
-	}
+	_, expected := scanDemo(t, db)
 	st, err := store.Open(t.Context(), db, store.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

@@ -27,11 +27,8 @@ import (
 func TestPostgresServeStartsDuringOutage(t *testing.T) {
 	pm := scantest.NewPostmap(t)
 	cluster := pgtest.Start(t)
-	world, input, expected := demoWorld(t)
 	db := cluster.NewDatabase(t)
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
-		t.Fatalf("scan exit %d: %s", code, stderr)
-	}
+	_, expected := scanDemo(t, db)
 	cacheFile := filepath.Join(t.TempDir(), "serve.cache")
 	first := startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0", "--cache-file", cacheFile)
 	want := map[string]string{"example.test": ""} // not scanned: not found
