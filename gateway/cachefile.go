@@ -136,11 +136,7 @@ func appendCacheRecord(b []byte, rec record) []byte {
 	b = append(b, '\t')
 	b = append(b, rec.Verdict...)
 	b = append(b, '\t')
-	var ns int64
-	if !rec.ScannedAt.IsZero() {
-		ns = rec.ScannedAt.UnixNano()
-	}
-	b = strconv.AppendInt(b, ns, 10)
+	b = appendUnixNano(b, rec.ScannedAt)
 	b = append(b, '\t')
 	for i, f := range rec.Flags {
 		if i > 0 {
@@ -157,6 +153,29 @@ func appendCacheRecord(b []byte, rec record) []byte {
 	return append(b, '\n')
 }
 
+// appendUnixNano appends t in Unix nanoseconds; the zero time (no scan
+// time, no expiry) is 0.
+func appendUnixNano(b []byte, t time.Time) []byte {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	return strconv.AppendInt(b, ns, 10)
+}
+
+// parseUnixNano reads what appendUnixNano wrote: 0 is the zero time, a
+// negative number or none is not ok.
+func parseUnixNano(s string) (time.Time, bool) {
+	ns, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ns < 0 {
+		return time.Time{}, false
+	}
+	if ns == 0 {
+		return time.Time{}, true
+	}
+	return time.Unix(0, ns).UTC(), true
+}
+
 // appendCachePin appends one pin's line.
 func appendCachePin(b []byte, p store.Pin) []byte {
 	b = append(b, "pin\t"...)
@@ -164,11 +183,7 @@ func appendCachePin(b []byte, p store.Pin) []byte {
 	b = append(b, '\t')
 	b = append(b, p.Policy...)
 	b = append(b, '\t')
-	var until int64
-	if !p.Until.IsZero() {
-		until = p.Until.UnixNano()
-	}
-	b = strconv.AppendInt(b, until, 10)
+	b = appendUnixNano(b, p.Until)
 	b = append(b, '\t')
 	b = strconv.AppendInt(b, p.At.UnixNano(), 10)
 	for _, s := range []string{p.OSUser, p.Host, p.Reason} {
@@ -194,12 +209,9 @@ func parseCachePin(line []byte) (store.Pin, error) {
 		return store.Pin{}, fmt.Errorf("pin policy %q", f[2])
 	}
 	p.Policy = f[2]
-	until, err := strconv.ParseInt(f[3], 10, 64)
-	if err != nil || until < 0 {
+	var ok bool
+	if p.Until, ok = parseUnixNano(f[3]); !ok {
 		return store.Pin{}, fmt.Errorf("pin expiry %q", f[3])
-	}
-	if until > 0 {
-		p.Until = time.Unix(0, until).UTC()
 	}
 	at, err := strconv.ParseInt(f[4], 10, 64)
 	if err != nil {
@@ -355,12 +367,9 @@ func parseCacheRecord(line []byte, v1 bool) (record, error) {
 	if rec.Verdict.Rank() >= len(result.Verdicts) {
 		return record{}, fmt.Errorf("verdict %q", f[1])
 	}
-	ns, err := strconv.ParseInt(f[2], 10, 64)
-	if err != nil || ns < 0 {
+	var ok bool
+	if rec.ScannedAt, ok = parseUnixNano(f[2]); !ok {
 		return record{}, fmt.Errorf("scan time %q", f[2])
-	}
-	if ns > 0 {
-		rec.ScannedAt = time.Unix(0, ns).UTC()
 	}
 	if f[3] != "" {
 		rec.Flags = strings.Split(f[3], ",")

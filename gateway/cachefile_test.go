@@ -165,10 +165,7 @@ func TestCacheFileDamaged(t *testing.T) {
 	t.Parallel()
 	st := openTestStore(t)
 	fillVerdicts(t, st, testNow)
-	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newUnloadedServer(t, st)
 	if err := s.WriteCacheFile(filepath.Join(t.TempDir(), "x")); !errors.Is(err, ErrNotReady) {
 		t.Errorf("before the first load: %v", err)
 	}
@@ -314,10 +311,7 @@ func TestCacheFileFallBack(t *testing.T) {
 	st := openTestStore(t)
 	fillVerdicts(t, st, testNow)
 	cacheFile := filepath.Join(t.TempDir(), "c")
-	a, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newUnloadedServer(t, st)
 	if _, err := a.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}

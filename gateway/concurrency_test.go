@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
-	"github.com/tlsready/tlsready/store"
 )
 
 // TestLookupsWhileScanWrites: a writer (as the batch scan) commits results
@@ -21,24 +19,10 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 	const batches, perBatch = 20, 100
 	rw := openTestStore(t)
 	fillVerdicts(t, rw, testNow)
-	ro, err := store.Open(t.Context(), rw.Path(), store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ro.Close() })
+	ro := openReadOnly(t, rw)
 
 	s, _ := newTestServer(t, ro, Config{RefreshInterval: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	versions := make(chan int64)
-	s.afterReload = func(tb *snapshot) {
-		select {
-		case versions <- tb.version:
-		case <-ctx.Done():
-		}
-	}
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- s.Watch(ctx) }()
+	versions, stopWatch := startWatch(t, s, nil)
 	httpBase := "http://" + serve(t, s.ServeAPI)
 	smAddr := serve(t, s.ServeSocketmap)
 
@@ -71,7 +55,7 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 		go func() {
 			defer readers.Done()
 			for n := 0; !stop.Load(); n++ {
-				code, body, err := httpGet(ctx, fmt.Sprintf("%s/v1/domains/w%d-%d.example.test", httpBase, n%batches, n%perBatch))
+				code, body, err := httpGet(t.Context(), fmt.Sprintf("%s/v1/domains/w%d-%d.example.test", httpBase, n%batches, n%perBatch))
 				var a Answer
 				if err == nil {
 					err = json.Unmarshal([]byte(body), &a)
@@ -95,18 +79,8 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	final, err := rw.DataVersion(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The cache notices: wait for the reload that reads the final version.
-	for v := int64(-1); v != final; {
-		select {
-		case v = <-versions:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("cache never reloaded data version %d", final)
-		}
-	}
+	awaitDataVersion(t, rw, versions)
 	stop.Store(true)
 	readers.Wait()
 	if lookups.Load() == 0 {
@@ -120,8 +94,7 @@ func TestLookupsWhileScanWrites(t *testing.T) {
 			}
 		}
 	}
-	cancel()
-	if err := <-watchDone; err != nil {
+	if err := stopWatch(); err != nil {
 		t.Errorf("Watch: %v", err)
 	}
 }
@@ -145,29 +118,16 @@ func TestLookupsWhileIncrementalUpdates(t *testing.T) {
 	if err := rw.SaveResults(t.Context(), rs); err != nil {
 		t.Fatal(err)
 	}
-	ro, err := store.Open(t.Context(), rw.Path(), store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ro.Close() })
+	ro := openReadOnly(t, rw)
 
 	s, _ := newTestServer(t, ro, Config{RefreshInterval: time.Millisecond})
 	s.mergeMin = 120 // a few merges while the lookups run
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	versions := make(chan int64)
 	merges := 0
-	s.afterReload = func(sn *snapshot) {
+	versions, stopWatch := startWatch(t, s, func(sn *snapshot) {
 		if sn.delta == nil {
 			merges++ // only Watch's goroutine calls the hook
 		}
-		select {
-		case versions <- sn.version:
-		case <-ctx.Done():
-		}
-	}
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- s.Watch(ctx) }()
+	})
 	smAddr := serve(t, s.ServeSocketmap)
 
 	var (
@@ -208,21 +168,10 @@ func TestLookupsWhileIncrementalUpdates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	final, err := rw.DataVersion(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for v := int64(-1); v != final; {
-		select {
-		case v = <-versions:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("cache never reached data version %d", final)
-		}
-	}
+	awaitDataVersion(t, rw, versions)
 	stop.Store(true)
 	readers.Wait()
-	cancel()
-	if err := <-watchDone; err != nil {
+	if err := stopWatch(); err != nil {
 		t.Errorf("Watch: %v", err)
 	}
 	if lookups.Load() == 0 {

@@ -130,10 +130,7 @@ func TestHealthDataAge(t *testing.T) {
 func TestHealthLoadingAge(t *testing.T) {
 	t.Parallel()
 	st := openTestStore(t)
-	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newUnloadedServer(t, st)
 	base := "http://" + serve(t, s.ServeAPI)
 	st.Close()
 	if _, err := s.Refresh(t.Context()); err == nil {

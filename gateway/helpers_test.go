@@ -31,6 +31,60 @@ func openTestStore(t testing.TB) *store.Store {
 	return st
 }
 
+// openReadOnly opens rw's database again, read-only, as serve opens the
+// one a scan writes.
+func openReadOnly(t testing.TB, rw *store.Store) *store.Store {
+	t.Helper()
+	ro, err := store.Open(t.Context(), rw.Path(), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+	return ro
+}
+
+// startWatch runs s.Watch until stopWatch is called (it returns Watch's
+// error) or the test ends. Each reload's snapshot goes to onReload (if
+// non-nil; on Watch's goroutine), then its data version to versions.
+func startWatch(t testing.TB, s *Server, onReload func(*snapshot)) (versions <-chan int64, stopWatch func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	vs := make(chan int64)
+	s.afterReload = func(sn *snapshot) {
+		if onReload != nil {
+			onReload(sn)
+		}
+		select {
+		case vs <- sn.version:
+		case <-ctx.Done():
+		}
+	}
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- s.Watch(ctx) }()
+	return vs, func() error {
+		cancel()
+		return <-watchDone
+	}
+}
+
+// awaitDataVersion waits, at most 30 s, until the server's cache has
+// reloaded the data version rw is at now, read from versions (which the
+// server's afterReload hook feeds).
+func awaitDataVersion(t testing.TB, rw *store.Store, versions <-chan int64) {
+	t.Helper()
+	final, err := rw.DataVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := int64(-1); v != final; {
+		select {
+		case v = <-versions:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("cache never reloaded data version %d", final)
+		}
+	}
+}
+
 // verdictDomains is what fillVerdicts stores: one domain per verdict and the
 // policy the socketmap must answer for it with the default Config.
 var verdictDomains = []struct {
@@ -130,6 +184,17 @@ func newTestServer(t testing.TB, st *store.Store, cfg Config) (*Server, *syncBuf
 		t.Fatal(err)
 	}
 	return s, logs
+}
+
+// newUnloadedServer returns a Server over st at testNow whose cache has
+// not loaded yet.
+func newUnloadedServer(t testing.TB, st *store.Store) *Server {
+	t.Helper()
+	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // serve runs fn on a fresh loopback listener until the test ends; a serve

@@ -308,39 +308,37 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	resp := LookupResponse{
-		Domains:    make([]Answer, 0, len(req.Domains)),
-		Recipients: make([]Answer, 0, len(req.Recipients)),
+	var resp LookupResponse
+	resp.Domains, err = s.batchAnswers(r.Context(), req.Domains, NormalizeDomain, "invalid domain name")
+	if err == nil {
+		resp.Recipients, err = s.batchAnswers(r.Context(), req.Recipients, DomainOfAddress, "invalid recipient address")
 	}
-	for _, in := range req.Domains {
-		d, err := NormalizeDomain(in)
-		if err != nil {
-			resp.Domains = append(resp.Domains, Answer{Verdict: "", Flags: []string{}, MX: []string{}, Error: "invalid domain name"})
-			continue
-		}
-		a, err := s.answer(r.Context(), d, srcBatch)
-		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, "cache loading and the store did not answer")
-			return
-		}
-		s.countAnswer(srcHTTP, a.Policy)
-		resp.Domains = append(resp.Domains, a)
-	}
-	for _, in := range req.Recipients {
-		d, err := DomainOfAddress(in)
-		if err != nil {
-			resp.Recipients = append(resp.Recipients, Answer{Flags: []string{}, MX: []string{}, Error: "invalid recipient address"})
-			continue
-		}
-		a, err := s.answer(r.Context(), d, srcBatch)
-		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, "cache loading and the store did not answer")
-			return
-		}
-		s.countAnswer(srcHTTP, a.Policy)
-		resp.Recipients = append(resp.Recipients, a)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "cache loading and the store did not answer")
+		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// batchAnswers answers each of ins (a batch's domains or recipients), read
+// as a domain by domainOf; an input domainOf refuses is answered with
+// invalid as its error. An error: the store did not answer.
+func (s *Server) batchAnswers(ctx context.Context, ins []string, domainOf func(string) (string, error), invalid string) ([]Answer, error) {
+	out := make([]Answer, 0, len(ins))
+	for _, in := range ins {
+		d, err := domainOf(in)
+		if err != nil {
+			out = append(out, Answer{Flags: []string{}, MX: []string{}, Error: invalid})
+			continue
+		}
+		a, err := s.answer(ctx, d, srcBatch)
+		if err != nil {
+			return nil, err
+		}
+		s.countAnswer(srcHTTP, a.Policy)
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // Health is the body of GET /healthz.

@@ -300,10 +300,7 @@ func TestHTTPBeforeLoad(t *testing.T) {
 	t.Parallel()
 	st := openTestStore(t)
 	fillVerdicts(t, st, testNow)
-	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newUnloadedServer(t, st)
 	base := "http://" + serve(t, s.ServeAPI)
 	if code, _, body := httpDo(t, "GET", base+"/healthz", "", ""); code != 503 || !strings.Contains(body, `"loading"`) {
 		t.Errorf("healthz before load: %d %s", code, body)

@@ -140,11 +140,7 @@ func TestLiveRateLimitAndTimeout(t *testing.T) {
 func TestLiveReadOnlyStore(t *testing.T) {
 	t.Parallel()
 	rw := openTestStore(t)
-	ro, err := store.Open(t.Context(), rw.Path(), store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ro.Close() })
+	ro := openReadOnly(t, rw)
 	fake := &fakeChecker{results: map[string]result.Result{"ro.example.test": liveResult("ro.example.test", result.Verified)}}
 	s, logs := newTestServer(t, ro, Config{Live: fake, LiveRate: 1000})
 	if a, err := s.liveAnswer(t.Context(), "ro.example.test"); err != nil || !a.Live || a.Verdict != result.Verified {

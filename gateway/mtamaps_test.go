@@ -28,10 +28,7 @@ func TestWriteMapSendmailParents(t *testing.T) {
 	if err := st.SaveResults(t.Context(), rs); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newUnloadedServer(t, st)
 	if _, err := s.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -198,10 +198,7 @@ func TestPinsBeforeFirstLoad(t *testing.T) {
 	if _, _, err := st.SetPin(t.Context(), store.Pin{Domain: "dane.example.test", Policy: "may", At: testNow, OSUser: "a", Host: "h"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Store: st, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newUnloadedServer(t, st)
 	if status, data := s.socketmapReply([]byte("tlspolicy dane.example.test")); status != smOK || data != "may" {
 		t.Errorf("pinned, before the first load: %s %q", status, data)
 	}

@@ -2,15 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/tlsready/tlsready/scanner/scantest"
 )
 
 // TestPostfixStaticMap: the static map says what the socketmap says, asked
@@ -19,11 +16,7 @@ import (
 // one not in the database; with --verified-policy may the same as serve's.
 func TestPostfixStaticMap(t *testing.T) {
 	t.Parallel()
-	postmap := postmapPath(t)
-	confDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(confDir, "main.cf"), []byte("compatibility_level = 3.6\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pm := scantest.NewPostmap(t)
 	st := openTestStore(t)
 	fillVerdicts(t, st, testNow)
 	for _, cfg := range []Config{{}, {VerifiedPolicy: PolicyMay, EncryptedPolicy: PolicyMay}} {
@@ -41,36 +34,20 @@ func TestPostfixStaticMap(t *testing.T) {
 		if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		run := func(args ...string) (string, bool, string) {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			var stdout, stderr bytes.Buffer
-			cmd := exec.CommandContext(ctx, postmap, append([]string{"-c", confDir}, args...)...)
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			switch {
-			case err == nil:
-				return strings.TrimSuffix(stdout.String(), "\n"), true, ""
-			case errors.As(err, &ee) && ee.ExitCode() == 1 && stdout.Len() == 0 && !strings.Contains(stderr.String(), "fatal"):
-				return "", false, ""
-			}
-			return "", false, fmt.Sprintf("postmap %v: %v\n%s", args, err, stderr.String())
-		}
 		types := []string{"texthash", "hash", "lmdb"}
 		for _, typ := range types[1:] { // build file.db and file.lmdb
-			if _, _, msg := run(typ + ":" + file); msg != "" {
-				if typ == "lmdb" && strings.Contains(msg, "unsupported dictionary type") && os.Getenv("CI") == "" {
-					t.Logf("lmdb not checked: %s (install postfix-lmdb)", msg)
+			if _, _, err := pm.Run(t.Context(), typ+":"+file); err != nil {
+				if typ == "lmdb" && strings.Contains(err.Error(), "unsupported dictionary type") && os.Getenv("CI") == "" {
+					t.Logf("lmdb not checked: %v (install postfix-lmdb)", err)
 					types = types[:2]
 					continue
 				}
-				t.Fatal(msg)
+				t.Fatal(err)
 			}
 		}
 		found := 0
 		for _, vd := range append(verdictDomains, struct{ domain, policy string }{"example.test", ""}) {
-			want, wantFound := postmapQuery(t, postmap, confDir, addr, vd.domain)
+			want, wantFound := pm.QuerySocketmap(t, addr, MapName, vd.domain)
 			if cfg.VerifiedPolicy == "" && want != vd.policy {
 				t.Errorf("%s: the socketmap says %q, want %q", vd.domain, want, vd.policy)
 			}
@@ -78,10 +55,7 @@ func TestPostfixStaticMap(t *testing.T) {
 				found++
 			}
 			for _, typ := range types {
-				got, ok, msg := run("-q", vd.domain, typ+":"+file)
-				if msg != "" {
-					t.Fatal(msg)
-				}
+				got, ok := pm.Query(t, vd.domain, typ+":"+file)
 				if got != want || ok != wantFound {
 					t.Errorf("%s:%s: %q (found %v); the socketmap: %q (found %v)", typ, vd.domain, got, ok, want, wantFound)
 				}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,18 +54,8 @@ func child(t *testing.T, args ...string) *exec.Cmd {
 
 func verdicts(t *testing.T, db string, domains []string) map[string]result.Verdict {
 	t.Helper()
-	code, out, stderr := runCLI(t, append([]string{"lookup", "--db", db, "--json"}, domains...)...)
-	if code != 0 {
-		t.Fatalf("lookup: %d %s", code, stderr)
-	}
 	got := map[string]result.Verdict{}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<22)
-	for sc.Scan() {
-		var r result.Result
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range lookupJSON(t, db, domains) {
 		got[r.Domain] = r.Verdict
 	}
 	return got
@@ -181,15 +170,8 @@ func waitProbes(t *testing.T, world *scantest.Internet, n int64) {
 func TestSecondScanFails(t *testing.T) {
 	world, input, _ := demoWorld(t)
 	db := filepath.Join(t.TempDir(), "t.db")
-	st, err := store.Open(context.Background(), db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, unlock := lockedStore(t, db)
 	defer st.Close()
-	unlock, err := st.LockScan()
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer unlock()
 	start := time.Now()
 	code, _, stderr := runCLI(t, scanArgs(world, input, db)...)

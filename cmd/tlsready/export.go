@@ -113,10 +113,8 @@ instead of writing an incomplete list.`,
 				}
 				return audit.FinishExport(context.WithoutCancel(cmd.Context()), entry, n)
 			}
-			if out == "" || out == "-" {
-				return finish(write(cmd.OutOrStdout()))
-			}
-			if err := finish(writeFileAtomic(out, 0o600, write)); err != nil {
+			toFile, err := writeOut(cmd.OutOrStdout(), out, 0o600, write)
+			if err = finish(err); err != nil || !toFile {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "tlsready: wrote %d recipients to %s\n", n, out)

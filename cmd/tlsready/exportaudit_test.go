@@ -14,12 +14,9 @@ import (
 // report's methodology.
 func TestExportAuditTrail(t *testing.T) {
 	t.Parallel()
-	world, input, _ := demoWorld(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != exitOK {
-		t.Fatalf("scan: exit %d: %s", code, stderr)
-	}
+	scanDemo(t, db)
 	out := filepath.Join(dir, "plaintext.csv")
 	if code, _, stderr := runCLI(t, "export", "recipients", "--db", db, "--verdict", "plaintext", "--out", out); code != exitOK {
 		t.Fatalf("export: exit %d: %s", code, stderr)

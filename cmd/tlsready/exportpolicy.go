@@ -116,10 +116,7 @@ A-labels. No personal data: --out is created with mode 0644.
 				n, err = srv.WriteMap(w, format, header, opts)
 				return err
 			}
-			if out == "" || out == "-" {
-				return write(cmd.OutOrStdout())
-			}
-			if err := writeFileAtomic(out, 0o644, write); err != nil {
+			if toFile, err := writeOut(cmd.OutOrStdout(), out, 0o644, write); err != nil || !toFile {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "tlsready: wrote %d policy entries to %s\n", n, out)

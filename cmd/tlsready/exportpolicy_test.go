@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/scantest"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -23,39 +18,10 @@ import (
 // --verified-policy may is honoured; a format we do not write is exit 2.
 func TestExportPolicyPostfix(t *testing.T) {
 	t.Parallel()
-	postmap := "/usr/sbin/postmap"
-	if _, err := os.Stat(postmap); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("postmap not found (install Debian's postfix package)")
-		}
-		t.Skip("postmap not found; install Debian's postfix package to run this test")
-	}
-	world, input, expected := demoWorld(t)
+	pm := scantest.NewPostmap(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != exitOK {
-		t.Fatalf("scan: exit %d: %s", code, stderr)
-	}
-	confDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(confDir, "main.cf"), []byte("compatibility_level = 3.6\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pm := func(args ...string) (string, bool, string) {
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, postmap, append([]string{"-c", confDir}, args...)...)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return strings.TrimSuffix(stdout.String(), "\n"), true, ""
-		case errors.As(err, &ee) && ee.ExitCode() == 1 && stdout.Len() == 0 && !strings.Contains(stderr.String(), "fatal"):
-			return "", false, ""
-		}
-		return "", false, fmt.Sprintf("postmap %v: %v\n%s", args, err, stderr.String())
-	}
+	_, expected := scanDemo(t, db)
 
 	file := filepath.Join(dir, "tlsready_policy")
 	code, _, stderr := runCLI(t, "export", "policy", "--db", db, "--format", "postfix", "--out", file)
@@ -66,14 +32,14 @@ func TestExportPolicyPostfix(t *testing.T) {
 		t.Fatalf("map file: %v %v", fi, err)
 	}
 	mapType := "lmdb"
-	if _, _, msg := pm("lmdb:" + file); msg != "" {
-		if !strings.Contains(msg, "unsupported dictionary type") || os.Getenv("CI") != "" {
-			t.Fatal(msg)
+	if _, _, err := pm.Run(t.Context(), "lmdb:"+file); err != nil {
+		if !strings.Contains(err.Error(), "unsupported dictionary type") || os.Getenv("CI") != "" {
+			t.Fatal(err)
 		}
-		t.Logf("lmdb not available (install postfix-lmdb), checking hash: %s", msg)
+		t.Logf("lmdb not available (install postfix-lmdb), checking hash: %v", err)
 		mapType = "hash"
-		if _, _, msg := pm("hash:" + file); msg != "" {
-			t.Fatal(msg)
+		if _, _, err := pm.Run(t.Context(), "hash:"+file); err != nil {
+			t.Fatal(err)
 		}
 	}
 	st, err := store.Open(t.Context(), db, store.Options{ReadOnly: true})
@@ -90,10 +56,7 @@ func TestExportPolicyPostfix(t *testing.T) {
 		}
 		want := expectedPolicy(r)
 		for _, typ := range []string{mapType, "texthash"} {
-			got, found, msg := pm("-q", d, typ+":"+file)
-			if msg != "" {
-				t.Fatal(msg)
-			}
+			got, found := pm.Query(t, d, typ+":"+file)
 			if got != want || found != (want != "") {
 				t.Errorf("postmap -q %s %s:%s: %q (found %v), want %q", d, typ, file, got, found, want)
 			}
@@ -105,7 +68,7 @@ func TestExportPolicyPostfix(t *testing.T) {
 			verified = append(verified, d)
 		}
 	}
-	if _, found, _ := pm("-q", "example.test", mapType+":"+file); found {
+	if _, found := pm.Query(t, "example.test", mapType+":"+file); found {
 		t.Error("example.test (not scanned) has a policy")
 	}
 	for _, p := range []string{"dane-only", "secure", "verify", "encrypt"} {

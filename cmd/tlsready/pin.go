@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -238,9 +237,7 @@ func newPinListCmd() *cobra.Command {
 				}
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(l)
+				return printJSON(cmd.OutOrStdout(), l)
 			}
 			printPins(cmd.OutOrStdout(), l)
 			return nil

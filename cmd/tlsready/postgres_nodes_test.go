@@ -14,7 +14,6 @@ import (
 
 	"github.com/tlsready/tlsready/gateway"
 	"github.com/tlsready/tlsready/scanner/result"
-	"github.com/tlsready/tlsready/store"
 	"github.com/tlsready/tlsready/store/pgtest"
 )
 
@@ -43,6 +42,28 @@ func socketmapGet(addr, domain string) (string, error) {
 	return string(buf[:n]), nil
 }
 
+// awaitSocketmap waits, at most 30 s a node, until every node's socketmap
+// answers want for domain; after names the change awaited.
+func awaitSocketmap(t *testing.T, nodes []*serveChild, domain, want, after string) {
+	t.Helper()
+	for _, n := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			sm, err := socketmapGet(n.sm, domain)
+			if err != nil {
+				t.Fatalf("socketmap %s: %v", domain, err)
+			}
+			if sm == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still answers %q for %s 30 s after %s", n.sm, sm, domain, after)
+			}
+			time.Sleep(100 * time.Millisecond) // a child process: no event to wait on
+		}
+	}
+}
+
 // TestPostgresServeNodesOutage: two serve processes on one PostgreSQL (two
 // MTA nodes) answer identically; while PostgreSQL is stopped and started
 // again no HTTP or socketmap lookup fails, /healthz stays 200 but says
@@ -51,11 +72,8 @@ func socketmapGet(addr, domain string) (string, error) {
 // both, as does a pin set after it.
 func TestPostgresServeNodesOutage(t *testing.T) {
 	cluster := pgtest.Start(t)
-	world, input, expected := demoWorld(t)
 	db := cluster.NewDatabase(t)
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
-		t.Fatalf("scan exit %d: %s", code, stderr)
-	}
+	_, expected := scanDemo(t, db)
 	nodes := []*serveChild{
 		startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0"),
 		startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0"),
@@ -144,65 +162,14 @@ func TestPostgresServeNodesOutage(t *testing.T) {
 	}
 	answers()
 
-	var domain string
-	for d, v := range expected {
-		if v != result.DANE {
-			domain = d
-			break
-		}
-	}
-	st, err := store.Open(t.Context(), db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := st.Lookup(t.Context(), domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A tightening: the gateway applies it once a second observation
-	// confirms it (the confirmation rule), so two scans see it.
-	for range 2 {
-		r.Verdict, r.ScannedAt = result.DANE, time.Now()
-		if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range nodes {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			sm, err := socketmapGet(n.sm, domain)
-			if err != nil {
-				t.Fatalf("socketmap %s: %v", domain, err)
-			}
-			if sm == "OK dane-only" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still answers %q for %s 30 s after the change", n.sm, sm, domain)
-			}
-			time.Sleep(100 * time.Millisecond) // a child process: no event to wait on
-		}
-	}
+	domain := domainNotIn(expected, result.DANE)
+	// A tightening: two scans see it (the confirmation rule).
+	saveAsDANE(t, db, domain, 2)
+	awaitSocketmap(t, nodes, domain, "OK dane-only", "the change")
 
 	// A pin set with the CLI reaches both nodes too, over the scan result.
 	if code, _, stderr := runCLI(t, "pin", "set", domain, "may", "--db", db, "--reason", "test"); code != 0 {
 		t.Fatalf("pin set: %d %s", code, stderr)
 	}
-	for _, n := range nodes {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			sm, err := socketmapGet(n.sm, domain)
-			if err != nil {
-				t.Fatalf("socketmap %s: %v", domain, err)
-			}
-			if sm == "OK may" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still answers %q for %s 30 s after pin set", n.sm, sm, domain)
-			}
-			time.Sleep(100 * time.Millisecond) // a child process: no event to wait on
-		}
-	}
+	awaitSocketmap(t, nodes, domain, "OK may", "pin set")
 }

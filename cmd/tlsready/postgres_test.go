@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
-	"github.com/tlsready/tlsready/store"
 	"github.com/tlsready/tlsready/store/pgtest"
 )
 
@@ -25,29 +25,14 @@ func TestPostgresScanLookupServe(t *testing.T) {
 	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
 		t.Fatalf("scan exit %d: %s", code, stderr)
 	}
-	args := []string{"lookup", "--db", db, "--json"}
-	for d := range expected {
-		args = append(args, d)
-	}
-	code, out, stderr := runCLI(t, args...)
-	if code != 0 {
-		t.Fatalf("lookup exit %d: %s", code, stderr)
-	}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<22)
-	n := 0
-	for sc.Scan() {
-		var r result.Result
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("lookup output: %v", err)
-		}
-		n++
+	rs := lookupJSON(t, db, slices.Collect(maps.Keys(expected)))
+	for _, r := range rs {
 		if want := expected[r.Domain]; r.Verdict != want {
 			t.Errorf("lookup %s: verdict %s (%s), want %s", r.Domain, r.Verdict, r.Reason, want)
 		}
 	}
-	if n != len(expected) {
-		t.Fatalf("lookup returned %d lines for %d domains", n, len(expected))
+	if len(rs) != len(expected) {
+		t.Fatalf("lookup returned %d lines for %d domains", len(rs), len(expected))
 	}
 	// A second scan of the same register in the same database resumes
 	// nothing and finds everything fresh, as with SQLite.
@@ -70,26 +55,8 @@ func TestPostgresScanLookupServe(t *testing.T) {
 	}
 	// A result saved by another process reaches serve through the data
 	// version (polled every second).
-	var domain string
-	for d, v := range expected {
-		if v != result.DANE {
-			domain = d
-			break
-		}
-	}
-	st, err := store.Open(t.Context(), db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := st.Lookup(t.Context(), domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Verdict, r.ScannedAt = result.DANE, time.Now()
-	if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
-		t.Fatal(err)
-	}
+	domain := domainNotIn(expected, result.DANE)
+	saveAsDANE(t, db, domain, 1)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, body := httpGetBody(t, "http://"+c.http+"/v1/domains/"+domain)

@@ -200,14 +200,7 @@ func TestPostgresPasswordNeverPrinted(t *testing.T) {
 		}
 
 		// A scan while another holds the lock.
-		st, err := store.Open(t.Context(), db, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		unlock, err := st.LockScan()
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, unlock := lockedStore(t, db)
 		args = scanArgs(world, input, db)
 		code, stdout, stderr = runMain(t, args...)
 		if code == 0 || !strings.Contains(stderr, "another tlsready scan is running") {

@@ -83,10 +83,7 @@ table. Any other extension needs --format.
 				}
 				return report.RenderTable(w, m, lang)
 			}
-			if out == "" || out == "-" {
-				return write(cmd.OutOrStdout())
-			}
-			if err := writeFileAtomic(out, 0o644, write); err != nil {
+			if toFile, err := writeOut(cmd.OutOrStdout(), out, 0o644, write); err != nil || !toFile {
 				return err
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "tlsready: wrote", out)
@@ -123,6 +120,15 @@ func formatFromOut(out string) (string, error) {
 	default:
 		return "", usageErr("--out %s: cannot tell the format from %q; pass --format html, table, csv or json", out, ext)
 	}
+}
+
+// writeOut writes an --out: to stdout when out is "" or "-", else with
+// writeFileAtomic to the file out, created perm; toFile says which.
+func writeOut(stdout io.Writer, out string, perm os.FileMode, write func(io.Writer) error) (toFile bool, err error) {
+	if out == "" || out == "-" {
+		return false, write(stdout)
+	}
+	return true, writeFileAtomic(out, perm, write)
 }
 
 // writeFileAtomic writes path through a temporary file in the same

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,6 +40,17 @@ func demoWorld(t *testing.T) (*scantest.Internet, string, map[string]result.Verd
 	return world, input, expected
 }
 
+// scanDemo starts the demo world and scans it into db: the world and each
+// domain's expected verdict.
+func scanDemo(t *testing.T, db string) (*scantest.Internet, map[string]result.Verdict) {
+	t.Helper()
+	world, input, expected := demoWorld(t)
+	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != exitOK {
+		t.Fatalf("scan: exit %d: %s", code, stderr)
+	}
+	return world, expected
+}
+
 func scanArgs(world *scantest.Internet, input, db string, extra ...string) []string {
 	return append([]string{"scan", "--input", input, "--db", db,
 		"--resolver", world.DNSAddr, "--ca-file", world.CAFile, "--allow-private",
@@ -50,29 +61,11 @@ func scanArgs(world *scantest.Internet, input, db string, extra ...string) []str
 // TestScanDemoVerdicts scans the demo world through the real scan path and
 // the real database, then checks every domain's verdict with lookup --json.
 func TestScanDemoVerdicts(t *testing.T) {
-	world, input, expected := demoWorld(t)
 	db := filepath.Join(t.TempDir(), "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
-		t.Fatalf("scan exit %d: %s", code, stderr)
-	}
-	args := []string{"lookup", "--db", db, "--json"}
-	for d := range expected {
-		args = append(args, d)
-	}
-	code, out, stderr := runCLI(t, args...)
-	if code != 0 {
-		t.Fatalf("lookup exit %d: %s", code, stderr)
-	}
+	world, expected := scanDemo(t, db)
 	seen := map[result.Verdict]bool{}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<22)
-	n := 0
-	for sc.Scan() {
-		var r result.Result
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("lookup output: %v", err)
-		}
-		n++
+	rs := lookupJSON(t, db, slices.Collect(maps.Keys(expected)))
+	for _, r := range rs {
 		want := expected[r.Domain]
 		if r.Verdict != want {
 			t.Errorf("%s: verdict %s (%s, flags %v), want %s", r.Domain, r.Verdict, r.Reason, r.Flags, want)
@@ -82,8 +75,8 @@ func TestScanDemoVerdicts(t *testing.T) {
 		}
 		seen[r.Verdict] = true
 	}
-	if n != len(expected) {
-		t.Fatalf("lookup returned %d lines for %d domains", n, len(expected))
+	if len(rs) != len(expected) {
+		t.Fatalf("lookup returned %d lines for %d domains", len(rs), len(expected))
 	}
 	for _, v := range result.Verdicts {
 		if !seen[v] {
@@ -115,7 +108,7 @@ func TestScanDemoVerdicts(t *testing.T) {
 	}
 
 	// Unknown domains are not an error.
-	code, out, _ = runCLI(t, "lookup", "--db", db, "--json", "nobody@not-in-the-register.test")
+	code, out, _ := runCLI(t, "lookup", "--db", db, "--json", "nobody@not-in-the-register.test")
 	if code != 0 || !strings.Contains(out, `"verdict":"unknown"`) || strings.Contains(out, "nobody") {
 		t.Errorf("lookup of an unknown domain: exit %d, %s", code, out)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/scantest"
 	"github.com/tlsready/tlsready/store"
 )
 
@@ -188,18 +187,9 @@ func contains(list []string, s string) bool {
 // the socketmap about every domain, the HTTP API answers the same verdicts,
 // and SIGTERM shuts the server down with exit status 0.
 func TestServeDemoPostfix(t *testing.T) {
-	postmap := "/usr/sbin/postmap"
-	if _, err := os.Stat(postmap); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("postmap not found (install Debian's postfix package)")
-		}
-		t.Skip("postmap not found; install Debian's postfix package to run this test")
-	}
-	world, input, expected := demoWorld(t)
+	pm := scantest.NewPostmap(t)
 	db := filepath.Join(t.TempDir(), "t.db")
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
-		t.Fatalf("scan exit %d: %s", code, stderr)
-	}
+	_, expected := scanDemo(t, db)
 	st, err := store.Open(t.Context(), db, store.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -207,10 +197,6 @@ func TestServeDemoPostfix(t *testing.T) {
 	defer st.Close()
 
 	c := startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0")
-	confDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(confDir, "main.cf"), []byte("compatibility_level = 3.6\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	keys := []string{"example.test"} // not in the register
 	for d := range expected {
 		keys = append(keys, d)
@@ -228,7 +214,7 @@ func TestServeDemoPostfix(t *testing.T) {
 			}
 			want = expectedPolicy(r)
 		}
-		got, found := postmapQuery(t, postmap, confDir, c.sm, d)
+		got, found := pm.QuerySocketmap(t, c.sm, "tlspolicy", d)
 		if got != want || found != (want != "") {
 			t.Errorf("postmap -q %s: %q (found %v), want %q", d, got, found, want)
 		}
@@ -293,25 +279,4 @@ func httpGetBody(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
-}
-
-// postmapQuery runs Postfix's socketmap client: postmap -c DIR -q KEY
-// socketmap:inet:ADDR:tlspolicy (exit 0: found, 1: not found).
-func postmapQuery(t *testing.T, postmap, confDir, addr, key string) (string, bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, postmap, "-c", confDir, "-q", key, "socketmap:inet:"+addr+":tlspolicy")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return strings.TrimSuffix(stdout.String(), "\n"), true
-	case errors.As(err, &ee) && ee.ExitCode() == 1 && stdout.Len() == 0:
-		return "", false
-	}
-	t.Fatalf("postmap -q %s: %v\nstdout: %s\nstderr: %s", key, err, stdout.String(), stderr.String())
-	return "", false
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tlsready/tlsready/gateway"
 	"github.com/tlsready/tlsready/scanner/result"
-	"github.com/tlsready/tlsready/store"
+	"github.com/tlsready/tlsready/scanner/scantest"
 	"github.com/tlsready/tlsready/store/pgtest"
 )
 
@@ -25,28 +25,15 @@ import (
 // PostgreSQL starts again: both switch to live data (a change made after
 // the restart reaches them) and health is "ok".
 func TestPostgresServeStartsDuringOutage(t *testing.T) {
-	postmap := "/usr/sbin/postmap"
-	if _, err := os.Stat(postmap); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("postmap not found (install Debian's postfix package)")
-		}
-		t.Skip("postmap not found; install Debian's postfix package to run this test")
-	}
+	pm := scantest.NewPostmap(t)
 	cluster := pgtest.Start(t)
-	world, input, expected := demoWorld(t)
 	db := cluster.NewDatabase(t)
-	if code, _, stderr := runCLI(t, scanArgs(world, input, db)...); code != 0 {
-		t.Fatalf("scan exit %d: %s", code, stderr)
-	}
-	confDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(confDir, "main.cf"), []byte("compatibility_level = 3.6\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, expected := scanDemo(t, db)
 	cacheFile := filepath.Join(t.TempDir(), "serve.cache")
 	first := startServeChild(t, "--db", db, "--http", "127.0.0.1:0", "--socketmap", "127.0.0.1:0", "--cache-file", cacheFile)
 	want := map[string]string{"example.test": ""} // not scanned: not found
 	for d := range expected {
-		want[d], _ = postmapQuery(t, postmap, confDir, first.sm, d)
+		want[d], _ = pm.QuerySocketmap(t, first.sm, "tlspolicy", d)
 	}
 	// The file is written after the first refresh.
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -79,10 +66,10 @@ func TestPostgresServeStartsDuringOutage(t *testing.T) {
 		return code, h
 	}
 	for d, w := range want {
-		if got, found := postmapQuery(t, postmap, confDir, node.sm, d); got != w || found != (w != "") {
+		if got, found := pm.QuerySocketmap(t, node.sm, "tlspolicy", d); got != w || found != (w != "") {
 			t.Errorf("from the cache file, postmap -q %s: %q, want %q", d, got, w)
 		}
-		if got, found := postmapQuery(t, postmap, confDir, bare.sm, d); found {
+		if got, found := pm.QuerySocketmap(t, bare.sm, "tlspolicy", d); found {
 			t.Errorf("without data, postmap -q %s: %q, want not found", d, got)
 		}
 		if reply, err := socketmapGet(bare.sm, d); err != nil || reply != "NOTFOUND " {
@@ -102,34 +89,13 @@ func TestPostgresServeStartsDuringOutage(t *testing.T) {
 	if err := cluster.StartServer(); err != nil {
 		t.Fatal(err)
 	}
-	var domain string
-	for d, v := range expected {
-		if v != result.DANE && v != result.MTASTS {
-			domain = d
-			break
-		}
-	}
-	st, err := store.Open(t.Context(), db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := st.Lookup(t.Context(), domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A tightening: the gateway applies it once a second observation
-	// confirms it (the confirmation rule), so two scans see it.
-	for range 2 {
-		r.Verdict, r.ScannedAt = result.DANE, time.Now()
-		if err := st.SaveResults(t.Context(), []result.Result{r}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	domain := domainNotIn(expected, result.DANE, result.MTASTS)
+	// A tightening: two scans see it (the confirmation rule).
+	saveAsDANE(t, db, domain, 2)
 	for _, c := range []*serveChild{node, bare} {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			got, _ := postmapQuery(t, postmap, confDir, c.sm, domain)
+			got, _ := pm.QuerySocketmap(t, c.sm, "tlspolicy", domain)
 			code, h := health(c)
 			if got == "dane-only" && code == 200 && h.Status == "ok" && !h.FromCacheFile {
 				break

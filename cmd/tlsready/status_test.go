@@ -92,15 +92,8 @@ func TestStatusAndSummaryJSON(t *testing.T) {
 
 	// A scan in progress (it holds the lock) on another register.
 	ctx := context.Background()
-	st, err := store.Open(ctx, db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, unlock := lockedStore(t, db)
 	defer st.Close()
-	unlock, err := st.LockScan()
-	if err != nil {
-		t.Fatal(err)
-	}
 	other := filepath.Join(dir, "other.txt")
 	writeFile(t, other, "a@bigmail.test\n")
 	otherID, err := job.InputIdentity(other)

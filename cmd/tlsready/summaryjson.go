@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -86,4 +87,12 @@ func writeSummaryJSON(path string, sum job.Summary, started time.Time, scanErr e
 		return fmt.Errorf("--summary-json: %w", err)
 	}
 	return nil
+}
+
+// printJSON writes v as the --json output of status, diff and pin list
+// does: indented by two spaces, then a newline.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
