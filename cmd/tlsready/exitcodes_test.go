@@ -13,6 +13,8 @@ import (
 	_ "github.com/mattn/go-sqlite3" // a foreign database, written as another program would
 
 	"github.com/tlsready/tlsready/store"
+
+	"github.com/tlsready/tlsready/scanner/scantest"
 )
 
 // TestExitCodes is README's "Exit codes" table, command by command: the same
@@ -46,7 +48,7 @@ func TestExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	refusing := refusingResolver(t)
+	refusing := scantest.RefusingResolver(t)
 
 	scan := func(extra ...string) []string {
 		a := scanArgs(world, input, filepath.Join(t.TempDir(), "t.db"), extra...)

@@ -1,46 +1,14 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/miekg/dns"
+	"github.com/tlsready/tlsready/scanner/scantest"
 )
-
-// refusingResolver starts a DNS server on loopback that answers every query
-// REFUSED, as a resolver whose access list leaves us out does.
-func refusingResolver(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, NotifyStartedFunc: func() { close(started) },
-		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-			m := new(dns.Msg)
-			m.SetRcode(r, dns.RcodeRefused)
-			_ = w.WriteMsg(m)
-		})}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-errc:
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		if err := <-errc; err != nil {
-			t.Errorf("refusing resolver: %v", err)
-		}
-	})
-	return pc.LocalAddr().String()
-}
 
 // TestDeadResolver: a resolver that is silent, has nothing listening or
 // refuses us stops scan (even of a three-domain register) and check before
@@ -52,22 +20,10 @@ func TestDeadResolver(t *testing.T) {
 	if err := os.WriteFile(input, []byte("a@bigmail.test\nb@chuo-ward.test\nc@plain.test\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { silent.Close() })
-	closed, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.LocalAddr().String()
-	closed.Close()
-
 	for _, tc := range []struct{ name, addr string }{
-		{"silent", silent.LocalAddr().String()},
-		{"nothing listening", closedAddr},
-		{"refused", refusingResolver(t)},
+		{"silent", scantest.SilentResolver(t)},
+		{"nothing listening", scantest.UnboundResolver(t)},
+		{"refused", scantest.RefusingResolver(t)},
 	} {
 		t.Run(tc.name+"/scan", func(t *testing.T) {
 			t.Parallel()

@@ -2,11 +2,12 @@ package resolve
 
 import (
 	"errors"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/tlsready/tlsready/scanner/scantest"
 )
 
 // TestPing: the root NS question tells a resolver that serves us (any
@@ -19,18 +20,6 @@ func TestPing(t *testing.T) {
 		z.Override = func(w dns.ResponseWriter, r *dns.Msg) bool { rcodeReply(w, r, rcode); return true }
 		return startServer(t, z)
 	}
-	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { silent.Close() })
-	closed, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.LocalAddr().String()
-	closed.Close()
-
 	for _, tc := range []struct {
 		name    string
 		addr    string
@@ -42,8 +31,8 @@ func TestPing(t *testing.T) {
 		{"nxdomain", startServer(t, newZone(t)), StatusNXDomain, nil},
 		{"servfail", rcodeServer(dns.RcodeServerFailure), StatusServfail, nil},
 		{"refused rcode", rcodeServer(dns.RcodeRefused), StatusRefused, ErrRcode},
-		{"silent", silent.LocalAddr().String(), StatusTimeout, ErrTimeout},
-		{"nothing listening", closedAddr, StatusError, ErrRefused},
+		{"silent", scantest.SilentResolver(t), StatusTimeout, ErrTimeout},
+		{"nothing listening", scantest.UnboundResolver(t), StatusError, ErrRefused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
