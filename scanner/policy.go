@@ -12,6 +12,8 @@ import (
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/scanner/tlsrpt"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 // STSCache keeps fetched MTA-STS policies between runs (RFC 8461 §5.1):
@@ -191,7 +193,7 @@ func (s *Scanner) tlsaOnce(ctx context.Context, name string) *result.TLSA {
 	t, ok := s.tlsa.do(ctx, name, func() *result.TLSA {
 		ans := s.cfg.Resolver.TLSA(ctx, name)
 		s.noteDNS(ans.Answer)
-		t := &result.TLSA{Name: trimDot(name), Secure: ans.Secure, Status: string(ans.Status)}
+		t := &result.TLSA{Name: dnsname.Key(name), Secure: ans.Secure, Status: string(ans.Status)}
 		for _, rr := range ans.Records {
 			t.Records = append(t.Records, result.TLSARecord{
 				Usage: rr.Usage, Selector: rr.Selector, MatchingType: rr.MatchingType, Data: hexString(rr.Data),

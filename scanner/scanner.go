@@ -598,7 +598,7 @@ func (s *Scanner) judgeHost(ctx context.Context, name string, mxSecure bool) (re
 
 // tlsaBase is the base domain of a TLSA owner name "_25._tcp.<base>".
 func tlsaBase(owner string) string {
-	owner = strings.TrimSuffix(owner, ".")
+	owner = dnsname.Key(owner)
 	if _, rest, ok := strings.Cut(owner, "._tcp."); ok {
 		return rest
 	}

@@ -2,10 +2,7 @@ package scanner
 
 import (
 	"encoding/hex"
-	"strings"
 )
-
-func trimDot(s string) string { return strings.TrimSuffix(s, ".") }
 
 func hexString(b []byte) string { return hex.EncodeToString(b) }
 

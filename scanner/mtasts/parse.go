@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/internal/txtfield"
 )
 
@@ -300,7 +301,7 @@ func parseMXPattern(v string) (string, error) {
 	if !validDomain(d) {
 		return "", fmt.Errorf("mx is not a domain name or *.domain pattern")
 	}
-	d = strings.ToLower(d)
+	d = dnsname.Key(d)
 	if wild {
 		return "*." + d, nil
 	}

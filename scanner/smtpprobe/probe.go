@@ -13,7 +13,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,6 +20,8 @@ import (
 	ztls "github.com/zmap/zcrypto/tls"
 
 	"github.com/tlsready/tlsready/scanner/result"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 // Defaults of the zero Config fields.
@@ -108,7 +109,7 @@ func (c Config) withDefaults() Config {
 // bounded to MaxReplyLines lines of MaxLineLen bytes.
 func Probe(ctx context.Context, cfg Config, sni string, ip netip.Addr) *result.Probe {
 	cfg = cfg.withDefaults()
-	sni = strings.TrimSuffix(sni, ".")
+	sni = dnsname.Key(sni)
 	p := &result.Probe{IP: ip, SNI: sni, StartedAt: cfg.Now()}
 	switch err := cfg.Validate(); {
 	case err != nil:

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/result"
+
+	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 // ErrNoTLS is returned by Leaf and Chain for a probe without a completed
@@ -328,7 +330,7 @@ func NameMatch(p *result.Probe, host string) bool {
 	if p == nil || p.TLS == nil || len(p.TLS.Certs) == 0 {
 		return false
 	}
-	host = strings.TrimSuffix(host, ".")
+	host = dnsname.Key(host)
 	names := p.TLS.Certs[0].DNSNames
 	if p.TLS.AllNames != nil {
 		names = p.TLS.AllNames
