@@ -29,9 +29,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/tlsready/tlsready/scanner/limiter"
 
 	"github.com/tlsready/tlsready/scanner/dnsname"
+	"github.com/tlsready/tlsready/scanner/limiter"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )

@@ -15,10 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tlsready/tlsready/scanner/dnsname"
-
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )

@@ -10,11 +10,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tlsready/tlsready/scanner/dnsname"
-
 	"golang.org/x/net/publicsuffix"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/store"
 )

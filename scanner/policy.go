@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/dane"
+	"github.com/tlsready/tlsready/scanner/dnsname"
 	"github.com/tlsready/tlsready/scanner/mtasts"
 	"github.com/tlsready/tlsready/scanner/resolve"
 	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/smtpprobe"
 	"github.com/tlsready/tlsready/scanner/tlsrpt"
-
-	"github.com/tlsready/tlsready/scanner/dnsname"
 )
 
 // STSCache keeps fetched MTA-STS policies between runs (RFC 8461 §5.1):
@@ -202,7 +201,7 @@ func (s *Scanner) tlsaOnce(ctx context.Context, name string) *result.TLSA {
 		return t
 	})
 	if !ok {
-		return &result.TLSA{Name: name, Status: string(resolve.StatusTimeout)}
+		return &result.TLSA{Name: dnsname.Key(name), Status: string(resolve.StatusTimeout)}
 	}
 	return t
 }

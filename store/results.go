@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tlsready/tlsready/scanner/dnsname"
-
 	"github.com/tlsready/tlsready/scanner/result"
 )
 

@@ -12,9 +12,8 @@ import (
 
 	_ "github.com/mattn/go-sqlite3" // a foreign database, written as another program would
 
-	"github.com/tlsready/tlsready/store"
-
 	"github.com/tlsready/tlsready/scanner/scantest"
+	"github.com/tlsready/tlsready/store"
 )
 
 // TestExitCodes is README's "Exit codes" table, command by command: the same

@@ -19,9 +19,8 @@ import (
 
 	ztls "github.com/zmap/zcrypto/tls"
 
-	"github.com/tlsready/tlsready/scanner/result"
-
 	"github.com/tlsready/tlsready/scanner/dnsname"
+	"github.com/tlsready/tlsready/scanner/result"
 )
 
 // Defaults of the zero Config fields.

@@ -18,9 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tlsready/tlsready/scanner/result"
-
 	"github.com/tlsready/tlsready/scanner/dnsname"
+	"github.com/tlsready/tlsready/scanner/result"
 )
 
 // ErrNoTLS is returned by Leaf and Chain for a probe without a completed

@@ -8,11 +8,10 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/tlsready/tlsready/scanner/scantest"
-
 	"golang.org/x/net/idna"
 
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/scantest"
 )
 
 // policyMaxAge is the max_age of the demo's MTA-STS policies (one week).

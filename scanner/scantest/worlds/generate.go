@@ -10,9 +10,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/tlsready/tlsready/scanner/scantest"
-
 	"github.com/tlsready/tlsready/scanner/result"
+	"github.com/tlsready/tlsready/scanner/scantest"
 )
 
 // GenOptions sizes a generated world.

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsready/tlsready/scanner/result"
 	"github.com/tlsready/tlsready/scanner/scantest"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/idna"
-
-	"github.com/tlsready/tlsready/scanner/result"
 )
 
 // The checker below is a deliberately small re-statement of docs/verdicts.md,
