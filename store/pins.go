@@ -115,11 +115,11 @@ CREATE TABLE pin_audit (
 // pinsVersion is the schema version from which the pins exist.
 var pinsVersion = slices.Index(migrations, pinsSchema) + 1
 
-// Bounds of what a pin stores: the reason is free text from an operator.
-const (
-	maxPinReason = 1024
-	maxPinPolicy = 64
-)
+// MaxPinReason bounds what a pin (and its audit event) stores of the
+// reason, free text from an operator; longer ones are refused.
+const MaxPinReason = 1024
+
+const maxPinPolicy = 64
 
 // nullTime is t as a nullable Unix nanosecond value.
 func nullTime(t time.Time) any {
@@ -152,8 +152,8 @@ func (s *Store) SetPin(ctx context.Context, p Pin) (old Pin, ok bool, err error)
 		return Pin{}, false, errors.New("store: set pin: no domain")
 	case p.Policy == "" || len(p.Policy) > maxPinPolicy:
 		return Pin{}, false, fmt.Errorf("store: set pin %s: invalid policy %q", p.Domain, p.Policy)
-	case len(p.Reason) > maxPinReason:
-		return Pin{}, false, fmt.Errorf("store: set pin %s: reason longer than %d bytes", p.Domain, maxPinReason)
+	case len(p.Reason) > MaxPinReason:
+		return Pin{}, false, fmt.Errorf("store: set pin %s: reason longer than %d bytes", p.Domain, MaxPinReason)
 	}
 	err = s.pinTx(ctx, func(tx *sql.Tx) error {
 		if old, ok, err = s.pinIn(ctx, tx, p.Domain); err != nil {
@@ -186,8 +186,8 @@ func (s *Store) RemovePin(ctx context.Context, e PinEvent) (Pin, error) {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	if len(e.Reason) > maxPinReason {
-		return Pin{}, fmt.Errorf("store: remove pin %s: reason longer than %d bytes", e.Domain, maxPinReason)
+	if len(e.Reason) > MaxPinReason {
+		return Pin{}, fmt.Errorf("store: remove pin %s: reason longer than %d bytes", e.Domain, MaxPinReason)
 	}
 	var old Pin
 	err := s.pinTx(ctx, func(tx *sql.Tx) error {

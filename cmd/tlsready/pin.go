@@ -15,9 +15,6 @@ import (
 	"github.com/tlsready/tlsready/store"
 )
 
-// maxPinReason bounds --reason (the store refuses longer ones).
-const maxPinReason = 1024
-
 func newPinCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pin",
@@ -74,8 +71,8 @@ func parseUntil(s string, now time.Time) (time.Time, error) {
 }
 
 func checkReason(r string) error {
-	if len(r) > maxPinReason {
-		return usageErr("--reason is longer than %d bytes", maxPinReason)
+	if len(r) > store.MaxPinReason {
+		return usageErr("--reason is longer than %d bytes", store.MaxPinReason)
 	}
 	return nil
 }
