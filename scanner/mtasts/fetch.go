@@ -157,6 +157,12 @@ func Fetch(ctx context.Context, cfg FetchConfig, domain string) (*Policy, []byte
 		return nil, nil, &FetchError{Reason: classify(ctx, err), Err: err}
 	}
 	defer resp.Body.Close() // without draining: a too-large body is not read further
+	if err := ctx.Err(); err != nil {
+		// The answer came as the time ran out (a server that answers only
+		// when the client gives up, for one): the fetch did not finish in
+		// time, whatever the status and type say.
+		return nil, nil, &FetchError{Reason: classify(ctx, err), StatusCode: resp.StatusCode, Err: err}
+	}
 
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
