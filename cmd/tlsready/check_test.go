@@ -22,7 +22,10 @@ type checkWorld struct {
 func newCheckWorld(t *testing.T) checkWorld {
 	t.Helper()
 	b := scantest.NewBuilder(nil)
-	b.MailDomain("tarpit.test", scantest.SMTPHost{BannerDelay: 6 * time.Second})
+	// The banner comes 8 s after the connection: the first "waiting for"
+	// line is due after 5 s of silence and the watch looks once a second,
+	// so a slow machine has three looks to print it before the banner.
+	b.MailDomain("tarpit.test", scantest.SMTPHost{BannerDelay: 8 * time.Second})
 	b.MailDomain("silent.test", scantest.SMTPHost{Silent: true})
 	// A validating resolver answers a bogus signature with SERVFAIL.
 	b.Secure("bogus.test")
